@@ -1,0 +1,13 @@
+import type { Command } from 'commander';
+
+// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+export function register(program: Command): void {
+  program
+    .command('doctor')
+    .description('ONNX Runtime, execution providers and cache locations (not implemented yet)')
+    .allowUnknownOption()
+    .action(() => {
+      process.stderr.write('error: sparserm doctor is not implemented yet\n');
+      process.exitCode = 1;
+    });
+}

@@ -1,0 +1,265 @@
+/**
+ * The ONLY module that imports onnxruntime-node. Everything else passes plain typed arrays in and out.
+ *
+ * - Execution provider choice: `selectExecutionProvider()` is pure (unit-tested on every branch);
+ *   `probeCuda()` looks at the machine (ORT's CUDA provider library, a visible NVIDIA GPU).
+ * - ORT does not fall back silently: asking for the CUDA provider without its libraries THROWS at session
+ *   creation. `createSession()` catches that and retries on CPU, and says why in `session.epReason`.
+ * - Sessions created from a model path are cached (same file, same mtime, same options → same session) and
+ *   reference-counted; `close()` releases one reference.
+ * - Runs are serialized per session (ORT sessions are not meant to be hammered concurrently from JS, and the
+ *   Node binding runs on the main thread anyway), and cancellable through an AbortSignal between runs: the
+ *   check happens before a queued run starts and again when it finishes (a run in progress cannot be interrupted).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+import { CancelledError } from '../errors';
+
+type OrtModule = typeof import('onnxruntime-node');
+type OrtInferenceSession = import('onnxruntime-node').InferenceSession;
+
+let ortModule: OrtModule | undefined;
+/** Loaded lazily so commands that never run a model don't pay for the native addon. */
+export function ort(): OrtModule {
+  if (!ortModule) {
+    const require = createRequire(import.meta.url);
+    ortModule = require('onnxruntime-node') as OrtModule;
+    // ORT logs a native error line when a provider library is missing; we report that ourselves.
+    ortModule.env.logLevel = 'error';
+  }
+  return ortModule;
+}
+
+export type EpRequest = 'auto' | 'cuda' | 'cpu';
+export type Ep = 'cuda' | 'cpu';
+
+export interface CudaProbe {
+  /** True when ORT's CUDA provider library is installed AND an NVIDIA GPU is visible. */
+  cudaAvailable: boolean;
+  /** Why CUDA is not available, in words the user can act on. */
+  cudaError?: string;
+  /** ORT's CUDA provider library, if found. */
+  providerLibrary?: string;
+  /** What tells us a GPU is there (nvidia driver in /proc, /dev/nvidia0, ...). */
+  gpu?: string;
+}
+
+export interface EpChoice {
+  ep: Ep;
+  reason: string;
+}
+
+/** Pure choice of execution provider from the request and what the machine offers. */
+export function selectExecutionProvider(request: EpRequest, probe: CudaProbe): EpChoice {
+  const why = probe.cudaError ?? 'the CUDA execution provider is not available';
+  switch (request) {
+    case 'cpu':
+      return { ep: 'cpu', reason: 'CPU requested' };
+    case 'cuda':
+      return probe.cudaAvailable
+        ? { ep: 'cuda', reason: 'CUDA requested and available' }
+        : { ep: 'cpu', reason: `CUDA requested but unavailable (${why}); running on CPU` };
+    case 'auto':
+      return probe.cudaAvailable
+        ? { ep: 'cuda', reason: 'auto: CUDA available' }
+        : { ep: 'cpu', reason: `auto: CUDA unavailable (${why}); using CPU` };
+    default:
+      throw new Error(`unknown execution provider request: ${String(request)}`);
+  }
+}
+
+/** The folder holding ORT's native libraries (where the CUDA provider .so/.dll would be installed). */
+export function ortBinaryDir(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = path.dirname(require.resolve('onnxruntime-node/package.json'));
+    const arch = process.arch;
+    const dir = path.join(pkg, 'bin', 'napi-v6', process.platform, arch);
+    return fs.existsSync(dir) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let probeMemo: CudaProbe | undefined;
+/** Looks (cheaply, without loading CUDA) for ORT's CUDA provider library and an NVIDIA GPU. Memoised. */
+export function probeCuda(refresh = false): CudaProbe {
+  if (probeMemo && !refresh) return probeMemo;
+  const dir = ortBinaryDir();
+  const libName = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  const lib = dir ? path.join(dir, libName) : undefined;
+  const hasLib = !!lib && fs.existsSync(lib);
+  const gpu = ['/proc/driver/nvidia/version', '/dev/nvidia0', '/dev/nvidiactl'].find((p) => fs.existsSync(p));
+  let cudaError: string | undefined;
+  if (!hasLib && !gpu) cudaError = 'no NVIDIA GPU visible and ONNX Runtime\'s CUDA provider is not installed';
+  else if (!gpu) cudaError = 'no NVIDIA GPU visible (no /proc/driver/nvidia, no /dev/nvidia0)';
+  else if (!hasLib) {
+    cudaError = `ONNX Runtime's CUDA provider is not installed (${libName} missing in ${dir ?? 'onnxruntime-node/bin'}); reinstall with \`npm install --onnxruntime-node-install=cuda12\``;
+  }
+  probeMemo = { cudaAvailable: hasLib && !!gpu, cudaError, providerLibrary: hasLib ? lib : undefined, gpu };
+  return probeMemo;
+}
+
+export type TensorType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8' | 'float64';
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Uint16Array;
+
+/** A tensor going into or coming out of a session; plain data so callers never touch onnxruntime. */
+export interface TensorValue {
+  type: TensorType;
+  data: TensorData;
+  dims: number[];
+}
+
+export interface SessionOptions {
+  ep?: EpRequest;
+  /** Threads for one op (ORT default: all cores). */
+  intraOpThreads?: number;
+  /** Share one session per (file, mtime, options). Default true for paths; byte models are never cached. */
+  cache?: boolean;
+  /** Injected for tests: the machine probe. */
+  probe?: CudaProbe;
+}
+
+export interface OrtSession {
+  readonly ep: Ep;
+  readonly epReason: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Runs one forward pass (queued behind runs already in flight on this session). */
+  run(feeds: Record<string, TensorValue>, opts?: { signal?: AbortSignal; outputs?: string[] }): Promise<Record<string, TensorValue>>;
+  /** Releases this reference; the native session is freed when the last one closes. */
+  close(): Promise<void>;
+}
+
+interface Shared {
+  key?: string;
+  session: OrtInferenceSession;
+  ep: Ep;
+  epReason: string;
+  refs: number;
+  queue: Promise<unknown>;
+}
+
+const cache = new Map<string, Promise<Shared>>();
+
+/** ORT's options for one provider. Kept in one place so the CUDA settings are easy to audit. */
+function providerConfig(ep: Ep): Array<string | { name: string; [k: string]: unknown }> {
+  return ep === 'cuda' ? [{ name: 'cuda' }, 'cpu'] : ['cpu'];
+}
+
+async function createShared(model: string | Uint8Array, opts: SessionOptions, key?: string): Promise<Shared> {
+  const o = ort();
+  const choice = selectExecutionProvider(opts.ep ?? 'auto', opts.probe ?? probeCuda());
+  const base = {
+    graphOptimizationLevel: 'all' as const,
+    logSeverityLevel: 3 as const,
+    ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+  };
+  const make = (ep: Ep) =>
+    typeof model === 'string'
+      ? o.InferenceSession.create(model, { ...base, executionProviders: providerConfig(ep) as never })
+      : o.InferenceSession.create(model, { ...base, executionProviders: providerConfig(ep) as never });
+  let session: OrtInferenceSession;
+  let { ep, reason } = choice;
+  if (ep === 'cuda') {
+    try {
+      session = await make('cuda');
+    } catch (err) {
+      // ORT throws instead of falling back when CUDA/cuDNN libraries are missing or the GPU can't be used.
+      ep = 'cpu';
+      reason = `${reason}, but creating the CUDA session failed (${firstLine(err)}); running on CPU`;
+      session = await make('cpu');
+    }
+  } else {
+    session = await make('cpu');
+  }
+  return { key, session, ep, epReason: reason, refs: 0, queue: Promise.resolve() };
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 300);
+}
+
+/**
+ * Creates (or reuses) a session. A model given by path may use external data beside it; a model given as
+ * bytes must be self-contained.
+ */
+export async function createSession(model: string | Uint8Array, opts: SessionOptions = {}): Promise<OrtSession> {
+  let shared: Shared;
+  if (typeof model === 'string' && opts.cache !== false) {
+    const abs = path.resolve(model);
+    const st = fs.statSync(abs);
+    const key = JSON.stringify([abs, st.size, st.mtimeMs, opts.ep ?? 'auto', opts.intraOpThreads ?? 0]);
+    let p = cache.get(key);
+    if (!p) {
+      p = createShared(abs, opts, key);
+      cache.set(key, p);
+      p.catch(() => cache.delete(key));
+    }
+    shared = await p;
+  } else {
+    shared = await createShared(model, opts);
+  }
+  shared.refs++;
+  return wrap(shared);
+}
+
+function toOrtTensor(name: string, v: TensorValue): import('onnxruntime-node').Tensor {
+  const count = v.dims.reduce((a, d) => a * d, 1);
+  if (count !== v.data.length) throw new Error(`feed ${name}: ${v.data.length} values for dims [${v.dims.join(',')}]`);
+  return new (ort().Tensor)(v.type as never, v.data as never, v.dims);
+}
+
+function wrap(shared: Shared): OrtSession {
+  let closed = false;
+  return {
+    ep: shared.ep,
+    epReason: shared.epReason,
+    inputNames: shared.session.inputNames,
+    outputNames: shared.session.outputNames,
+    run(feeds, opts = {}) {
+      if (closed) return Promise.reject(new Error('session is closed'));
+      const task = async () => {
+        if (opts.signal?.aborted) throw new CancelledError();
+        const ortFeeds: Record<string, import('onnxruntime-node').Tensor> = {};
+        for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrtTensor(k, v);
+        const res = opts.outputs ? await shared.session.run(ortFeeds, opts.outputs) : await shared.session.run(ortFeeds);
+        if (opts.signal?.aborted) throw new CancelledError();
+        const out: Record<string, TensorValue> = {};
+        for (const [k, t] of Object.entries(res)) {
+          out[k] = { type: t.type as TensorType, data: t.data as TensorData, dims: [...t.dims] };
+        }
+        return out;
+      };
+      const next = shared.queue.then(task, task);
+      shared.queue = next.catch(() => undefined);
+      return next;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      shared.refs--;
+      if (shared.refs > 0) return;
+      if (shared.key) cache.delete(shared.key);
+      await shared.queue;
+      await shared.session.release();
+    },
+  };
+}
+
+/** Number of distinct native sessions alive in the cache (for tests and `doctor`). */
+export function cachedSessionCount(): number {
+  return cache.size;
+}
+
+/** What `doctor` prints: ORT version and backends this build knows about. */
+export function ortInfo(): { version: string; backends: Array<{ name: string; bundled: boolean }>; binaryDir?: string } {
+  const o = ort() as OrtModule & { listSupportedBackends?: () => Array<{ name: string; bundled: boolean }> };
+  return {
+    version: o.env.versions?.node ?? o.env.versions?.common ?? 'unknown',
+    backends: o.listSupportedBackends?.() ?? [],
+    binaryDir: ortBinaryDir(),
+  };
+}

@@ -1,0 +1,126 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { CancelledError } from '../../../main/engine/errors';
+import { GraphBuilder, saveModel } from '../../../main/engine/onnx/graph-builder';
+import {
+  cachedSessionCount,
+  createSession,
+  ortInfo,
+  probeCuda,
+  selectExecutionProvider,
+  type CudaProbe,
+} from '../../../main/engine/runtime/ort';
+import { tempDir } from '../../helpers/paths';
+
+const noCuda: CudaProbe = { cudaAvailable: false, cudaError: 'no NVIDIA GPU visible' };
+const cuda: CudaProbe = { cudaAvailable: true, gpu: '/dev/nvidia0', providerLibrary: '/x/libonnxruntime_providers_cuda.so' };
+
+describe('selectExecutionProvider', () => {
+  it('cpu request → cpu, whatever the machine has', () => {
+    expect(selectExecutionProvider('cpu', cuda)).toEqual({ ep: 'cpu', reason: 'CPU requested' });
+    expect(selectExecutionProvider('cpu', noCuda).ep).toBe('cpu');
+  });
+  it('cuda request → cuda when available, else cpu with the probe reason', () => {
+    expect(selectExecutionProvider('cuda', cuda).ep).toBe('cuda');
+    const r = selectExecutionProvider('cuda', noCuda);
+    expect(r.ep).toBe('cpu');
+    expect(r.reason).toContain('CUDA requested but unavailable');
+    expect(r.reason).toContain('no NVIDIA GPU visible');
+    expect(r.reason).toContain('running on CPU');
+  });
+  it('auto → cuda when available, else cpu with the reason (a generic one when the probe gives none)', () => {
+    expect(selectExecutionProvider('auto', cuda)).toEqual({ ep: 'cuda', reason: 'auto: CUDA available' });
+    expect(selectExecutionProvider('auto', noCuda).reason).toBe('auto: CUDA unavailable (no NVIDIA GPU visible); using CPU');
+    expect(selectExecutionProvider('auto', { cudaAvailable: false }).reason).toContain('the CUDA execution provider is not available');
+  });
+  it('unknown request throws', () => {
+    expect(() => selectExecutionProvider('tpu' as never, cuda)).toThrow(/unknown/);
+  });
+});
+
+describe('probeCuda on this machine', () => {
+  it('reports what is missing in actionable words', () => {
+    const p = probeCuda(true);
+    if (!p.cudaAvailable) expect(p.cudaError).toMatch(/GPU|CUDA provider/);
+    else expect(p.providerLibrary).toBeTruthy();
+  });
+});
+
+function addOneModel(): string {
+  const dir = tempDir();
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', ['n']);
+  b.node('Add', [x, b.constF32([1])], ['y']);
+  b.output('y', 'float32', ['n']);
+  const file = path.join(dir, 'add.onnx');
+  saveModel(file, b.toModel({ opset: 21 }));
+  return file;
+}
+
+describe('createSession', () => {
+  it('falls back to CPU with a clear reason when the CUDA provider throws at session creation', async () => {
+    // Pretend the probe saw a GPU: ORT then really tries CUDA, throws (no provider library here), and we retry.
+    const file = addOneModel();
+    const s = await createSession(file, { ep: 'cuda', probe: cuda, cache: false });
+    expect(s.ep).toBe('cpu');
+    expect(s.epReason).toMatch(/creating the CUDA session failed \(.+\); running on CPU/);
+    const out = await s.run({ x: { type: 'float32', data: new Float32Array([1, 2]), dims: [2] } });
+    expect(Array.from(out.y.data as Float32Array)).toEqual([2, 3]);
+    await s.close();
+  });
+
+  it('caches sessions by file, counts references, and frees on the last close', async () => {
+    const file = addOneModel();
+    const before = cachedSessionCount();
+    const a = await createSession(file, { ep: 'cpu' });
+    const b = await createSession(file, { ep: 'cpu' });
+    expect(cachedSessionCount()).toBe(before + 1);
+    await a.close();
+    expect(cachedSessionCount()).toBe(before + 1);
+    const out = await b.run({ x: { type: 'float32', data: new Float32Array([5]), dims: [1] } });
+    expect((out.y.data as Float32Array)[0]).toBe(6);
+    await b.close();
+    expect(cachedSessionCount()).toBe(before);
+    await expect(b.run({ x: { type: 'float32', data: new Float32Array([5]), dims: [1] } })).rejects.toThrow(/closed/);
+  });
+
+  it('serializes runs in submission order and cancels queued runs via AbortSignal', async () => {
+    const s = await createSession(addOneModel(), { ep: 'cpu', cache: false });
+    const order: number[] = [];
+    const ctl = new AbortController();
+    const runs = [0, 1, 2, 3].map((i) =>
+      s
+        .run({ x: { type: 'float32', data: new Float32Array([i]), dims: [1] } }, { signal: i >= 2 ? ctl.signal : undefined })
+        .then((o) => {
+          order.push(i);
+          if (i === 1) ctl.abort();
+          return (o.y.data as Float32Array)[0];
+        }),
+    );
+    const settled = await Promise.allSettled(runs);
+    expect(order).toEqual([0, 1]);
+    expect(settled[0]).toEqual({ status: 'fulfilled', value: 1 });
+    expect(settled[1]).toEqual({ status: 'fulfilled', value: 2 });
+    for (const r of settled.slice(2)) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(CancelledError);
+    }
+    // The session still works after cancellations.
+    const after = await s.run({ x: { type: 'float32', data: new Float32Array([9]), dims: [1] } });
+    expect((after.y.data as Float32Array)[0]).toBe(10);
+    await s.close();
+  });
+
+  it('rejects feeds whose data does not match their dims', async () => {
+    const s = await createSession(addOneModel(), { ep: 'cpu', cache: false });
+    await expect(s.run({ x: { type: 'float32', data: new Float32Array(3), dims: [2] } })).rejects.toThrow(/3 values for dims \[2\]/);
+    await s.close();
+  });
+
+  it('ortInfo reports the installed version', () => {
+    const info = ortInfo();
+    expect(info.version).toMatch(/^1\.30\./);
+    expect(info.backends.map((b) => b.name)).toContain('cpu');
+  });
+});

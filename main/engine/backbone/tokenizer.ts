@@ -1,0 +1,381 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { Tokenizer } from '@huggingface/tokenizers';
+import { z } from 'zod';
+
+import { InputError } from '../errors';
+import { ChatTemplate } from './chat-template';
+
+/**
+ * Gemma tokenizer + chat template, read from a checkpoint's own `tokenizer.json` / `tokenizer_config.json`
+ * with @huggingface/tokenizers and @huggingface/jinja (no hand-written BPE, no hand-written template).
+ *
+ * Sequences always hold exactly one BOS, first: the template emits `<bos>` itself, so the rendered text is
+ * tokenized WITHOUT adding specials (a second BOS shifts every activation).
+ */
+
+export interface SpecialIds {
+  pad: number;
+  eos: number;
+  bos: number;
+  unk: number;
+  startOfTurn: number;
+  endOfTurn: number;
+}
+
+export interface ChatEncoding {
+  /** Token ids of the whole rendered conversation, BOS first (exactly one BOS). */
+  ids: number[];
+  /** Half-open token span [responseStart, responseEnd) of the response content as it sits in the sequence
+   *  (after the template's `trim`), `<end_of_turn>` excluded. */
+  responseStart: number;
+  responseEnd: number;
+  /** Half-open token span of the prompt content (for display). */
+  promptStart: number;
+  promptEnd: number;
+  /** The rendered text that was tokenized. */
+  text: string;
+  /** The response content exactly as inserted by the template (e.g. trimmed). */
+  responseText: string;
+  /** True when the response is empty after the template's trim (4 HH-RLHF rows have an empty chosen). Then
+   *  responseStart === responseEnd === the index of the `<end_of_turn>` that closes the model turn. */
+  empty: boolean;
+  /** The tokens to pool for a response representation: the response span, or — for an empty response — the
+   *  single closing `<end_of_turn>` token [responseStart, responseStart + 1), so an empty answer still gets a
+   *  defined (and comparable) representation instead of a mean over nothing. */
+  poolStart: number;
+  poolEnd: number;
+}
+
+export interface GemmaChatTokenizer {
+  /** The checkpoint folder this tokenizer was read from. */
+  readonly dir: string;
+  readonly vocabSize: number;
+  readonly specialIds: SpecialIds;
+  /** False for base (PT) checkpoints whose tokenizer_config.json has no chat_template: encodeChat then throws. */
+  readonly hasChatTemplate: boolean;
+  encodeChat(prompt: string, response: string): ChatEncoding;
+  /** BOS + the text's tokens (exactly one BOS). */
+  encodeText(text: string): number[];
+  /** One display string per id: `▁` shown as a space, byte-fallback bytes merged into the character they
+   *  encode (shown on the character's first byte, continuation bytes get ''), stray bytes as `<0xNN>`. */
+  tokenStrings(ids: number[]): string[];
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
+}
+
+const TokenizerJson = z.looseObject({
+  model: z.looseObject({
+    type: z.string(),
+    vocab: z.union([z.record(z.string(), z.number()), z.array(z.tuple([z.string(), z.number()]))]),
+    byte_fallback: z.boolean().optional(),
+  }),
+  added_tokens: z.array(z.looseObject({ id: z.number().int(), content: z.string(), special: z.boolean().optional() })).default([]),
+});
+
+const TokenText = z.union([z.string(), z.looseObject({ content: z.string() })]).transform((t) => (typeof t === 'string' ? t : t.content));
+
+const TokenizerConfig = z.looseObject({
+  chat_template: z
+    .union([z.string(), z.array(z.looseObject({ name: z.string(), template: z.string() }))])
+    .optional()
+    .nullable(),
+  bos_token: TokenText.optional().nullable(),
+  eos_token: TokenText.optional().nullable(),
+  pad_token: TokenText.optional().nullable(),
+  unk_token: TokenText.optional().nullable(),
+});
+
+const CONTROL_TOKENS = ['<bos>', '<eos>', '<pad>', '<start_of_turn>', '<end_of_turn>'] as const;
+const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
+
+export async function loadTokenizer(checkpointDir: string): Promise<GemmaChatTokenizer> {
+  const dir = path.resolve(checkpointDir);
+  const tokPath = path.join(dir, 'tokenizer.json');
+  const cfgPath = path.join(dir, 'tokenizer_config.json');
+
+  const tokJson = await readJson(tokPath, dir, 'tokenizer.json (the Hugging Face fast-tokenizer file) in the checkpoint folder');
+  const tokParsed = TokenizerJson.safeParse(tokJson);
+  if (!tokParsed.success) {
+    const issue = tokParsed.error.issues[0];
+    throw new InputError({ file: tokPath, field: issue.path.join('.') || undefined, expected: 'a tokenizer.json with a model.vocab and added_tokens', got: issue.message });
+  }
+  if (tokParsed.data.model.type !== 'BPE') {
+    throw new InputError({ file: tokPath, field: 'model.type', expected: '"BPE" (Gemma tokenizers are BPE with byte fallback)', got: JSON.stringify(tokParsed.data.model.type) });
+  }
+
+  const cfgRaw = await readJson(cfgPath, dir, 'tokenizer_config.json (holds the chat template and bos_token)', true);
+  const cfgParsed = TokenizerConfig.safeParse(cfgRaw ?? {});
+  if (!cfgParsed.success) {
+    const issue = cfgParsed.error.issues[0];
+    throw new InputError({ file: cfgPath, field: issue.path.join('.') || undefined, expected: 'a tokenizer_config.json with string chat_template / bos_token', got: issue.message });
+  }
+  const cfg = cfgParsed.data;
+
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(tokJson as object, (cfgRaw ?? {}) as object);
+  } catch (err) {
+    throw new InputError({ file: tokPath, expected: 'a tokenizer.json that @huggingface/tokenizers can load', got: JSON.stringify(err instanceof Error ? err.message : String(err)) }, err);
+  }
+
+  const idOf = (token: string, field: string): number => {
+    const id = tokenizer.token_to_id(token);
+    if (id === undefined) throw new InputError({ file: tokPath, field, expected: `the Gemma special token ${token} in the vocabulary` });
+    return id;
+  };
+  const bosText = cfg.bos_token ?? '<bos>';
+  const eosText = cfg.eos_token ?? '<eos>';
+  const specialIds: SpecialIds = {
+    pad: idOf(cfg.pad_token ?? '<pad>', 'pad_token'),
+    eos: idOf(eosText, 'eos_token'),
+    bos: idOf(bosText, 'bos_token'),
+    unk: idOf(cfg.unk_token ?? '<unk>', 'unk_token'),
+    startOfTurn: idOf('<start_of_turn>', 'added_tokens'),
+    endOfTurn: idOf('<end_of_turn>', 'added_tokens'),
+  };
+
+  let template: ChatTemplate | undefined;
+  if (cfg.chat_template) {
+    const source = typeof cfg.chat_template === 'string' ? cfg.chat_template : cfg.chat_template.find((t) => t.name === 'default')?.template;
+    if (!source) throw new InputError({ file: cfgPath, field: 'chat_template', expected: 'a template string or a list holding one named "default"' });
+    template = new ChatTemplate(source, { bos_token: bosText, eos_token: eosText }, { file: cfgPath, field: 'chat_template' });
+  }
+
+  const vocab = tokParsed.data.model.vocab;
+  const vocabEntries = Array.isArray(vocab) ? vocab.length : Object.keys(vocab).length;
+  const maxAdded = tokParsed.data.added_tokens.reduce((m, t) => Math.max(m, t.id + 1), 0);
+  return new HfGemmaChatTokenizer(dir, tokPath, cfgPath, tokenizer, specialIds, template, Math.max(vocabEntries, maxAdded), tokParsed.data.model.byte_fallback ?? false);
+}
+
+async function readJson(file: string, dir: string, what: string, optional = false): Promise<unknown | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (optional) return undefined;
+      throw new InputError({ file: dir, expected: what, got: 'no such file' }, err);
+    }
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError({ file, expected: 'valid JSON', got: JSON.stringify(err instanceof Error ? err.message : String(err)) }, err);
+  }
+}
+
+class HfGemmaChatTokenizer implements GemmaChatTokenizer {
+  private readonly addedById: Map<number, string>;
+  private readonly normalize: (s: string) => string;
+
+  constructor(
+    readonly dir: string,
+    private readonly tokPath: string,
+    private readonly cfgPath: string,
+    private readonly tok: Tokenizer,
+    readonly specialIds: SpecialIds,
+    private readonly template: ChatTemplate | undefined,
+    readonly vocabSize: number,
+    private readonly byteFallback: boolean,
+  ) {
+    this.addedById = new Map([...tok.get_added_tokens_decoder()].map(([id, t]) => [id, t.content]));
+    const norm = tok.normalizer;
+    this.normalize = norm ? (s) => norm(s) : (s) => s;
+  }
+
+  get hasChatTemplate(): boolean {
+    return this.template !== undefined;
+  }
+
+  encodeChat(prompt: string, response: string): ChatEncoding {
+    if (!this.template) {
+      throw new InputError({ file: this.cfgPath, field: 'chat_template', expected: 'a chat template (use an instruction-tuned "-it" checkpoint, or add one)' });
+    }
+    rejectControlText(prompt, 'prompt');
+    rejectControlText(response, 'response');
+    const rendered = this.template.render(prompt, response);
+    const ids = this.tok.encode(rendered.text, { add_special_tokens: false }).ids;
+    const out = this.withSingleBos(ids);
+    const offsets = this.charOffsets(out.ids, rendered.text, out.prepended);
+    const prompt_ = tokenSpan(offsets, rendered.promptChars);
+    const resp = tokenSpan(offsets, rendered.responseChars);
+    const empty = resp.start === resp.end;
+    if (empty && out.ids[resp.start] !== this.specialIds.endOfTurn) {
+      throw new Error('empty response span does not sit on <end_of_turn>: unexpected chat template layout');
+    }
+    return {
+      ids: out.ids,
+      responseStart: resp.start,
+      responseEnd: resp.end,
+      promptStart: prompt_.start,
+      promptEnd: prompt_.end,
+      text: rendered.text,
+      responseText: rendered.text.slice(...rendered.responseChars),
+      empty,
+      poolStart: resp.start,
+      poolEnd: empty ? resp.start + 1 : resp.end,
+    };
+  }
+
+  encodeText(text: string): number[] {
+    rejectControlText(text, 'text');
+    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    return [this.specialIds.bos, ...ids];
+  }
+
+  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ''; // the library rejects an empty list; an empty span decodes to ''
+    return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+  }
+
+  tokenStrings(ids: number[]): string[] {
+    const out: string[] = new Array(ids.length);
+    let i = 0;
+    while (i < ids.length) {
+      const piece = this.addedById.get(ids[i]) ?? this.tok.id_to_token(ids[i]);
+      if (piece === undefined) {
+        out[i] = `<id ${ids[i]}?>`;
+        i++;
+        continue;
+      }
+      const byte = this.byteFallback ? BYTE_TOKEN.exec(piece) : null;
+      if (!byte || this.addedById.has(ids[i])) {
+        out[i] = this.addedById.has(ids[i]) ? piece : piece.replaceAll('▁', ' ');
+        i++;
+        continue;
+      }
+      // A run of byte-fallback tokens: show each complete UTF-8 character on its first byte.
+      const lead = parseInt(byte[1], 16);
+      const n = utf8Length(lead);
+      const bytes: number[] = [lead];
+      for (let k = 1; k < n && i + k < ids.length; k++) {
+        const next = this.tok.id_to_token(ids[i + k]);
+        const m = next !== undefined && !this.addedById.has(ids[i + k]) ? BYTE_TOKEN.exec(next) : null;
+        if (!m) break;
+        const b = parseInt(m[1], 16);
+        if ((b & 0xc0) !== 0x80) break;
+        bytes.push(b);
+      }
+      if (n > 0 && bytes.length === n) {
+        out[i] = new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(bytes)).replaceAll('▁', ' ');
+        for (let k = 1; k < n; k++) out[i + k] = '';
+        i += n;
+      } else {
+        out[i] = piece;
+        i++;
+      }
+    }
+    return out;
+  }
+
+  /** Ensures exactly one BOS, first. A template that emits none gets one prepended; two is an error. */
+  private withSingleBos(ids: number[]): { ids: number[]; prepended: boolean } {
+    const bosCount = ids.reduce((n, id) => n + (id === this.specialIds.bos ? 1 : 0), 0);
+    if (bosCount === 0) return { ids: [this.specialIds.bos, ...ids], prepended: true };
+    if (bosCount === 1 && ids[0] === this.specialIds.bos) return { ids, prepended: false };
+    throw new InputError({
+      file: this.cfgPath,
+      field: 'chat_template',
+      expected: 'a template that emits exactly one bos_token, at the start',
+      got: `${bosCount} BOS token(s), first at position ${ids.indexOf(this.specialIds.bos)}`,
+    });
+  }
+
+  /**
+   * [start, end) UTF-16 offsets into `text` of each token. tokenizers.js returns no offsets, so they are
+   * recovered from the token strings: added tokens match their content verbatim, vocabulary tokens are the
+   * normalised text (Gemma's normaliser maps " " → "▁", one code unit to one), and byte-fallback tokens advance
+   * one character once its UTF-8 bytes are complete. Any mismatch means an unsupported tokenizer: fail loudly
+   * rather than return a wrong span.
+   */
+  private charOffsets(ids: number[], text: string, bosPrepended: boolean): Array<[number, number]> {
+    const offsets: Array<[number, number]> = [];
+    let pos = 0;
+    let pendingBytes = 0;
+    let charStart = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (i === 0 && bosPrepended) {
+        offsets.push([0, 0]);
+        continue;
+      }
+      const id = ids[i];
+      const added = this.addedById.get(id);
+      if (added !== undefined && pendingBytes === 0) {
+        if (!text.startsWith(added, pos)) throw this.alignmentError(text, pos, added);
+        offsets.push([pos, pos + added.length]);
+        pos += added.length;
+        continue;
+      }
+      const piece = this.tok.id_to_token(id);
+      if (piece === undefined) throw this.alignmentError(text, pos, `<id ${id}>`);
+      const byte = this.byteFallback ? BYTE_TOKEN.exec(piece) : null;
+      if (byte) {
+        const b = parseInt(byte[1], 16);
+        if (pendingBytes === 0) {
+          charStart = pos;
+          pendingBytes = utf8Length(b);
+          if (pendingBytes === 0) throw this.alignmentError(text, pos, piece);
+        }
+        pendingBytes--;
+        if (pendingBytes === 0) {
+          const cp = text.codePointAt(charStart) ?? 0;
+          pos = charStart + (cp > 0xffff ? 2 : 1);
+        }
+        offsets.push([charStart, pendingBytes === 0 ? pos : charStart]);
+        continue;
+      }
+      if (pendingBytes !== 0) throw this.alignmentError(text, pos, piece);
+      if (this.normalize(text.slice(pos, pos + piece.length)) !== piece) throw this.alignmentError(text, pos, piece);
+      offsets.push([pos, pos + piece.length]);
+      pos += piece.length;
+    }
+    if (pos !== text.length) throw this.alignmentError(text, pos, '<end of tokens>');
+    return offsets;
+  }
+
+  private alignmentError(text: string, pos: number, piece: string): Error {
+    return new Error(
+      `${this.tokPath}: could not align token ${JSON.stringify(piece)} with the text at offset ${pos} (${JSON.stringify(text.slice(pos, pos + 12))}); ` +
+        'this tokenizer does not look like a Gemma BPE (normaliser " " → "▁", byte fallback)',
+    );
+  }
+}
+
+/** Tokens overlapping the character range; an empty range gives an empty span at the first token after it. */
+function tokenSpan(offsets: Array<[number, number]>, [a, b]: [number, number]): { start: number; end: number } {
+  if (a === b) {
+    const at = offsets.findIndex(([s, e]) => s >= a && e > s);
+    return { start: at < 0 ? offsets.length : at, end: at < 0 ? offsets.length : at };
+  }
+  let start = -1;
+  let end = -1;
+  for (let i = 0; i < offsets.length; i++) {
+    const [s, e] = offsets[i];
+    const overlaps = e > s ? s < b && e > a : s >= a && s < b; // zero-width: continuation bytes of a char
+    if (overlaps) {
+      if (start < 0) start = i;
+      end = i + 1;
+    }
+  }
+  return start < 0 ? { start: 0, end: 0 } : { start, end };
+}
+
+function utf8Length(lead: number): number {
+  if (lead < 0x80) return 1;
+  if ((lead & 0xe0) === 0xc0) return 2;
+  if ((lead & 0xf0) === 0xe0) return 3;
+  if ((lead & 0xf8) === 0xf0) return 4;
+  return 0;
+}
+
+/** Text that spells a control token would be tokenized as that token and silently restructure the sequence
+ *  (a second BOS, a fake end of turn): refuse it, naming the field. */
+function rejectControlText(text: string, field: string): void {
+  for (const t of CONTROL_TOKENS) {
+    if (text.includes(t)) {
+      throw new InputError({ field, expected: 'text without Gemma control-token strings', got: JSON.stringify(t) });
+    }
+  }
+}

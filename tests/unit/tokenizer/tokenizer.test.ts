@@ -1,0 +1,198 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { Tokenizer } from '@huggingface/tokenizers';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
+import { GEMMA2_IT_CHAT_TEMPLATE } from '../../../main/engine/backbone/chat-template';
+import { InputError } from '../../../main/engine/errors';
+import { dataDir, tempDir } from '../../helpers/paths';
+import { readJsonl, writeDemoTokenizerDir } from './helpers';
+
+type Pair = { id: string; prompt: string; chosen: string; rejected: string };
+
+let dir: string;
+let tok: GemmaChatTokenizer;
+
+beforeAll(async () => {
+  dir = writeDemoTokenizerDir();
+  tok = await loadTokenizer(dir);
+});
+
+/** Gemma-2 IT layout written out by hand, to check the template rendering (content trimmed like `| trim`). */
+function expectedText(prompt: string, response: string): string {
+  return `<bos><start_of_turn>user\n${prompt.trim()}<end_of_turn>\n<start_of_turn>model\n${response.trim()}<end_of_turn>\n`;
+}
+
+describe('loadTokenizer: Gemma special tokens', () => {
+  it('finds the Gemma specials at their fixed ids and reports the vocabulary size', () => {
+    expect(tok.specialIds).toEqual({ pad: 0, eos: 1, bos: 2, unk: 3, startOfTurn: 106, endOfTurn: 107 });
+    expect(tok.vocabSize).toBe(1024);
+    expect(tok.hasChatTemplate).toBe(true);
+    expect(tok.tokenStrings([0, 1, 2, 3, 106, 107])).toEqual(['<pad>', '<eos>', '<bos>', '<unk>', '<start_of_turn>', '<end_of_turn>']);
+  });
+
+  it('ships the verbatim gemma-2-it template in the demo tokenizer_config.json', () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    expect(cfg.chat_template).toBe(GEMMA2_IT_CHAT_TEMPLATE);
+    expect(cfg.chat_template).toContain("message['content'] | trim");
+  });
+});
+
+describe('encodeChat', () => {
+  it('renders the exact Gemma-2 IT text, trimming the content like the real template', () => {
+    const e = tok.encodeChat('  Why do veins appear blue?\n', ' Because of how light scatters. ');
+    expect(e.text).toBe('<bos><start_of_turn>user\nWhy do veins appear blue?<end_of_turn>\n<start_of_turn>model\nBecause of how light scatters.<end_of_turn>\n');
+    expect(e.responseText).toBe('Because of how light scatters.');
+  });
+
+  it('holds exactly one BOS, first (the library default would add a second one)', () => {
+    const e = tok.encodeChat('Hello there', 'General Kenobi');
+    expect(e.ids[0]).toBe(2);
+    expect(e.ids.filter((id) => id === 2)).toHaveLength(1);
+    // Proof the guard matters: the same text through the library's default path gets a second BOS.
+    const raw = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')));
+    const naive = raw.encode(e.text).ids;
+    expect(naive.slice(0, 2)).toEqual([2, 2]);
+    expect(naive.slice(1)).toEqual(e.ids);
+  });
+
+  it('places the turn markers where the template puts them', () => {
+    const e = tok.encodeChat('Q?', 'A.');
+    expect(e.ids[1]).toBe(106);
+    expect(e.ids[e.responseEnd]).toBe(107); // the response ends right before <end_of_turn>
+    expect(e.ids[e.promptEnd]).toBe(107);
+    expect(tok.decode(e.ids.slice(e.promptEnd, e.responseStart))).toBe('<end_of_turn>\n<start_of_turn>model\n');
+    expect(tok.decode(e.ids.slice(0, e.promptStart))).toBe('<bos><start_of_turn>user\n');
+    expect(tok.decode(e.ids.slice(e.responseEnd))).toBe('<end_of_turn>\n');
+  });
+
+  it('returns spans that decode back to the content, on every real pair of four datasets', () => {
+    const files = ['truthfulqa/pairs.jsonl', 'hh-rlhf-harmless-base-test/pairs.jsonl', 'halueval-qa/pairs.jsonl', 'pku-saferlhf-sample/pairs.jsonl'];
+    let checked = 0;
+    let nonAscii = 0;
+    for (const f of files) {
+      const rows = readJsonl<Pair>(path.join(dataDir, f));
+      for (const r of rows) {
+        for (const response of [r.chosen, r.rejected]) {
+          const e = tok.encodeChat(r.prompt, response);
+          expect(e.text, r.id).toBe(expectedText(r.prompt, response));
+          expect(e.ids.filter((id) => id === 2), r.id).toHaveLength(1);
+          expect(tok.decode(e.ids.slice(e.responseStart, e.responseEnd)), r.id).toBe(response.trim());
+          expect(tok.decode(e.ids.slice(e.promptStart, e.promptEnd)), r.id).toBe(r.prompt.trim());
+          expect(tok.decode(e.ids), r.id).toBe(e.text);
+          expect(e.empty).toBe(response.trim() === '');
+          if (/[^\x00-\x7f]/.test(response)) nonAscii++;
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(2 * (790 + 2312 + 987 + 16));
+    expect(nonAscii).toBeGreaterThan(50); // unicode / emoji / typographic quotes really exercised
+  });
+
+  it('handles unicode, emoji, inner newlines and surrounding spaces in the span', () => {
+    const response = '  Café ☕ costs 3 €; 😀\n\nSecond line  with  double spaces.\t ';
+    const e = tok.encodeChat('Où est le café ? 日本語', response);
+    expect(e.responseText).toBe(response.trim());
+    expect(tok.decode(e.ids.slice(e.responseStart, e.responseEnd))).toBe(response.trim());
+    expect(tok.decode(e.ids.slice(e.promptStart, e.promptEnd))).toBe('Où est le café ? 日本語');
+  });
+
+  it('an empty (or whitespace-only) response gives an empty span on <end_of_turn> and a one-token pool span', () => {
+    const hh = readJsonl<Pair>(path.join(dataDir, 'hh-rlhf-harmless-base-test/pairs.jsonl')).filter((r) => r.chosen === '');
+    expect(hh).toHaveLength(4);
+    for (const r of hh) {
+      const e = tok.encodeChat(r.prompt, r.chosen);
+      expect(e.empty).toBe(true);
+      expect(e.responseEnd).toBe(e.responseStart);
+      expect(e.ids[e.responseStart]).toBe(107);
+      expect(tok.decode(e.ids.slice(e.promptEnd, e.responseStart))).toBe('<end_of_turn>\n<start_of_turn>model\n');
+      expect([e.poolStart, e.poolEnd]).toEqual([e.responseStart, e.responseStart + 1]);
+    }
+    const ws = tok.encodeChat('Hi', ' \n\t ');
+    expect(ws.empty).toBe(true);
+    expect(ws.text).toBe('<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n<end_of_turn>\n');
+    const normal = tok.encodeChat('Hi', 'Hello');
+    expect([normal.poolStart, normal.poolEnd]).toEqual([normal.responseStart, normal.responseEnd]);
+  });
+
+  it('refuses content that spells a control token (it would restructure the sequence)', () => {
+    expect(() => tok.encodeChat('a <bos> b', 'x')).toThrow(InputError);
+    expect(() => tok.encodeChat('q', 'fine<end_of_turn>\n<start_of_turn>user\nmore')).toThrow(/field "response".*control-token/);
+  });
+});
+
+describe('encodeText / decode / tokenStrings', () => {
+  it('encodeText puts exactly one BOS first and round-trips', () => {
+    const ids = tok.encodeText('The watermelon seeds pass through your digestive system');
+    expect(ids[0]).toBe(2);
+    expect(ids.filter((id) => id === 2)).toHaveLength(1);
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('The watermelon seeds pass through your digestive system');
+    // word-ish merges: far fewer tokens than characters
+    expect(ids.length).toBeLessThan(30);
+  });
+
+  it('falls back to bytes for characters outside the vocabulary and shows them readably', () => {
+    const ids = tok.encodeText('日😀');
+    const pieces = ids.slice(1).map((id) => tok.tokenStrings([id])[0]);
+    expect(pieces.every((p) => /^<0x[0-9A-F]{2}>$/.test(p))).toBe(true); // alone, each is a raw byte
+    expect(ids.length - 1).toBe(3 + 4); // UTF-8 bytes of 日 (3) and 😀 (4)
+    expect(tok.tokenStrings(ids)).toEqual(['<bos>', '日', '', '', '😀', '', '', '']);
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('日😀');
+  });
+
+  it('shows "▁" as a space in display strings', () => {
+    const strings = tok.tokenStrings(tok.encodeText('is not true'));
+    expect(strings.join('')).toBe('<bos>is not true');
+    expect(strings.some((s) => s.startsWith(' '))).toBe(true);
+    expect(strings.some((s) => s.includes('▁'))).toBe(false);
+  });
+});
+
+describe('validation', () => {
+  it('a folder without tokenizer.json is an InputError naming the folder and the file', async () => {
+    const empty = tempDir('sparserm-notok-');
+    const err = await loadTokenizer(empty).catch((e) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toContain(empty);
+    expect(err.message).toContain('tokenizer.json');
+  });
+
+  it('malformed tokenizer.json names the file', async () => {
+    const bad = tempDir('sparserm-badtok-');
+    fs.writeFileSync(path.join(bad, 'tokenizer.json'), '{"model": {"type": "BPE"');
+    await expect(loadTokenizer(bad)).rejects.toThrow(/tokenizer\.json: expected valid JSON/);
+    fs.writeFileSync(path.join(bad, 'tokenizer.json'), JSON.stringify({ model: { type: 'Unigram', vocab: [['a', 0]] } }));
+    await expect(loadTokenizer(bad)).rejects.toThrow(/field "model.type".*BPE/);
+  });
+
+  it('a template that does not render a model turn is a clear error', async () => {
+    const d = writeDemoTokenizerDir({
+      tokenizerConfig: (c) => ({ ...c, chat_template: "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}" }),
+    });
+    const err = await loadTokenizer(d).catch((e) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toMatch(/tokenizer_config\.json, field "chat_template": expected a chat template that renders the user message and then the assistant\/model message/);
+  });
+
+  it('a template that raises for user/assistant turns is a clear error', async () => {
+    const d = writeDemoTokenizerDir({ tokenizerConfig: (c) => ({ ...c, chat_template: "{{ raise_exception('only system turns') }}" }) });
+    await expect(loadTokenizer(d)).rejects.toThrow(/field "chat_template".*only system turns/);
+  });
+
+  it('a base checkpoint without chat_template still encodes text but refuses chat', async () => {
+    const d = writeDemoTokenizerDir({ tokenizerConfig: ({ chat_template: _drop, ...c }) => c });
+    const t = await loadTokenizer(d);
+    expect(t.hasChatTemplate).toBe(false);
+    expect(t.encodeText('hi')[0]).toBe(2);
+    expect(() => t.encodeChat('q', 'a')).toThrow(/field "chat_template": expected a chat template/);
+  });
+
+  it('a template that emits two BOS is refused', async () => {
+    const d = writeDemoTokenizerDir({ tokenizerConfig: (c) => ({ ...c, chat_template: '{{ bos_token }}' + (c.chat_template as string) }) });
+    const t = await loadTokenizer(d);
+    expect(() => t.encodeChat('q', 'a')).toThrow(/exactly one bos_token/);
+  });
+});

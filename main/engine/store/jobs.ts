@@ -1,0 +1,83 @@
+import { InputError } from '../errors';
+import type { Db } from './db';
+import { JobRowSchema, now, type JobRecord, type JobStatus } from './rows';
+
+/** Persistence of long jobs (see engine/jobs for the runner that drives them). */
+export class JobsRepo {
+  constructor(private readonly db: Db) {}
+
+  create(j: { id: string; kind: string; params: unknown; total?: number | null }): JobRecord {
+    const ts = now();
+    this.db
+      .prepare('INSERT INTO jobs(id, kind, params_json, status, done, total, created_at, updated_at) VALUES (?,?,?,?,0,?,?,?)')
+      .run(j.id, j.kind, JSON.stringify(j.params ?? null), 'queued', j.total ?? null, ts, ts);
+    return this.get(j.id);
+  }
+
+  get(id: string): JobRecord {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id);
+    if (!r) throw new InputError({ field: 'job', expected: 'an existing job id', got: `"${id}"` });
+    return JobRowSchema.parse(r);
+  }
+
+  find(id: string): JobRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id);
+    return r ? JobRowSchema.parse(r) : undefined;
+  }
+
+  list(opts: { status?: JobStatus[]; kind?: string; limit?: number } = {}): JobRecord[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (opts.status?.length) {
+      where.push(`status IN (${opts.status.map(() => '?').join(',')})`);
+      params.push(...opts.status);
+    }
+    if (opts.kind) {
+      where.push('kind = ?');
+      params.push(opts.kind);
+    }
+    return this.db
+      .prepare(`SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id LIMIT ?`)
+      .all(...params, opts.limit ?? 100)
+      .map((r) => JobRowSchema.parse(r));
+  }
+
+  setStatus(id: string, status: JobStatus, extra: { error?: string | null; result?: unknown } = {}): void {
+    const ts = now();
+    const terminal = status === 'done' || status === 'failed' || status === 'cancelled' || status === 'interrupted';
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = ?, updated_at = ?, started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+           finished_at = CASE WHEN ? THEN ? ELSE NULL END, error = coalesce(?, CASE WHEN ? = 'running' THEN NULL ELSE error END),
+           result_json = coalesce(?, result_json) WHERE id = ?`,
+      )
+      .run(status, ts, status, ts, terminal ? 1 : 0, ts, extra.error ?? null, status, extra.result === undefined ? null : JSON.stringify(extra.result), id);
+  }
+
+  progress(id: string, p: { done: number; total?: number | null; message?: string | null }): void {
+    this.db
+      .prepare('UPDATE jobs SET done = ?, total = coalesce(?, total), message = coalesce(?, message), updated_at = ? WHERE id = ?')
+      .run(p.done, p.total ?? null, p.message ?? null, now(), id);
+  }
+
+  /** Saves the job's resume point. Call in the same transaction as the work it describes. */
+  checkpoint(id: string, checkpoint: unknown): void {
+    this.db.prepare('UPDATE jobs SET checkpoint_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(checkpoint), now(), id);
+  }
+
+  /**
+   * At startup: jobs still marked running or queued belong to a process that died (crash, kill -9, power loss);
+   * mark them interrupted so they can be resumed. Returns their ids.
+   */
+  markInterrupted(): string[] {
+    return this.db.transaction(() => {
+      const ids = this.db.prepare("SELECT id FROM jobs WHERE status IN ('running','queued')").pluck().all() as string[];
+      if (ids.length) {
+        this.db
+          .prepare("UPDATE jobs SET status = 'interrupted', updated_at = ?, finished_at = ?, error = 'the process running it stopped (crash or kill)' WHERE status IN ('running','queued')")
+          .run(now(), now());
+      }
+      return ids;
+    }).immediate();
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Versioned schema migrations. Each runs once, in order, inside one transaction together with the
+ * `PRAGMA user_version` bump, so a database is always at exactly one known version.
+ * Never edit a shipped migration: add a new one.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'datasets, pairs, imports, models, scoring runs, scores, filters, verdicts, decisions, labels, jobs, FTS5',
+    sql: /* sql */ `
+CREATE TABLE datasets (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  description TEXT,
+  demo        INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL
+);
+
+-- One row per import of one file into one dataset: the report a curator can audit later.
+CREATE TABLE imports (
+  id           INTEGER PRIMARY KEY,
+  dataset_id   INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  file         TEXT NOT NULL,
+  file_sha256  TEXT NOT NULL,
+  file_bytes   INTEGER NOT NULL,
+  format       TEXT NOT NULL,
+  options_json TEXT NOT NULL DEFAULT '{}',
+  imported     INTEGER NOT NULL,
+  duplicates   INTEGER NOT NULL,
+  skipped      INTEGER NOT NULL,
+  report_json  TEXT NOT NULL,
+  started_at   TEXT NOT NULL,
+  finished_at  TEXT NOT NULL
+);
+CREATE INDEX imports_dataset ON imports(dataset_id);
+
+-- A pair as imported (immutable content) plus the denormalised current state that the review queries
+-- filter and sort on. The state columns are a cache of the append-only history (decisions, verdicts)
+-- and are only ever written in the same transaction as the history rows they summarise.
+CREATE TABLE pairs (
+  id                INTEGER PRIMARY KEY,
+  dataset_id        INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  import_id         INTEGER REFERENCES imports(id) ON DELETE SET NULL,
+  line              INTEGER,
+  source            TEXT,
+  external_id       TEXT,
+  prompt            TEXT NOT NULL,
+  chosen            TEXT NOT NULL,
+  rejected          TEXT NOT NULL,
+  prompt_messages   TEXT,
+  chosen_messages   TEXT,
+  rejected_messages TEXT,
+  metadata_json     TEXT,
+  raw_json          TEXT,
+  content_hash      TEXT NOT NULL,
+  -- current state (cache of history)
+  filter_id         INTEGER,
+  auto_verdict      TEXT CHECK (auto_verdict IN ('keep','drop','uncertain')),
+  margin            REAL,
+  doubt             REAL,
+  human_decision    TEXT CHECK (human_decision IN ('keep','drop','swap')),
+  note              TEXT,
+  effective         TEXT GENERATED ALWAYS AS (coalesce(human_decision, auto_verdict, 'undecided')) VIRTUAL
+);
+CREATE UNIQUE INDEX pairs_dataset_hash ON pairs(dataset_id, content_hash);
+CREATE INDEX pairs_dataset_effective ON pairs(dataset_id, effective, id);
+CREATE INDEX pairs_dataset_margin ON pairs(dataset_id, margin);
+CREATE INDEX pairs_dataset_doubt ON pairs(dataset_id, doubt);
+CREATE INDEX pairs_dataset_verdict ON pairs(dataset_id, auto_verdict);
+CREATE INDEX pairs_dataset_source ON pairs(dataset_id, source);
+CREATE INDEX pairs_dataset_human ON pairs(dataset_id, human_decision);
+
+CREATE VIRTUAL TABLE pairs_fts USING fts5(
+  prompt, chosen, rejected, content='pairs', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER pairs_fts_ai AFTER INSERT ON pairs BEGIN
+  INSERT INTO pairs_fts(rowid, prompt, chosen, rejected) VALUES (new.id, new.prompt, new.chosen, new.rejected);
+END;
+CREATE TRIGGER pairs_fts_ad AFTER DELETE ON pairs BEGIN
+  INSERT INTO pairs_fts(pairs_fts, rowid, prompt, chosen, rejected) VALUES ('delete', old.id, old.prompt, old.chosen, old.rejected);
+END;
+CREATE TRIGGER pairs_fts_au AFTER UPDATE OF prompt, chosen, rejected ON pairs BEGIN
+  INSERT INTO pairs_fts(pairs_fts, rowid, prompt, chosen, rejected) VALUES ('delete', old.id, old.prompt, old.chosen, old.rejected);
+  INSERT INTO pairs_fts(rowid, prompt, chosen, rejected) VALUES (new.id, new.prompt, new.chosen, new.rejected);
+END;
+
+CREATE TABLE backbones (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  path          TEXT,
+  config_hash   TEXT,
+  architecture  TEXT,
+  metadata_json TEXT NOT NULL DEFAULT '{}',
+  created_at    TEXT NOT NULL
+);
+
+CREATE TABLE saes (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  path          TEXT,
+  hash          TEXT,
+  backbone_id   TEXT,
+  layer         INTEGER,
+  d_sae         INTEGER,
+  metadata_json TEXT NOT NULL DEFAULT '{}',
+  created_at    TEXT NOT NULL
+);
+
+CREATE TABLE reward_models (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  folder        TEXT NOT NULL,
+  manifest_hash TEXT NOT NULL,
+  backbone_id   TEXT,
+  sae_id        TEXT,
+  layer         INTEGER,
+  metrics_json  TEXT NOT NULL DEFAULT '{}',
+  demo          INTEGER NOT NULL DEFAULT 0,
+  created_at    TEXT NOT NULL
+);
+
+CREATE TABLE scoring_runs (
+  id              INTEGER PRIMARY KEY,
+  dataset_id      INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  reward_model_id TEXT NOT NULL REFERENCES reward_models(id),
+  status          TEXT NOT NULL CHECK (status IN ('running','done','failed','cancelled')),
+  rule            TEXT,
+  threshold       REAL,
+  params_json     TEXT NOT NULL DEFAULT '{}',
+  job_id          TEXT,
+  created_at      TEXT NOT NULL,
+  finished_at     TEXT
+);
+CREATE INDEX scoring_runs_dataset ON scoring_runs(dataset_id, id);
+
+CREATE TABLE scores (
+  run_id           INTEGER NOT NULL REFERENCES scoring_runs(id) ON DELETE CASCADE,
+  pair_id          INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  score_chosen     REAL NOT NULL,
+  score_rejected   REAL NOT NULL,
+  margin           REAL NOT NULL,
+  p_chosen         REAL,
+  explanation_json TEXT,
+  PRIMARY KEY (run_id, pair_id)
+) WITHOUT ROWID;
+CREATE INDEX scores_pair ON scores(pair_id);
+
+-- Latents that fired for a scored pair (what the "latent" filter of the review list searches).
+CREATE TABLE score_latents (
+  run_id       INTEGER NOT NULL REFERENCES scoring_runs(id) ON DELETE CASCADE,
+  pair_id      INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  latent       INTEGER NOT NULL,
+  side         TEXT NOT NULL CHECK (side IN ('chosen','rejected','diff')),
+  activation   REAL,
+  contribution REAL,
+  PRIMARY KEY (run_id, latent, pair_id, side)
+) WITHOUT ROWID;
+CREATE INDEX score_latents_pair ON score_latents(pair_id);
+
+-- One application of the filtering rule to a scoring run; its verdicts are suggestions.
+CREATE TABLE filters (
+  id          INTEGER PRIMARY KEY,
+  dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  run_id      INTEGER NOT NULL REFERENCES scoring_runs(id) ON DELETE CASCADE,
+  rule        TEXT NOT NULL CHECK (rule IN ('paper','margin')),
+  threshold   REAL NOT NULL,
+  band        REAL NOT NULL,
+  counts_json TEXT NOT NULL,
+  created_at  TEXT NOT NULL
+);
+CREATE INDEX filters_dataset ON filters(dataset_id, id);
+
+CREATE TABLE verdicts (
+  filter_id INTEGER NOT NULL REFERENCES filters(id) ON DELETE CASCADE,
+  pair_id   INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  verdict   TEXT NOT NULL CHECK (verdict IN ('keep','drop','uncertain')),
+  margin    REAL NOT NULL,
+  PRIMARY KEY (filter_id, pair_id)
+) WITHOUT ROWID;
+CREATE INDEX verdicts_pair ON verdicts(pair_id);
+
+-- Append-only decision history. A group is one user action (a single decision, a bulk action, an undo
+-- or a redo); undo/redo are new groups that point at the group they revert.
+CREATE TABLE decision_groups (
+  id           INTEGER PRIMARY KEY,
+  dataset_id   INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  kind         TEXT NOT NULL CHECK (kind IN ('do','undo','redo')),
+  target_group INTEGER REFERENCES decision_groups(id),
+  action       TEXT NOT NULL,
+  actor        TEXT NOT NULL,
+  description  TEXT,
+  count        INTEGER NOT NULL,
+  created_at   TEXT NOT NULL
+);
+CREATE INDEX decision_groups_dataset ON decision_groups(dataset_id, id);
+
+CREATE TABLE decisions (
+  id              INTEGER PRIMARY KEY,
+  group_id        INTEGER NOT NULL REFERENCES decision_groups(id) ON DELETE CASCADE,
+  pair_id         INTEGER NOT NULL REFERENCES pairs(id) ON DELETE CASCADE,
+  action          TEXT NOT NULL CHECK (action IN ('keep','drop','swap','note','clear','revert')),
+  old_decision    TEXT,
+  new_decision    TEXT,
+  old_note        TEXT,
+  new_note        TEXT,
+  auto_verdict    TEXT,
+  filter_id       INTEGER,
+  run_id          INTEGER,
+  reward_model_id TEXT,
+  threshold       REAL,
+  reverts         INTEGER REFERENCES decisions(id),
+  actor           TEXT NOT NULL,
+  created_at      TEXT NOT NULL
+);
+CREATE INDEX decisions_pair ON decisions(pair_id, id);
+CREATE INDEX decisions_group ON decisions(group_id);
+
+CREATE TABLE latent_labels (
+  model_id       TEXT NOT NULL,
+  sae_id         TEXT NOT NULL,
+  latent_index   INTEGER NOT NULL,
+  description    TEXT NOT NULL,
+  explanation_model TEXT,
+  score          REAL,
+  source_file    TEXT,
+  raw_json       TEXT,
+  imported_at    TEXT NOT NULL,
+  PRIMARY KEY (model_id, sae_id, latent_index, description)
+) WITHOUT ROWID;
+
+CREATE TABLE jobs (
+  id              TEXT PRIMARY KEY,
+  kind            TEXT NOT NULL,
+  params_json     TEXT NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','cancelled','interrupted')),
+  done            REAL NOT NULL DEFAULT 0,
+  total           REAL,
+  message         TEXT,
+  checkpoint_json TEXT,
+  result_json     TEXT,
+  error           TEXT,
+  created_at      TEXT NOT NULL,
+  started_at      TEXT,
+  updated_at      TEXT NOT NULL,
+  finished_at     TEXT
+);
+CREATE INDEX jobs_status ON jobs(status, created_at);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,0 +1,4 @@
+export { loadSae, hookLayerFrom, type Sae } from './load';
+export { checkSaeForBackbone, type BackboneShape } from './validate';
+export { SaeEncoder, ensureSaeGraph, sparsifyRows } from './encoder';
+export { jumpReluSubset } from './jumprelu';

@@ -1,0 +1,203 @@
+/**
+ * Loads a JumpReLU SAE from either layout Gemma Scope is distributed in:
+ *  - `params.npz` (Gemma Scope release: W_enc, W_dec, b_enc, b_dec, threshold), or a folder holding one;
+ *  - a SAELens folder: `cfg.json` + `sae_weights.safetensors` (old files carry `log_threshold` instead of
+ *    `threshold`; the JumpReLU threshold is then exp(log_threshold)).
+ * Every tensor is validated against the others and against cfg.json, and the SAE gets a content hash (over the
+ * float32 values actually used) so caches and reward models can pin exactly which SAE they were built with.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+import { InputError } from '../errors';
+import { openNpz } from '../formats/npz';
+import { openSafetensors } from '../formats/safetensors';
+
+export interface Sae {
+  /** Human-readable id: the Gemma Scope path tail (layer_N/width_W/average_l0_K) or the folder name, + hash prefix. */
+  id: string;
+  /** The file or folder it was loaded from. */
+  path: string;
+  format: 'npz' | 'saelens';
+  dIn: number;
+  dSae: number;
+  /** [dIn × dSae] row-major. */
+  W_enc: Float32Array;
+  b_enc: Float32Array;
+  /** [dSae × dIn] row-major: row j is latent j's decoder direction. */
+  W_dec: Float32Array;
+  b_dec: Float32Array;
+  threshold: Float32Array;
+  /** SAELens `apply_b_dec_to_input` (Gemma Scope: false). When true the encoder subtracts b_dec first. */
+  applyBDecToInput: boolean;
+  /** sha256 over names, shapes and float32 bytes of the five tensors (hex). */
+  hash: string;
+  /** Residual-stream layer the SAE was trained on, when the file says (cfg hook_name or Gemma Scope path). */
+  hookLayer?: number;
+}
+
+const saeLensCfgSchema = z
+  .object({
+    architecture: z.string().optional(),
+    d_in: z.number().int().positive(),
+    d_sae: z.number().int().positive(),
+    hook_name: z.string().optional(),
+    hook_layer: z.number().int().optional(),
+    apply_b_dec_to_input: z.boolean().optional(),
+    normalize_activations: z.string().nullable().optional(),
+    metadata: z.object({ hook_name: z.string().optional() }).passthrough().optional(),
+  })
+  .passthrough();
+
+const TENSORS = ['W_enc', 'b_enc', 'W_dec', 'b_dec', 'threshold'] as const;
+type TensorName = (typeof TENSORS)[number];
+type Tensors = Record<TensorName, { shape: number[]; data: Float32Array }>;
+
+/** Layer index from a SAELens hook name (`blocks.12.hook_resid_post`) or a Gemma Scope path (`layer_12/...`). */
+export function hookLayerFrom(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  const m = /blocks\.(\d+)\.hook_resid_post/.exec(text) ?? /(?:^|[\\/])layer_(\d+)(?:[\\/]|$)/.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+export async function loadSae(input: string): Promise<Sae> {
+  const abs = path.resolve(input);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(abs);
+  } catch {
+    throw new InputError({ file: abs, expected: 'a Gemma Scope params.npz file or a SAELens folder (cfg.json + sae_weights.safetensors)', got: 'nothing at that path' });
+  }
+  if (stat.isFile()) return loadNpzSae(abs);
+  if (fs.existsSync(path.join(abs, 'cfg.json'))) return loadSaeLens(abs);
+  if (fs.existsSync(path.join(abs, 'params.npz'))) return loadNpzSae(path.join(abs, 'params.npz'));
+  throw new InputError({ file: abs, expected: 'a folder with cfg.json + sae_weights.safetensors (SAELens) or params.npz (Gemma Scope)', got: `entries ${fs.readdirSync(abs).join(', ') || '(none)'}` });
+}
+
+async function loadNpzSae(file: string): Promise<Sae> {
+  const npz = await openNpz(file);
+  const t = {} as Tensors;
+  try {
+    for (const name of TENSORS) {
+      if (name === 'threshold' && !npz.entries.has('threshold') && npz.entries.has('log_threshold')) {
+        const lt = await npz.readF32('log_threshold');
+        t.threshold = { shape: lt.shape, data: lt.data.map(Math.exp) };
+        continue;
+      }
+      t[name] = await npz.readF32(name);
+    }
+  } finally {
+    await npz.close();
+  }
+  const { dIn, dSae } = checkShapes(file, t);
+  return finish(file, 'npz', t, dIn, dSae, false, hookLayerFrom(file), gemmaScopeId(file));
+}
+
+async function loadSaeLens(dir: string): Promise<Sae> {
+  const cfgFile = path.join(dir, 'cfg.json');
+  let rawCfg: unknown;
+  try {
+    rawCfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  } catch (err) {
+    throw new InputError({ file: cfgFile, expected: 'valid JSON', got: (err as Error).message }, err);
+  }
+  const parsed = saeLensCfgSchema.safeParse(rawCfg);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InputError({ file: cfgFile, field: issue.path.join('.'), expected: issue.message });
+  }
+  const cfg = parsed.data;
+  if (cfg.architecture !== undefined && cfg.architecture !== 'jumprelu') {
+    throw new InputError({ file: cfgFile, field: 'architecture', expected: '"jumprelu" (Gemma Scope SAEs)', got: JSON.stringify(cfg.architecture) });
+  }
+  if (cfg.normalize_activations != null && cfg.normalize_activations !== 'none') {
+    throw new InputError({ file: cfgFile, field: 'normalize_activations', expected: 'null or "none" (raw residual input, as Gemma Scope)', got: JSON.stringify(cfg.normalize_activations) });
+  }
+  const weightsFile = path.join(dir, 'sae_weights.safetensors');
+  if (!fs.existsSync(weightsFile)) throw new InputError({ file: weightsFile, expected: 'the SAELens weights file next to cfg.json', got: 'no such file' });
+  const st = openSafetensors(weightsFile);
+  const t = {} as Tensors;
+  try {
+    for (const name of TENSORS) {
+      let key: string = name;
+      if (name === 'threshold' && !st.entries.has('threshold') && st.entries.has('log_threshold')) key = 'log_threshold';
+      const entry = st.entries.get(key);
+      if (!entry) {
+        throw new InputError({ file: weightsFile, tensor: name, expected: `a tensor "${name}"${name === 'threshold' ? ' (or "log_threshold")' : ''}`, got: `tensors ${[...st.entries.keys()].join(', ')}` });
+      }
+      let data = st.readF32(key);
+      if (key === 'log_threshold') data = data.map(Math.exp);
+      t[name] = { shape: entry.shape, data };
+    }
+  } finally {
+    st.close();
+  }
+  const { dIn, dSae } = checkShapes(weightsFile, t);
+  if (cfg.d_in !== dIn) throw new InputError({ file: cfgFile, field: 'd_in', expected: `${dIn} (W_enc rows in sae_weights.safetensors)`, got: String(cfg.d_in) });
+  if (cfg.d_sae !== dSae) throw new InputError({ file: cfgFile, field: 'd_sae', expected: `${dSae} (W_enc columns in sae_weights.safetensors)`, got: String(cfg.d_sae) });
+  const hookName = cfg.hook_name ?? cfg.metadata?.hook_name;
+  const hookLayer = hookLayerFrom(hookName) ?? cfg.hook_layer;
+  return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir));
+}
+
+function checkShapes(file: string, t: Tensors): { dIn: number; dSae: number } {
+  const enc = t.W_enc.shape;
+  if (enc.length !== 2) throw new InputError({ file, tensor: 'W_enc', expected: 'a 2-D [d_in, d_sae] matrix', got: `shape [${enc.join(', ')}]` });
+  const [dIn, dSae] = enc;
+  const want: Record<TensorName, number[]> = { W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn], threshold: [dSae] };
+  for (const name of TENSORS) {
+    const got = t[name].shape;
+    if (got.length !== want[name].length || got.some((d, i) => d !== want[name][i])) {
+      throw new InputError({ file, tensor: name, expected: `shape [${want[name].join(', ')}] (from W_enc [${dIn}, ${dSae}])`, got: `[${got.join(', ')}]` });
+    }
+  }
+  for (let j = 0; j < dSae; j++) {
+    if (!Number.isFinite(t.threshold.data[j])) throw new InputError({ file, tensor: 'threshold', expected: 'finite thresholds', got: `${t.threshold.data[j]} at latent ${j}` });
+  }
+  return { dIn, dSae };
+}
+
+function gemmaScopeId(file: string): string {
+  // …/layer_12/width_16k/average_l0_82/params.npz → layer_12/width_16k/average_l0_82
+  const parts = path.resolve(file).split(path.sep);
+  const i = parts.findIndex((p) => /^layer_\d+$/.test(p));
+  if (i >= 0 && i < parts.length - 1) return parts.slice(i, parts.length - 1).join('/');
+  return path.basename(path.dirname(path.resolve(file)));
+}
+
+function finish(
+  where: string,
+  format: Sae['format'],
+  t: Tensors,
+  dIn: number,
+  dSae: number,
+  applyBDecToInput: boolean,
+  hookLayer: number | undefined,
+  baseId: string,
+): Sae {
+  const h = crypto.createHash('sha256');
+  for (const name of TENSORS) {
+    h.update(`${name}:${t[name].shape.join('x')};`);
+    const d = t[name].data;
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  h.update(`apply_b_dec_to_input:${applyBDecToInput}`);
+  const hash = h.digest('hex');
+  return {
+    id: `${baseId}@${hash.slice(0, 12)}`,
+    path: where,
+    format,
+    dIn,
+    dSae,
+    W_enc: t.W_enc.data,
+    b_enc: t.b_enc.data,
+    W_dec: t.W_dec.data,
+    b_dec: t.b_dec.data,
+    threshold: t.threshold.data,
+    applyBDecToInput,
+    hash,
+    hookLayer,
+  };
+}

@@ -3,6 +3,7 @@ import { defineConfig } from 'electron-vite';
 import vue from '@vitejs/plugin-vue';
 
 // main/ and preload/ are bundled for Electron's Node; native modules (onnxruntime-node, better-sqlite3) stay external.
+// The preload runs sandboxed, where only `electron` can be required: it is emitted as one self-contained CJS file.
 export default defineConfig({
   main: {
     build: {
@@ -13,7 +14,12 @@ export default defineConfig({
   preload: {
     build: {
       outDir: 'out/preload',
-      rollupOptions: { input: { index: resolve(__dirname, 'preload/index.ts') } },
+      externalizeDeps: false,
+      rollupOptions: {
+        input: { index: resolve(__dirname, 'preload/index.ts') },
+        external: ['electron'],
+        output: { format: 'cjs', entryFileNames: '[name].cjs' },
+      },
     },
   },
   renderer: {
@@ -22,6 +28,8 @@ export default defineConfig({
     resolve: { alias: { '@api': resolve(__dirname, 'main/api') } },
     build: {
       outDir: resolve(__dirname, 'out/renderer'),
+      // No inline module preload polyfill: the CSP forbids inline scripts.
+      modulePreload: { polyfill: false },
       rollupOptions: { input: { index: resolve(__dirname, 'renderer/index.html') } },
     },
   },

@@ -1,13 +1,51 @@
+import path from 'node:path';
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { action, progress } from '../output';
+import { InputError } from '../../engine/errors';
+import { databasePath, projectRoot } from '../../engine/paths';
+import { createHandlers } from '../../api/handlers';
+import { startServer } from '../../server';
 
-// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+/**
+ * `sparserm serve`: the desktop UI over HTTP on 127.0.0.1 (headless GPU boxes, browser tests). The first stdout line
+ * is the URL to open, token included; everything else goes to stderr.
+ */
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('serve the UI over HTTP on loopback (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      process.stderr.write('error: sparserm serve is not implemented yet\n');
-      process.exitCode = 1;
-    });
+    .description('serve the UI and its API over HTTP on 127.0.0.1 only, protected by a per-launch token')
+    .option('--port <n>', 'port (default: a free one)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InputError({ field: '--port', expected: 'an integer port 0–65535', got: v });
+      return n;
+    })
+    .option('--db <path>', 'database file (default: SPARSERM_DB, else the per-user database)')
+    .option('--renderer <dir>', 'built renderer folder (default: out/renderer; build it with `npm run build`)')
+    .action(
+      action(async (opts: { port?: number; db?: string; renderer?: string }) => {
+        const rendererDir = path.resolve(opts.renderer ?? path.join(projectRoot, 'out', 'renderer'));
+        if (!fs.existsSync(path.join(rendererDir, 'index.html'))) {
+          throw new InputError({ file: rendererDir, expected: 'a built renderer with index.html (run `npm run build` first)' });
+        }
+        const dbPath = databasePath(opts.db);
+        fs.mkdirSync(path.dirname(dbPath), { recursive: true });
+        const handlers = createHandlers({ dbPath });
+        const server = await startServer({ handlers, rendererDir, port: opts.port ?? 0 });
+        process.stdout.write(server.openUrl + '\n');
+        progress(`sparserm serve: listening on ${server.url} (loopback only); database ${dbPath}`);
+        progress('open the URL above (it carries the access token); Ctrl+C stops the server');
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            progress('stopping…');
+            void server.close().then(() => {
+              handlers.close();
+              resolve();
+            });
+          };
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+      }),
+    );
 }

@@ -1,0 +1,371 @@
+/**
+ * The ONE typed API contract of SparseRM Studio. Every operation the UI can ask for is listed here with its input
+ * and output zod schemas. Electron IPC (main/app), the preload bridge (preload/), `sparserm serve` (main/server) and
+ * the renderer's two clients all derive from this object, so a new operation is added in exactly one place and every
+ * transport validates the same shapes. This module imports only zod: it is shared with the browser bundle.
+ */
+import { z } from 'zod';
+import type { OpNameList } from './op-names';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared shapes
+// ---------------------------------------------------------------------------------------------------------------
+
+export const Id = z.string().min(1).max(200);
+
+/** The curator's choice. `null` in a row means "no decision yet": the model's suggestion applies. */
+export const Decision = z.enum(['keep', 'drop', 'swap']);
+export type Decision = z.infer<typeof Decision>;
+/** The model's verdict, shown as a suggestion only. */
+export const Verdict = z.enum(['keep', 'drop', 'uncertain']);
+export type Verdict = z.infer<typeof Verdict>;
+
+export const JobState = z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']);
+export const JobRef = z.object({ jobId: Id });
+
+export const Job = z.object({
+  id: Id,
+  kind: z.string(),
+  state: JobState,
+  title: z.string(),
+  /** 0..1, or null when the total is unknown. */
+  progress: z.number().min(0).max(1).nullable(),
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative().nullable(),
+  message: z.string(),
+  etaSeconds: z.number().nonnegative().nullable(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  error: z.string().nullable(),
+  resumable: z.boolean(),
+  /** Kind-specific result once done (import report, run id, export path, ...). */
+  result: z.unknown().nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const DatasetSummary = z.object({
+  id: Id,
+  name: z.string(),
+  format: z.string(),
+  sourcePath: z.string().nullable(),
+  createdAt: z.string(),
+  isDemo: z.boolean(),
+  /** Effective decisions: the curator's decision, else the model's verdict, else undecided. */
+  counts: z.object({
+    total: z.number().int().nonnegative(),
+    scored: z.number().int().nonnegative(),
+    keep: z.number().int().nonnegative(),
+    drop: z.number().int().nonnegative(),
+    swap: z.number().int().nonnegative(),
+    uncertain: z.number().int().nonnegative(),
+    undecided: z.number().int().nonnegative(),
+    humanDecided: z.number().int().nonnegative(),
+  }),
+  sources: z.array(z.string()),
+});
+export type DatasetSummary = z.infer<typeof DatasetSummary>;
+
+export const ImportReport = z.object({
+  datasetId: Id,
+  format: z.string(),
+  imported: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+  duplicates: z.number().int().nonnegative(),
+  problems: z.array(z.object({ line: z.number().int().nullable(), message: z.string() })),
+});
+export type ImportReport = z.infer<typeof ImportReport>;
+
+/** index = file order; doubt = |margin − τ| ascending (the doubtful first; direction ignored). */
+export const PairSortKey = z.enum(['index', 'margin', 'doubt']);
+export const PairFilter = z.object({
+  /** The curator's decision; 'undecided' = no curator decision yet. */
+  decision: z.enum(['keep', 'drop', 'swap', 'undecided', 'any']).default('any'),
+  verdict: z.enum(['keep', 'drop', 'uncertain', 'unscored', 'any']).default('any'),
+  source: z.string().max(200).optional(),
+  /** Only pairs where this latent is among the explained latents of either response. */
+  latent: z.number().int().nonnegative().optional(),
+  marginMin: z.number().optional(),
+  marginMax: z.number().optional(),
+  /** Full-text search over prompt, chosen and rejected. */
+  search: z.string().max(500).optional(),
+});
+export type PairFilter = z.infer<typeof PairFilter>;
+
+export const PairRow = z.object({
+  id: Id,
+  /** 1-based line (or array index) in the imported file. */
+  index: z.number().int().nonnegative(),
+  source: z.string(),
+  prompt: z.string(),
+  chosen: z.string(),
+  rejected: z.string(),
+  scoreChosen: z.number().nullable(),
+  scoreRejected: z.number().nullable(),
+  margin: z.number().nullable(),
+  verdict: Verdict.nullable(),
+  decision: Decision.nullable(),
+  note: z.string().nullable(),
+  /** Curator decision, else model verdict, else undecided. */
+  effective: z.enum(['keep', 'drop', 'swap', 'uncertain', 'undecided']),
+});
+export type PairRow = z.infer<typeof PairRow>;
+
+export const LatentContribution = z.object({
+  latent: z.number().int().nonnegative(),
+  label: z.string().nullable(),
+  /** Signed contribution to the response's score. */
+  contribution: z.number(),
+  activation: z.number(),
+});
+export type LatentContribution = z.infer<typeof LatentContribution>;
+
+export const HistoryEntry = z.object({
+  at: z.string(),
+  who: z.string(),
+  from: Decision.nullable(),
+  to: Decision.nullable(),
+  note: z.string().nullable(),
+  modelId: z.string().nullable(),
+  threshold: z.number().nullable(),
+  /** 'decide' | 'undo' | 'redo' | 'bulk' | 'note' */
+  action: z.string(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
+
+export const PairDetail = PairRow.extend({
+  datasetId: Id,
+  /** σ(margin): the model's probability that chosen ≻ rejected. */
+  pChosen: z.number().min(0).max(1).nullable(),
+  rewardModelId: z.string().nullable(),
+  isDemoModel: z.boolean(),
+  explanation: z
+    .object({
+      chosen: z.array(LatentContribution),
+      rejected: z.array(LatentContribution),
+    })
+    .nullable(),
+  history: z.array(HistoryEntry),
+});
+export type PairDetail = z.infer<typeof PairDetail>;
+
+export const TokenActivations = z.object({
+  tokens: z.array(z.object({ text: z.string(), activation: z.number() })),
+  max: z.number(),
+});
+export type TokenActivations = z.infer<typeof TokenActivations>;
+
+export const ModelInfo = z.object({
+  id: Id,
+  kind: z.enum(['checkpoint', 'sae', 'reward-model']),
+  name: z.string(),
+  path: z.string(),
+  isDemo: z.boolean(),
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const Loss = z.enum(['margin', 'bt']);
+
+export const TrainResult = z.object({
+  runId: Id,
+  rewardModelId: Id,
+  isDemo: z.boolean(),
+  layer: z.number().int(),
+  k: z.number().int(),
+  loss: Loss,
+  curve: z.array(z.object({ epoch: z.number(), trainLoss: z.number(), valLoss: z.number().nullable(), valAccuracy: z.number().nullable() })),
+  heldOutAccuracy: z.number().nullable(),
+  baselines: z.array(z.object({ name: z.string(), accuracy: z.number() })),
+  selected: z.array(z.object({ latent: z.number().int(), sign: z.enum(['positive', 'negative']), label: z.string().nullable(), muChosen: z.number(), muRejected: z.number() })),
+});
+export type TrainResult = z.infer<typeof TrainResult>;
+
+export const ExportFormat = z.enum(['standard', 'conversational']);
+export const ExportCounts = z.object({
+  total: z.number().int(),
+  kept: z.number().int(),
+  dropped: z.number().int(),
+  swapped: z.number().int(),
+  overrides: z.number().int(),
+});
+
+export const Histogram = z.object({
+  /** bin edges, length bins+1 */
+  edges: z.array(z.number()),
+  series: z.array(z.object({ decision: z.string(), counts: z.array(z.number().int()) })),
+});
+
+const empty = z.object({}).strict();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------------------------
+
+function op<I extends z.ZodType, O extends z.ZodType>(description: string, input: I, output: O) {
+  return { description, input, output };
+}
+
+export const contract = {
+  // --- environment / models ---------------------------------------------------------------------------------
+  doctor: op(
+    'Runtime information: execution provider and why, versions, database path.',
+    empty,
+    z.object({
+      version: z.string(),
+      node: z.string(),
+      platform: z.string(),
+      ep: z.string(),
+      epReason: z.string(),
+      dbPath: z.string(),
+      checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+    }),
+  ),
+  listModels: op('Registered backbones, SAEs and trained reward models.', empty, z.object({ models: z.array(ModelInfo) })),
+  addCheckpoint: op('Register a Hugging Face checkpoint folder (config.json + safetensors + tokenizer).', z.object({ path: z.string().min(1).max(4096) }), ModelInfo),
+  addSae: op('Register an SAE (Gemma Scope params.npz or SAELens folder).', z.object({ path: z.string().min(1).max(4096) }), ModelInfo),
+  checkCompatibility: op(
+    'Check that an SAE fits a checkpoint at a layer.',
+    z.object({ checkpointId: Id, saeId: Id, layer: z.number().int().nonnegative().optional() }),
+    z.object({ ok: z.boolean(), layer: z.number().int().nullable(), problems: z.array(z.string()) }),
+  ),
+  buildModel: op('Build (and cache) the truncated backbone graph for a layer.', z.object({ checkpointId: Id, layer: z.number().int().nonnegative() }), JobRef),
+
+  // --- demo kit ---------------------------------------------------------------------------------------------
+  demoStatus: op('Whether the demo kit exists and what it contains.', empty, z.object({ installed: z.boolean(), path: z.string(), datasetPath: z.string().nullable() })),
+  installDemo: op('Create the demo kit (random-weight model + SAE) and register it; also imports the demo pairs.', empty, JobRef),
+
+  // --- datasets ---------------------------------------------------------------------------------------------
+  listDatasets: op('Datasets with counts.', empty, z.object({ datasets: z.array(DatasetSummary) })),
+  importDataset: op(
+    'Import a preference file (format auto-detected unless given). Runs as a job; its result is an ImportReport.',
+    z.object({ path: z.string().min(1).max(4096), format: z.string().max(50).optional(), name: z.string().max(200).optional() }),
+    JobRef,
+  ),
+
+  // --- review -----------------------------------------------------------------------------------------------
+  queryPairs: op(
+    'One page of pairs matching a filter, sorted.',
+    z.object({
+      datasetId: Id,
+      filter: PairFilter.default({ decision: 'any', verdict: 'any' }),
+      sort: z.object({ by: PairSortKey, dir: z.enum(['asc', 'desc']) }).default({ by: 'index', dir: 'asc' }),
+      offset: z.number().int().nonnegative(),
+      limit: z.number().int().min(1).max(1000),
+    }),
+    z.object({ total: z.number().int().nonnegative(), rows: z.array(PairRow) }),
+  ),
+  getPair: op('A pair with scores, explanation and history.', z.object({ pairId: Id }), PairDetail),
+  latentTokens: op(
+    'Per-token activation of one latent on one response (which tokens fired it).',
+    z.object({ pairId: Id, side: z.enum(['chosen', 'rejected']), latent: z.number().int().nonnegative() }),
+    TokenActivations,
+  ),
+  decide: op(
+    "Record the curator's decision (null clears it) and/or a note for one pair.",
+    z.object({ pairId: Id, decision: Decision.nullable().optional(), note: z.string().max(10_000).nullable().optional() }),
+    PairRow,
+  ),
+  undo: op('Undo the last decision in a dataset.', z.object({ datasetId: Id }), z.object({ pairIds: z.array(Id), canUndo: z.boolean(), canRedo: z.boolean() })),
+  redo: op('Redo the last undone decision in a dataset.', z.object({ datasetId: Id }), z.object({ pairIds: z.array(Id), canUndo: z.boolean(), canRedo: z.boolean() })),
+  bulkDecide: op(
+    'Apply one decision to all pairs matching a filter. expectedCount guards against the set changing under the curator.',
+    z.object({ datasetId: Id, filter: PairFilter, decision: Decision.nullable(), expectedCount: z.number().int().nonnegative() }),
+    z.object({ changed: z.number().int().nonnegative() }),
+  ),
+
+  // --- model work -------------------------------------------------------------------------------------------
+  train: op(
+    'Train a SparseRM head on a dataset. Runs as a job; its result is a TrainResult.',
+    z.object({
+      datasetId: Id,
+      checkpointId: Id,
+      saeId: Id,
+      layer: z.number().int().nonnegative(),
+      k: z.number().int().min(1).max(4096).default(128),
+      loss: Loss.default('margin'),
+    }),
+    JobRef,
+  ),
+  listRuns: op('Training runs (newest first).', z.object({ datasetId: Id.optional() }).default({}), z.object({ runs: z.array(TrainResult) })),
+  score: op('Score a dataset with a reward model. Runs as a job.', z.object({ datasetId: Id, rewardModelId: Id }), JobRef),
+  applyFilter: op(
+    "Set the model's suggestions: drop when margin < threshold; |margin − threshold| < band is 'uncertain'.",
+    z.object({ datasetId: Id, threshold: z.number().default(0), band: z.number().nonnegative().default(0) }),
+    z.object({ keep: z.number().int(), drop: z.number().int(), uncertain: z.number().int() }),
+  ),
+
+  // --- export -----------------------------------------------------------------------------------------------
+  exportPreview: op(
+    'The first lines of the export, its counts and provenance, without writing anything.',
+    z.object({ datasetId: Id, format: ExportFormat, lines: z.number().int().min(1).max(50).default(5) }),
+    z.object({ lines: z.array(z.string()), counts: ExportCounts, provenance: z.record(z.string(), z.unknown()) }),
+  ),
+  exportDataset: op(
+    'Write the curated JSONL (kept pairs, swaps applied) and its provenance sidecar. Runs as a job.',
+    z.object({ datasetId: Id, format: ExportFormat, path: z.string().min(1).max(4096) }),
+    JobRef,
+  ),
+
+  // --- jobs -------------------------------------------------------------------------------------------------
+  listJobs: op('Recent jobs, including interrupted ones that can be resumed.', empty, z.object({ jobs: z.array(Job) })),
+  getJob: op('One job with its progress.', z.object({ jobId: Id }), Job),
+  cancelJob: op('Ask a running job to stop.', z.object({ jobId: Id }), Job),
+  resumeJob: op('Resume an interrupted job without redoing finished batches.', z.object({ jobId: Id }), JobRef),
+
+  // --- labels -----------------------------------------------------------------------------------------------
+  importLabels: op(
+    'Import latent labels (Neuronpedia explanation export: JSON / JSONL / .gz).',
+    z.object({ path: z.string().min(1).max(4096), saeId: Id.optional() }),
+    z.object({ imported: z.number().int().nonnegative() }),
+  ),
+
+  // --- charts -----------------------------------------------------------------------------------------------
+  chartData: op(
+    'Everything the Charts screen draws for a dataset.',
+    z.object({ datasetId: Id, bins: z.number().int().min(5).max(200).default(40) }),
+    z.object({
+      marginHistogram: Histogram.nullable(),
+      accuracyVsThreshold: z.array(z.object({ threshold: z.number(), accuracy: z.number(), kept: z.number().int() })),
+      /** Share of curator decisions that match the model's verdict (null when there are none). */
+      agreement: z.object({ value: z.number().nullable(), decided: z.number().int() }),
+      perSource: z.array(z.object({ source: z.string(), accuracy: z.number().nullable(), n: z.number().int() })),
+      trainingCurve: TrainResult.shape.curve.nullable(),
+    }),
+  ),
+} as const;
+
+export type Contract = typeof contract;
+export type OpName = keyof Contract;
+export type OpInput<K extends OpName> = z.input<Contract[K]['input']>;
+export type OpParsedInput<K extends OpName> = z.output<Contract[K]['input']>;
+export type OpOutput<K extends OpName> = z.output<Contract[K]['output']>;
+
+/** The client interface the renderer uses, implemented over IPC (preload) and over HTTP (serve). */
+export type ApiClient = { [K in OpName]: (input: OpInput<K>) => Promise<OpOutput<K>> };
+
+/** Server-side implementation: receives validated input. */
+export type ApiHandlers = { [K in OpName]: (input: OpParsedInput<K>) => Promise<OpOutput<K>> };
+
+export const opNames = Object.keys(contract) as OpName[];
+
+// Compile-time proof that op-names.ts (used by the preload) lists exactly the contract's operations.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const namesMatch: Same<OpName, OpNameList> = true;
+void namesMatch;
+
+export function isOpName(name: string): name is OpName {
+  return Object.prototype.hasOwnProperty.call(contract, name);
+}
+
+/** Errors travel as data across IPC and HTTP; the kind lets the UI tell "fix your input" from "bug". */
+export const ApiError = z.object({ kind: z.enum(['input', 'cancelled', 'internal', 'not-found', 'unauthorized']), message: z.string() });
+export type ApiError = z.infer<typeof ApiError>;
+export const ApiEnvelope = z.union([z.object({ ok: z.literal(true), value: z.unknown() }), z.object({ ok: z.literal(false), error: ApiError })]);
+export type ApiEnvelope = z.infer<typeof ApiEnvelope>;
+
+export class ApiCallError extends Error {
+  constructor(readonly kind: ApiError['kind'], message: string) {
+    super(message);
+    this.name = 'ApiCallError';
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The one place that maps contract operations to engine calls. Owns the store (one SQLite connection) and the job
+ * runner for the process (Electron main or `sparserm serve`); long work runs as jobs the UI polls with getJob.
+ */
+import { InputError } from '../engine/errors';
+import { openStore, type Store } from '../engine/store';
+import { JobRunner } from '../engine/jobs';
+import type { ApiHandlers, OpParsedInput } from './contract';
+import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toStoreSort } from './store-mapping';
+import { chartData } from './charts';
+import { createEngineOps, type EngineOps } from './engine-ops';
+import { NotFoundError } from './dispatch';
+
+export interface HandlerOptions {
+  /** Database file (':memory:' for tests). */
+  dbPath: string;
+  /** Who decisions are attributed to (default: the OS user). */
+  actor?: string;
+  /** Replace engine operations (tests of the API layer without the ONNX engine). */
+  engine?: (ctx: { store: Store; runner: JobRunner; partials: Map<string, unknown> }) => EngineOps;
+}
+
+export interface Handlers extends ApiHandlers {
+  /** Closes the database; running jobs are cancelled. */
+  close(): void;
+  readonly store: Store;
+  readonly runner: JobRunner;
+}
+
+export function createHandlers(opts: HandlerOptions): Handlers {
+  const store = openStore(opts.dbPath);
+  const runner = new JobRunner(store);
+  // Jobs left running by a process that died are shown as interrupted, with a Resume button.
+  runner.recoverInterrupted();
+  /** Live partial results of running jobs (e.g. the training curve so far), keyed by job id. */
+  const partials = new Map<string, unknown>();
+  const engine = (opts.engine ?? createEngineOps)({ store, runner, partials });
+  const actor = opts.actor;
+
+  const datasetOf = (id: string) => {
+    const n = intId(id, 'datasetId');
+    store.datasets.get(n); // throws InputError naming the dataset when unknown
+    return n;
+  };
+  const jobView = (id: string) => {
+    const snap = runner.snapshot(id);
+    return toJob(snap, { etaSeconds: snap.etaSeconds, partial: partials.get(id) });
+  };
+  const undoState = (datasetId: number, pairIds: string[]) => {
+    const st = store.decisions.state(datasetId);
+    return { pairIds, canUndo: st.canUndo, canRedo: st.canRedo };
+  };
+  const scoreOf = (pairId: number, filterRunId: number | undefined) => (filterRunId === undefined ? undefined : store.runs.score(filterRunId, pairId));
+
+  const h: ApiHandlers = {
+    doctor: async () => ({ ...(await engine.doctor()), dbPath: store.path }),
+    listModels: async () => ({ models: engine.listModels() }),
+    addCheckpoint: async ({ path }) => engine.addCheckpoint(path),
+    addSae: async ({ path }) => engine.addSae(path),
+    checkCompatibility: async (i) => engine.checkCompatibility(i),
+    buildModel: async (i) => ({ jobId: engine.startBuild(i) }),
+    demoStatus: async () => engine.demoStatus(),
+    installDemo: async () => ({ jobId: engine.startInstallDemo() }),
+
+    listDatasets: async () => ({ datasets: store.datasets.list().map((d) => datasetSummary(store, d.id)) }),
+    importDataset: async (i) => ({ jobId: engine.startImport(i) }),
+
+    queryPairs: async ({ datasetId, filter, sort, offset, limit }) => {
+      const ds = datasetOf(datasetId);
+      const page = store.pairs.list({ ...toStoreFilter(ds, filter), sort: toStoreSort(sort.by, sort.dir), offset, limit });
+      const runId = store.runs.currentFilter(ds)?.runId;
+      return { total: page.total, rows: page.items.map((p) => toPairRow(p, scoreOf(p.id, runId))) };
+    },
+    getPair: async ({ pairId }) => {
+      const p = store.pairs.get(intId(pairId, 'pairId'));
+      const current = store.runs.currentFilter(p.datasetId);
+      const score = scoreOf(p.id, current?.runId);
+      const run = current ? store.runs.get(current.runId) : undefined;
+      const rm = run ? store.models.rewardModel(run.rewardModelId) : undefined;
+      return {
+        ...toPairRow(p, score),
+        datasetId: String(p.datasetId),
+        pChosen: score ? (score.pChosen ?? 1 / (1 + Math.exp(-score.margin))) : null,
+        rewardModelId: rm?.id ?? null,
+        isDemoModel: rm?.demo ?? false,
+        explanation: score && rm ? engine.explanation(p, score, rm) : null,
+        history: store.decisions.history(p.id).map(toHistory).reverse(),
+      };
+    },
+    latentTokens: async (i) => engine.latentTokens(store.pairs.get(intId(i.pairId, 'pairId')), i.side, i.latent),
+    decide: async ({ pairId, decision, note }) => {
+      const id = intId(pairId, 'pairId');
+      if (decision === undefined && (note === undefined || note === null)) {
+        if (note === null) store.decisions.decidePair(id, 'note', { actor, note: '' });
+        else throw new InputError({ field: 'decision', expected: 'a decision (keep/drop/swap/null) or a note' });
+      } else if (decision === undefined) store.decisions.decidePair(id, 'note', { actor, note: note ?? '' });
+      else store.decisions.decidePair(id, decision === null ? 'clear' : decision, { actor, ...(note !== undefined ? { note } : {}) });
+      const p = store.pairs.get(id);
+      return toPairRow(p, scoreOf(id, store.runs.currentFilter(p.datasetId)?.runId));
+    },
+    undo: async ({ datasetId }) => {
+      const ds = datasetOf(datasetId);
+      const r = store.decisions.undo(ds, actor);
+      return undoState(ds, r.group ? store.decisions.entries(r.group.id).map((e) => String(e.pairId)) : []);
+    },
+    redo: async ({ datasetId }) => {
+      const ds = datasetOf(datasetId);
+      const r = store.decisions.redo(ds, actor);
+      return undoState(ds, r.group ? store.decisions.entries(r.group.id).map((e) => String(e.pairId)) : []);
+    },
+    bulkDecide: async ({ datasetId, filter, decision, expectedCount }) => {
+      const ds = datasetOf(datasetId);
+      const f = toStoreFilter(ds, filter);
+      // The curator confirmed "all N": refuse if the set changed meanwhile (another window, a finished scoring job).
+      const n = store.pairs.count(f);
+      if (n !== expectedCount) throw new InputError({ field: 'expectedCount', expected: `${n} (the filter now matches ${n} pairs); review and confirm again`, got: String(expectedCount) });
+      const r = store.decisions.decide(f, decision === null ? 'clear' : decision, { actor, description: `bulk ${decision ?? 'clear'} on ${n} pairs` });
+      return { changed: r.changed };
+    },
+
+    train: async (i) => ({ jobId: engine.startTrain(i) }),
+    listRuns: async (i) => ({ runs: engine.listRuns(i.datasetId === undefined ? undefined : datasetOf(i.datasetId)) }),
+    score: async (i) => ({ jobId: engine.startScore({ datasetId: datasetOf(i.datasetId), rewardModelId: i.rewardModelId }) }),
+    applyFilter: async ({ datasetId, threshold, band }) => {
+      const ds = datasetOf(datasetId);
+      const run = store.runs.latestDone(ds);
+      if (!run) throw new InputError({ field: 'datasetId', expected: 'a dataset that has been scored (run Score first)', got: datasetId });
+      const f = store.runs.applyFilter({ datasetId: ds, runId: run.id, rule: threshold === 0 && band === 0 ? 'paper' : 'margin', threshold, band });
+      return { keep: f.counts.keep, drop: f.counts.drop, uncertain: f.counts.uncertain };
+    },
+
+    exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines }),
+    exportDataset: async (i) => ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path }) }),
+
+    listJobs: async () => ({ jobs: runner.list({ limit: 50 }).map((s) => jobView(s.id)) }),
+    getJob: async ({ jobId }) => {
+      if (!store.jobs.find(jobId)) throw new NotFoundError(`no job "${jobId}"`);
+      return jobView(jobId);
+    },
+    cancelJob: async ({ jobId }) => {
+      if (!store.jobs.find(jobId)) throw new NotFoundError(`no job "${jobId}"`);
+      runner.cancel(jobId);
+      return jobView(jobId);
+    },
+    resumeJob: async ({ jobId }) => ({ jobId: runner.resume(jobId).id }),
+
+    importLabels: async (i: OpParsedInput<'importLabels'>) => engine.importLabels(i),
+    chartData: async ({ datasetId, bins }) => chartData(store, datasetOf(datasetId), bins, (ds) => engine.listRuns(ds)[0]?.curve ?? null),
+  };
+  return Object.assign(h, {
+    store,
+    runner,
+    close: () => {
+      for (const j of runner.list({ status: ['running', 'queued'] })) runner.cancel(j.id);
+      store.close();
+    },
+  });
+}

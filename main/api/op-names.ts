@@ -1,0 +1,37 @@
+/**
+ * The operation names alone, with no zod: the sandboxed preload imports only this, so its bundle stays tiny.
+ * contract.ts checks at compile time that this list and the contract's keys are the same set.
+ */
+export const OP_NAMES = [
+  'doctor',
+  'listModels',
+  'addCheckpoint',
+  'addSae',
+  'checkCompatibility',
+  'buildModel',
+  'demoStatus',
+  'installDemo',
+  'listDatasets',
+  'importDataset',
+  'queryPairs',
+  'getPair',
+  'latentTokens',
+  'decide',
+  'undo',
+  'redo',
+  'bulkDecide',
+  'train',
+  'listRuns',
+  'score',
+  'applyFilter',
+  'exportPreview',
+  'exportDataset',
+  'listJobs',
+  'getJob',
+  'cancelJob',
+  'resumeJob',
+  'importLabels',
+  'chartData',
+] as const;
+
+export type OpNameList = (typeof OP_NAMES)[number];

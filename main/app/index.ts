@@ -1,0 +1,56 @@
+/**
+ * Electron main: creates the window with the secure options, applies the CSP and the navigation/permission rules,
+ * registers IPC from the contract and owns the engine (database, ONNX Runtime) through the API handlers.
+ * Kept thin on purpose: everything testable lives in security.ts, csp.ts, ipc.ts and ../api.
+ */
+import path from 'node:path';
+import { app, BrowserWindow, ipcMain, session, shell } from 'electron';
+import { contentSecurityPolicy } from './csp';
+import { registerIpc } from './ipc';
+import { isNavigationAllowed, isSafeExternalUrl, permissionDecision, rendererLocation, windowOptions } from './security';
+import { createHandlers } from '../api/handlers';
+import { databasePath } from '../engine/paths';
+
+app.enableSandbox();
+
+async function createWindow(): Promise<void> {
+  const outDir = path.join(__dirname, '..');
+  const location = rendererLocation(outDir, process.env.ELECTRON_RENDERER_URL);
+  const handlers = createHandlers({ dbPath: databasePath() });
+  registerIpc(ipcMain, handlers, location.url);
+
+  const ses = session.defaultSession;
+  ses.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy()] } });
+  });
+  ses.setPermissionRequestHandler((_wc, permission, callback) => callback(permissionDecision(permission)));
+  ses.setPermissionCheckHandler((_wc, permission) => permissionDecision(permission));
+
+  const win = new BrowserWindow(windowOptions(path.join(__dirname, '../preload/index.cjs')));
+  win.webContents.setWindowOpenHandler(({ url }) => {
+    if (isSafeExternalUrl(url)) void shell.openExternal(url);
+    return { action: 'deny' };
+  });
+  win.webContents.on('will-navigate', (event, url) => {
+    if (!isNavigationAllowed(url, location.url)) {
+      event.preventDefault();
+      if (isSafeExternalUrl(url)) void shell.openExternal(url);
+    }
+  });
+  win.webContents.on('will-attach-webview', (event) => event.preventDefault());
+  win.once('ready-to-show', () => win.show());
+  if (location.kind === 'file') await win.loadFile(location.path);
+  else await win.loadURL(location.url);
+}
+
+app.on('web-contents-created', (_e, contents) => {
+  contents.on('will-redirect', (event, url) => {
+    if (!url.startsWith('file:') && !url.startsWith('http://localhost')) event.preventDefault();
+  });
+});
+
+app.whenReady().then(createWindow, (err) => {
+  console.error(err);
+  app.quit();
+});
+app.on('window-all-closed', () => app.quit());

@@ -1,0 +1,132 @@
+/**
+ * `sparserm serve`: the contract over HTTP on 127.0.0.1 only. `POST /api/<operation>` with a JSON body and
+ * `Authorization: Bearer <token>`; the reply is the same envelope Electron IPC returns. Everything else serves the
+ * built renderer with the strict CSP. Requests with a foreign Host (DNS rebinding) or Origin are refused first.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ApiHandlers, ApiEnvelope } from '../api/contract';
+import { dispatch } from '../api/dispatch';
+import { contentSecurityPolicy } from '../app/csp';
+import { bearerToken, hostAllowed, newToken, originAllowed, tokenMatches } from './security';
+import { readStatic } from './static';
+
+export interface ServeOptions {
+  handlers: ApiHandlers;
+  /** Folder of the built renderer (out/renderer). */
+  rendererDir: string;
+  port?: number;
+  token?: string;
+  /** Largest accepted request body. */
+  maxBodyBytes?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  /** The URL to open: the token travels in the fragment, which browsers never send to a server or put in logs. */
+  openUrl: string;
+  port: number;
+  token: string;
+  close(): Promise<void>;
+}
+
+const securityHeaders = (): Record<string, string> => ({
+  'Content-Security-Policy': contentSecurityPolicy(),
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'Cache-Control': 'no-store',
+});
+
+function sendJson(res: http.ServerResponse, status: number, body: ApiEnvelope): void {
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { ...securityHeaders(), 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': data.length });
+  res.end(data);
+}
+
+function refuse(res: http.ServerResponse, status: number, kind: 'unauthorized' | 'not-found' | 'input', message: string): void {
+  sendJson(res, status, { ok: false, error: { kind, message } });
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error(`request body larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const statusFor: Record<string, number> = { input: 400, 'not-found': 404, cancelled: 409, unauthorized: 401, internal: 500 };
+
+export function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const token = opts.token ?? newToken();
+  const maxBody = opts.maxBodyBytes ?? 1 << 20;
+  let port = opts.port ?? 0;
+
+  const server = http.createServer(async (req, res) => {
+    try {
+      if (!hostAllowed(req.headers.host, port)) return refuse(res, 421, 'unauthorized', 'Host header is not this loopback server');
+      if (!originAllowed(req.headers.origin, port)) return refuse(res, 403, 'unauthorized', 'cross-origin request refused');
+      const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+      if (url.pathname.startsWith('/api/')) {
+        if (!tokenMatches(token, bearerToken(req.headers.authorization))) return refuse(res, 401, 'unauthorized', 'missing or wrong token');
+        if (req.method !== 'POST') return refuse(res, 405 as number, 'input', 'use POST');
+        if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return refuse(res, 415, 'input', 'Content-Type must be application/json');
+        let input: unknown;
+        try {
+          const text = await readBody(req, maxBody);
+          input = text.length ? JSON.parse(text) : {};
+        } catch (err) {
+          return refuse(res, 400, 'input', `request body: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        const name = url.pathname.slice('/api/'.length);
+        const env = await dispatch(opts.handlers, name, input);
+        return sendJson(res, env.ok ? 200 : statusFor[env.error.kind] ?? 500, env);
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'input', 'only GET for static files');
+      // Single-page app: unknown non-asset paths fall back to index.html.
+      const file = readStatic(opts.rendererDir, url.pathname) ?? (url.pathname.includes('.') ? null : readStatic(opts.rendererDir, '/index.html'));
+      if (!file) {
+        res.writeHead(404, { ...securityHeaders(), 'Content-Type': 'text/plain; charset=utf-8' });
+        return res.end('not found');
+      }
+      res.writeHead(200, { ...securityHeaders(), 'Content-Type': file.contentType, 'Content-Length': file.body.length });
+      res.end(req.method === 'HEAD' ? undefined : file.body);
+    } catch (err) {
+      if (!res.headersSent) refuse(res, 500 as number, 'input', err instanceof Error ? err.message : String(err));
+      else res.destroy();
+    }
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    // Loopback only, never 0.0.0.0: the API can read and change the curator's data.
+    server.listen(port, '127.0.0.1', () => {
+      port = (server.address() as AddressInfo).port;
+      const url = `http://127.0.0.1:${port}/`;
+      resolve({
+        url,
+        openUrl: `${url}#token=${token}`,
+        port,
+        token,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections?.();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,116 @@
+/** App-wide state: the API client, current screen, datasets, models, tracked jobs and notifications. */
+import { defineStore } from 'pinia';
+import { markRaw } from 'vue';
+import type { ApiClient, DatasetSummary, Job, ModelInfo, OpOutput } from '@api/contract';
+import { createClient } from '../api/client';
+
+export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts';
+export const screens: { id: Screen; label: string; key: string }[] = [
+  { id: 'models', label: 'Models', key: '1' },
+  { id: 'datasets', label: 'Datasets', key: '2' },
+  { id: 'train', label: 'Train', key: '3' },
+  { id: 'review', label: 'Review', key: '4' },
+  { id: 'export', label: 'Export', key: '5' },
+  { id: 'charts', label: 'Charts', key: '6' },
+];
+
+export interface Toast {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+
+let toastSeq = 0;
+
+export const useAppStore = defineStore('app', {
+  state: () => ({
+    client: null as ApiClient | null,
+    screen: 'datasets' as Screen,
+    datasets: [] as DatasetSummary[],
+    models: [] as ModelInfo[],
+    datasetId: null as string | null,
+    jobs: {} as Record<string, Job>,
+    toasts: [] as Toast[],
+    doctor: null as OpOutput<'doctor'> | null,
+    loaded: false,
+  }),
+  getters: {
+    api(state): ApiClient {
+      if (!state.client) throw new Error('not connected: open the URL printed by `sparserm serve` (it carries the token)');
+      return state.client;
+    },
+    dataset(state): DatasetSummary | null {
+      return state.datasets.find((d) => d.id === state.datasetId) ?? null;
+    },
+    checkpoints: (s) => s.models.filter((m) => m.kind === 'checkpoint'),
+    saes: (s) => s.models.filter((m) => m.kind === 'sae'),
+    rewardModels: (s) => s.models.filter((m) => m.kind === 'reward-model'),
+    activeJobs: (s) => Object.values(s.jobs).filter((j) => j.state === 'running' || j.state === 'queued'),
+    interruptedJobs: (s) => Object.values(s.jobs).filter((j) => j.state === 'interrupted'),
+  },
+  actions: {
+    async init() {
+      const c = createClient();
+      this.client = c ? markRaw(c) : null;
+      if (!c) return;
+      await this.guard(async () => {
+        await Promise.all([this.refreshDatasets(), this.refreshModels(), this.refreshJobs()]);
+        if (!this.datasetId && this.datasets.length) this.datasetId = this.datasets[0].id;
+        if (this.models.length === 0) this.screen = 'models';
+        else if (this.datasets.some((d) => d.counts.scored > 0)) this.screen = 'review';
+      });
+      this.loaded = true;
+    },
+    notify(text: string, kind: Toast['kind'] = 'info') {
+      const t = { id: ++toastSeq, kind, text };
+      this.toasts.push(t);
+      setTimeout(() => this.dismiss(t.id), kind === 'error' ? 12000 : 4000);
+    },
+    dismiss(id: number) {
+      this.toasts = this.toasts.filter((t) => t.id !== id);
+    },
+    /** Runs an API call and turns failures into a visible error instead of an unhandled rejection. */
+    async guard<T>(fn: () => Promise<T>): Promise<T | undefined> {
+      try {
+        return await fn();
+      } catch (err) {
+        this.notify(err instanceof Error ? err.message : String(err), 'error');
+        return undefined;
+      }
+    },
+    async refreshDatasets() {
+      this.datasets = (await this.api.listDatasets({})).datasets;
+      if (this.datasetId && !this.datasets.some((d) => d.id === this.datasetId)) this.datasetId = null;
+    },
+    async refreshModels() {
+      this.models = (await this.api.listModels({})).models;
+    },
+    async refreshJobs() {
+      for (const j of (await this.api.listJobs({})).jobs) this.jobs[j.id] = j;
+    },
+    /** Follows a job until it ends; resolves with the finished job (done, failed or cancelled). */
+    async follow(jobId: string, intervalMs = 300): Promise<Job> {
+      for (;;) {
+        const job = await this.api.getJob({ jobId });
+        this.jobs[job.id] = job;
+        if (job.state !== 'running' && job.state !== 'queued') {
+          if (job.state === 'failed') this.notify(`${job.title} failed: ${job.error ?? 'unknown error'}`, 'error');
+          if (job.state === 'cancelled') this.notify(`${job.title} cancelled`);
+          return job;
+        }
+        await new Promise((r) => setTimeout(r, intervalMs));
+      }
+    },
+    async cancel(jobId: string) {
+      await this.guard(async () => {
+        this.jobs[jobId] = await this.api.cancelJob({ jobId });
+      });
+    },
+    async resume(jobId: string) {
+      return this.guard(async () => {
+        const { jobId: id } = await this.api.resumeJob({ jobId });
+        return this.follow(id);
+      });
+    },
+  },
+});

@@ -118,12 +118,17 @@ function bytesOf(data: InitializerData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function tensorProto(name: string, data: InitializerData, dims: number[], type?: ElemType): TensorProtoT {
+function checkedType(name: string, data: InitializerData, dims: number[], type?: ElemType): ElemType {
   const t = type ?? inferType(data);
   const count = dims.reduce((a, d) => a * d, 1);
   if (count * ELEM_SIZE[t] !== data.byteLength) {
     throw new Error(`initializer ${name}: ${data.byteLength} bytes given, ${t}[${dims.join(',')}] needs ${count * ELEM_SIZE[t]}`);
   }
+  return t;
+}
+
+function tensorProto(name: string, data: InitializerData, dims: number[], type?: ElemType): TensorProtoT {
+  const t = checkedType(name, data, dims, type);
   // Copy: the caller may reuse its buffer, and protobufjs keeps a reference until encode().
   return { name, dims, dataType: ELEM_TYPE_CODE[t], rawData: Uint8Array.from(bytesOf(data)) };
 }
@@ -229,11 +234,12 @@ export class GraphBuilder {
   initializer(name: string, data: InitializerData, dims: number[], opts: { type?: ElemType } = {}): string {
     if (this.finished) throw new Error('builder already finished');
     this.define(name);
-    const t = tensorProto(name, data, dims, opts.type);
     if (this.ext && data.byteLength >= this.ext.minBytes) {
-      this.initializers.push(this.writeExternal(t, bytesOf(data)));
+      // Straight to disk from the caller's buffer: no copy of a possibly huge tensor stays in memory.
+      const t = checkedType(name, data, dims, opts.type);
+      this.initializers.push(this.writeExternal({ name, dims, dataType: ELEM_TYPE_CODE[t] }, bytesOf(data)));
     } else {
-      this.initializers.push(t);
+      this.initializers.push(tensorProto(name, data, dims, opts.type));
     }
     return name;
   }

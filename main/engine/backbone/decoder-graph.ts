@@ -1,0 +1,228 @@
+/**
+ * ONNX graph of a decoder truncated after block L: input `inputs_embeds` (raw embedding rows, [batch, seq, hidden],
+ * f32), output `resid_post` = output of block L ([batch, seq, hidden], f32) — transformers' hidden_states[L + 1].
+ * Everything architecture-specific comes from the ArchitectureSpec record and config.json (see gemma2.md).
+ *
+ * Design choices:
+ * - The embedding gather happens outside the graph (the caller reads only the needed rows from the
+ *   safetensors): a 256k-vocab embedding would add 2.4–3.7 GB to the session for a lookup. The graph still applies
+ *   the embedding scale, so its input matches transformers' `inputs_embeds`.
+ * - Batches are RIGHT-padded. Positions are 0..T-1 for every row and the mask is causal, so a real token only
+ *   attends to keys at or before it, which are all real: padding cannot change any real position's output (pad
+ *   rows compute garbage that the caller drops). No attention-mask input is needed.
+ * - Norms, RoPE, scores, softcap, softmax and the residual stream are f32. Precision 'f16' stores the linear
+ *   weights as float16 and runs those matmuls in f16 (inputs cast down, outputs cast back up to f32), which is what
+ *   a CUDA session wants; it is checked against the f32 graph by tests.
+ * - Weights stream tensor by tensor into the external data file: peak memory is one tensor (plus its transpose),
+ *   never the checkpoint.
+ */
+import path from 'node:path';
+
+import { InputError } from '../errors';
+import { f32ToF16 } from '../formats/safetensors';
+import { GraphBuilder, saveModel } from '../onnx/graph-builder';
+import { isSlidingLayer } from './architecture';
+import type { Checkpoint, LayerTensorKey } from './checkpoint';
+
+export type Precision = 'f32' | 'f16';
+
+/** Bump when the graph's math or interface changes: it is part of the graph cache key. */
+export const GRAPH_FORMAT = 'decoder-resid-post-v1';
+export const GRAPH_INPUT = 'inputs_embeds';
+export const GRAPH_OUTPUT = 'resid_post';
+const OPSET = 21; // Gelu(approximate="tanh") needs ≥ 20; ReduceMean takes axes as input from 18.
+const FLOAT16 = 10;
+const FLOAT = 1;
+/** What transformers' eager path adds to masked scores (torch.finfo(float32).min). */
+const MASKED = -3.4028234663852886e38;
+
+export interface BuildDecoderGraphOptions {
+  layer: number;
+  precision: Precision;
+  /** Folder to write model.onnx + model.onnx.data into (created). */
+  dir: string;
+  /** Called after each weight tensor is written. */
+  onProgress?: (doneTensors: number, totalTensors: number) => void;
+  /** Stored in the model metadata. */
+  metadata?: Record<string, string>;
+}
+
+export interface BuiltGraph {
+  modelPath: string;
+  dataPath: string;
+  nodeCount: number;
+}
+
+/** [rows, cols] row-major → [cols, rows], blocked for cache locality. */
+export function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(src.length);
+  const B = 64;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) {
+        const base = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = src[base + c];
+      }
+    }
+  }
+  return out;
+}
+
+/** inv_freq[i] = theta^(−2i/hd), rounded like torch computes it in float32. */
+export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+  const half = headDim / 2;
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const expo = Math.fround((2 * i) / headDim);
+    out[i] = Math.fround(1 / Math.fround(Math.pow(theta, expo)));
+  }
+  return out;
+}
+
+export async function buildDecoderGraph(ckpt: Checkpoint, opts: BuildDecoderGraphOptions): Promise<BuiltGraph> {
+  const c = ckpt.config;
+  const arch = c.arch;
+  const { layer, precision } = opts;
+  ckpt.validateThrough(layer);
+  const H = c.hiddenSize;
+  const nH = c.numHeads;
+  const nKV = c.numKvHeads;
+  const hd = c.headDim;
+  const groups = nH / nKV;
+
+  const b = new GraphBuilder({ name: `${arch.id}_resid_post_L${layer}`, externalData: { dir: opts.dir, file: 'model.onnx.data' } });
+  const totalTensors = ckpt.tensorsThrough(layer).length - 1;
+  let doneTensors = 0;
+  const tick = async () => {
+    opts.onProgress?.(++doneTensors, totalTensors);
+    // Let the event loop breathe between tensors (progress, cancellation, UI).
+    await new Promise<void>((r) => setImmediate(r));
+  };
+
+  // ---- shared pieces: positions, RoPE tables, masks ----
+  const x0 = b.input(GRAPH_INPUT, 'float32', ['batch', 'seq', H]);
+  const shape = b.op('Shape', [x0]);
+  const seqLen = b.op('Gather', [shape, b.constI64([1], [])], { axis: 0 }); // scalar T
+  const posI = b.op('Range', [b.constI64([0], []), seqLen, b.constI64([1], [])], {}, 'positions'); // [T]
+  const posF = b.op('Cast', [posI], { to: FLOAT });
+  const freqs = b.op('Mul', [b.op('Unsqueeze', [posF, b.constI64([1])]), b.initializer('rope_inv_freq', ropeInvFreq(c.ropeTheta, hd), [hd / 2])]);
+  const emb = b.op('Concat', [freqs, freqs], { axis: -1 }); // [T, hd]
+  const cos = b.op('Cos', [emb], {}, 'rope_cos');
+  const sin = b.op('Sin', [emb], {}, 'rope_sin');
+  const qi = b.op('Unsqueeze', [posI, b.constI64([1])]); // [T, 1]
+  const kj = b.op('Unsqueeze', [posI, b.constI64([0])]); // [1, T]
+  const causal = b.op('LessOrEqual', [kj, qi], {}, 'mask_causal'); // j ≤ i
+  let sliding: string | undefined;
+  const needsSliding = c.slidingWindow !== null && Array.from({ length: layer + 1 }, (_, i) => isSlidingLayer(arch, i)).some(Boolean);
+  if (needsSliding) {
+    // key j allowed iff i − window < j ≤ i
+    const lower = b.op('Sub', [qi, b.constI64([c.slidingWindow!], [])]);
+    sliding = b.op('And', [causal, b.op('Greater', [kj, lower])], {}, 'mask_sliding');
+  }
+  const masked = b.constF32([MASKED], [], 'masked');
+  const normEps = b.constF32([c.rmsNormEps], [], 'rms_eps');
+  const lastAxis = b.constI64([-1]);
+  const scoreScale = b.constF32([Math.pow(c.queryScale, -0.5)], [], 'score_scale');
+  const softcap = c.attnSoftcap !== null ? b.constF32([c.attnSoftcap], [], 'softcap') : undefined;
+  const halfSplit = b.constI64([hd / 2, hd / 2]);
+  const shapeBTHd = (heads: number) => b.constI64([0, 0, heads, hd]);
+  const perm0213 = [0, 2, 1, 3];
+
+  // ---- weights ----
+  const weightName = (key: LayerTensorKey, i: number) => ckpt.layerTensor(key, i).name;
+  const normWeight = async (key: LayerTensorKey, i: number): Promise<string> => {
+    const w = ckpt.readF32(weightName(key, i));
+    if (arch.normStyle === 'one_plus_weight') for (let k = 0; k < w.length; k++) w[k] = Math.fround(1 + w[k]);
+    const name = b.initializer(`${weightName(key, i)}.scale`, w, [H]);
+    await tick();
+    return name;
+  };
+  /** x·Wᵀ for a stored [out, in] weight. */
+  const linear = async (x: string, key: LayerTensorKey, i: number): Promise<string> => {
+    const { name, shape: [out, inp] } = ckpt.layerTensor(key, i);
+    const wT = transpose2d(ckpt.readF32(name), out, inp);
+    let y: string;
+    if (precision === 'f16') {
+      const w16 = new Uint16Array(wT.length);
+      for (let k = 0; k < wT.length; k++) {
+        w16[k] = f32ToF16(wT[k]);
+        if ((w16[k] & 0x7c00) === 0x7c00 && Number.isFinite(wT[k])) {
+          throw new InputError({ file: ckpt.tensor(name).file, tensor: name, expected: 'weights within float16 range (|w| ≤ 65504) for precision f16; use f32', got: String(wT[k]) });
+        }
+      }
+      const init = b.initializer(`${name}.T.f16`, w16, [inp, out], { type: 'float16' });
+      y = b.op('Cast', [b.op('MatMul', [b.op('Cast', [x], { to: FLOAT16 }), init])], { to: FLOAT });
+    } else {
+      y = b.op('MatMul', [x, b.initializer(`${name}.T`, wT, [inp, out])]);
+    }
+    await tick();
+    return y;
+  };
+  const rmsNorm = (x: string, scale: string): string => {
+    const ms = b.op('ReduceMean', [b.op('Mul', [x, x]), lastAxis], { keepdims: 1 });
+    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [ms, normEps])])]);
+    return b.op('Mul', [b.op('Mul', [x, inv]), scale]);
+  };
+  const rope = (x: string): string => {
+    const [x1, x2] = b.node('Split', [x, halfSplit], 2, { axis: -1 });
+    const rotated = b.op('Concat', [b.op('Neg', [x2]), x1], { axis: -1 });
+    return b.op('Add', [b.op('Mul', [x, cos]), b.op('Mul', [rotated, sin])]);
+  };
+
+  // ---- embedding scale ----
+  let x = x0;
+  if (arch.embeddingScale === 'sqrt_hidden') {
+    // transformers multiplies by a tensor of sqrt(hidden) in the compute dtype: f32 here.
+    x = b.op('Mul', [x0, b.constF32([Math.fround(Math.sqrt(H))], [], 'embed_scale')]);
+  }
+
+  for (let i = 0; i <= layer; i++) {
+    // Attention
+    const xn = rmsNorm(x, await normWeight('inputNorm', i));
+    const q = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'q', i), shapeBTHd(nH)])], { perm: perm0213 }); // [B,nH,T,hd]
+    const k = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'k', i), shapeBTHd(nKV)])], { perm: perm0213 }); // [B,nKV,T,hd]
+    const v = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'v', i), shapeBTHd(nKV)])], { perm: perm0213 });
+    // GQA without materialising repeated keys: query head h = kv·groups + r uses kv head h // groups.
+    const qg = b.op('Reshape', [rope(q), b.constI64([0, nKV, groups, -1, hd])]); // [B,nKV,g,T,hd]
+    const kT = b.op('Unsqueeze', [b.op('Transpose', [rope(k)], { perm: [0, 1, 3, 2] }), b.constI64([2])]); // [B,nKV,1,hd,T]
+    let s = b.op('Mul', [b.op('MatMul', [qg, kT]), scoreScale]); // [B,nKV,g,T,T]
+    if (softcap) s = b.op('Mul', [b.op('Tanh', [b.op('Div', [s, softcap])]), softcap]); // before the mask
+    const mask = sliding && isSlidingLayer(arch, i) ? sliding : causal;
+    const p = b.op('Softmax', [b.op('Where', [mask, s, masked])], { axis: -1 });
+    const o = b.op('MatMul', [p, b.op('Unsqueeze', [v, b.constI64([2])])]); // [B,nKV,g,T,hd]
+    const merged = b.op('Reshape', [
+      b.op('Transpose', [b.op('Reshape', [o, b.constI64([0, nH, -1, hd])])], { perm: perm0213 }),
+      b.constI64([0, 0, nH * hd]),
+    ]);
+    let attn = await linear(merged, 'o', i);
+    let h: string;
+    let mlpIn: string;
+    if (arch.sandwichNorms) {
+      attn = rmsNorm(attn, await normWeight('postAttnNorm', i));
+      h = b.op('Add', [x, attn]);
+      mlpIn = rmsNorm(h, await normWeight('preFfnNorm', i));
+    } else {
+      h = b.op('Add', [x, attn]);
+      mlpIn = rmsNorm(h, await normWeight('postAttnNorm', i));
+    }
+    // MLP
+    const gate = await linear(mlpIn, 'gate', i);
+    const up = await linear(mlpIn, 'up', i);
+    const act = arch.activation === 'gelu_tanh' ? b.op('Gelu', [gate], { approximate: 'tanh' }) : b.op('Mul', [gate, b.op('Sigmoid', [gate])]);
+    let mlp = await linear(b.op('Mul', [act, up]), 'down', i);
+    if (arch.sandwichNorms) mlp = rmsNorm(mlp, await normWeight('postFfnNorm', i));
+    x = i === layer ? b.op('Add', [h, mlp], {}, GRAPH_OUTPUT) : b.op('Add', [h, mlp], {}, `resid_post_${i}`);
+  }
+  b.output(GRAPH_OUTPUT, 'float32', ['batch', 'seq', H]);
+
+  const modelPath = path.join(opts.dir, 'model.onnx');
+  const bytes = b.toModel({
+    opset: OPSET,
+    docString: `resid_post of block ${layer} (${arch.id}, ${precision})`,
+    metadata: { format: GRAPH_FORMAT, layer: String(layer), precision, architecture: arch.id, ...opts.metadata },
+  });
+  saveModel(modelPath, bytes);
+  return { modelPath, dataPath: b.externalDataPath!, nodeCount: b.nodeCount };
+}

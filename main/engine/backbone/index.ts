@@ -1,0 +1,17 @@
+// Public surface of the backbone engine. The tokenizer lives beside it (tokenizer.ts, chat-template.ts).
+export * from './architecture';
+export * from './config';
+export { loadCheckpoint, type Checkpoint, type TensorRef, type LayerTensorKey } from './checkpoint';
+export { clearContentHashMemory } from './content-hash';
+export { buildDecoderGraph, GRAPH_FORMAT, GRAPH_INPUT, GRAPH_OUTPUT, type Precision } from './decoder-graph';
+export { ensureBackboneGraph, graphDirName, type GraphManifest, type EnsuredGraph } from './graph-cache';
+export {
+  openBackbone,
+  backboneRunCounter,
+  planBatches,
+  type BackboneSession,
+  type BackboneInfo,
+  type OpenBackboneOptions,
+  type HiddenOptions,
+} from './session';
+export * from './tokenizer';

@@ -1,0 +1,127 @@
+/**
+ * Test helper: writes a random-weight Gemma-2 checkpoint in Hugging Face layout with writeSafetensors
+ * (single file or sharded with model.safetensors.index.json; F32, BF16 or F16).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { writeSafetensors, type FloatDtype, type TensorToWrite } from '../../../main/engine/formats/safetensors';
+import type { RefConfig } from './reference-forward';
+
+export interface RandomCheckpointOptions {
+  dtype?: FloatDtype;
+  shards?: number;
+  seed?: number;
+}
+
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    // xorshift32 → uniform in [-1, 1)
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s / 2 ** 32) * 2 - 1;
+  };
+}
+
+export function gemma2Config(over: Partial<RefConfig> = {}): RefConfig & Record<string, unknown> {
+  return {
+    architectures: ['Gemma2ForCausalLM'],
+    model_type: 'gemma2',
+    hidden_activation: 'gelu_pytorch_tanh',
+    bos_token_id: 2,
+    eos_token_id: 1,
+    pad_token_id: 0,
+    final_logit_softcapping: 30.0,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 4,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 24,
+    vocab_size: 300,
+    query_pre_attn_scalar: 24,
+    sliding_window: 4,
+    rope_theta: 10000,
+    attn_logit_softcapping: 50.0,
+    rms_norm_eps: 1e-6,
+    ...over,
+  } as RefConfig & Record<string, unknown>;
+}
+
+/** All tensors of a random checkpoint (f32 values; the file dtype rounds them on write). */
+export function randomTensors(cfg: RefConfig, seed = 1): Record<string, Float32Array> {
+  const r = rng(seed);
+  const H = cfg.hidden_size;
+  const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => r() * scale);
+  const t: Record<string, Float32Array> = {};
+  t['model.embed_tokens.weight'] = fill(cfg.vocab_size * H, 1 / Math.sqrt(H));
+  const qd = cfg.num_attention_heads * cfg.head_dim;
+  const kd = cfg.num_key_value_heads * cfg.head_dim;
+  const I = cfg.intermediate_size;
+  for (let l = 0; l < cfg.num_hidden_layers; l++) {
+    const p = `model.layers.${l}.`;
+    // Uniform(-a, a) with a = sqrt(3/in) keeps unit variance through each linear.
+    t[p + 'self_attn.q_proj.weight'] = fill(qd * H, Math.sqrt(3 / H) * 2);
+    t[p + 'self_attn.k_proj.weight'] = fill(kd * H, Math.sqrt(3 / H) * 2);
+    t[p + 'self_attn.v_proj.weight'] = fill(kd * H, Math.sqrt(3 / H));
+    t[p + 'self_attn.o_proj.weight'] = fill(H * qd, Math.sqrt(3 / qd));
+    t[p + 'mlp.gate_proj.weight'] = fill(I * H, Math.sqrt(3 / H));
+    t[p + 'mlp.up_proj.weight'] = fill(I * H, Math.sqrt(3 / H));
+    t[p + 'mlp.down_proj.weight'] = fill(H * I, Math.sqrt(3 / I));
+    for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) {
+      t[p + n + '.weight'] = fill(H, 0.5); // zero-centred, non-zero: forgetting "1 +" shows
+    }
+  }
+  t['model.norm.weight'] = fill(H, 0.5);
+  return t;
+}
+
+export function shapeOf(cfg: RefConfig, name: string): number[] {
+  const H = cfg.hidden_size;
+  const qd = cfg.num_attention_heads * cfg.head_dim;
+  const kd = cfg.num_key_value_heads * cfg.head_dim;
+  const I = cfg.intermediate_size;
+  if (name === 'model.embed_tokens.weight') return [cfg.vocab_size, H];
+  if (name.endsWith('q_proj.weight')) return [qd, H];
+  if (name.endsWith('k_proj.weight') || name.endsWith('v_proj.weight')) return [kd, H];
+  if (name.endsWith('o_proj.weight')) return [H, qd];
+  if (name.endsWith('gate_proj.weight') || name.endsWith('up_proj.weight')) return [I, H];
+  if (name.endsWith('down_proj.weight')) return [H, I];
+  return [H];
+}
+
+/** Writes config.json + weights; returns the folder. */
+export function writeRandomCheckpoint(dir: string, config: RefConfig & Record<string, unknown>, opts: RandomCheckpointOptions = {}): string {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const tensors = randomTensors(config, opts.seed ?? 1);
+  const dtype = opts.dtype ?? 'F32';
+  const names = Object.keys(tensors);
+  const shards = opts.shards ?? 1;
+  const toWrite = (list: string[]): Record<string, TensorToWrite> =>
+    Object.fromEntries(list.map((n) => [n, { dtype, shape: shapeOf(config, n), data: tensors[n] }]));
+  if (shards === 1) {
+    writeSafetensors(path.join(dir, 'model.safetensors'), toWrite(names), { format: 'pt' });
+  } else {
+    const weightMap: Record<string, string> = {};
+    const per = Math.ceil(names.length / shards);
+    for (let s = 0; s < shards; s++) {
+      const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+      const list = names.slice(s * per, (s + 1) * per);
+      writeSafetensors(path.join(dir, file), toWrite(list), { format: 'pt' });
+      for (const n of list) weightMap[n] = file;
+    }
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+  }
+  return dir;
+}
+
+/** Random token ids in [3, vocab) with BOS (2) first. */
+export function randomIds(n: number, vocab: number, seed: number): number[] {
+  const r = rng(seed);
+  return [2, ...Array.from({ length: n - 1 }, () => 3 + Math.floor(((r() + 1) / 2) * (vocab - 3)))];
+}

@@ -3,10 +3,12 @@
  * on the training split → top-K selection → projection onto the selected decoder rows → reward head.
  * Everything the CLI/service does after feature extraction, so tests can drive it with synthetic features.
  */
-import { latentStats, selectLatents, project, gatherDirections, type SelectedLatent, type SparseRow } from './selection';
-import { trainHead, headScores, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type Loss, type PairMatrix } from './head';
+import { latentStats, selectLatents, gatherDirections, type SelectedLatent, type SparseRow } from './selection';
+import { trainHead, headScoresOrt, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type Loss, type PairMatrix } from './head';
 import { splitByPrompt, type SplitName } from './splits';
 import { pairAccuracy, marginAuc } from './metrics';
+import { matmul } from './head-graphs';
+import { transpose } from './head-onnx';
 
 /** One row per response: pooled representation z and its active SAE latents. */
 export interface FeatureTable {
@@ -81,19 +83,27 @@ export function gatherRows(table: FeatureTable, rows: number[]): Float32Array {
 }
 
 /** Builds chosen/rejected input matrices for a featurizer (z rows → m features per response). */
-export function pairMatrix(table: FeatureTable, pairs: PairRef[], featurize: (z: Float32Array, n: number) => Float32Array): PairMatrix {
+export type Featurize = (z: Float32Array, n: number) => Promise<Float32Array>;
+
+export async function pairMatrix(table: FeatureTable, pairs: PairRef[], featurize: Featurize): Promise<PairMatrix> {
   return {
     n: pairs.length,
-    w: featurize(gatherRows(table, pairs.map((p) => p.chosen)), pairs.length),
-    l: featurize(gatherRows(table, pairs.map((p) => p.rejected)), pairs.length),
+    w: await featurize(gatherRows(table, pairs.map((p) => p.chosen)), pairs.length),
+    l: await featurize(gatherRows(table, pairs.map((p) => p.rejected)), pairs.length),
   };
+}
+
+/** p = z · Dᵀ for m directions D [m × hiddenSize] (ONNX Runtime GEMM). */
+export function projector(directions: Float32Array, hiddenSize: number, m: number): Featurize {
+  const dT = transpose(directions, m, hiddenSize);
+  return (z, n) => matmul(z, n, hiddenSize, dT, m);
 }
 
 export function splitMetrics(margins: Float32Array | number[]): SplitMetrics {
   return { n: margins.length, accuracy: pairAccuracy(margins), auc: marginAuc(margins) };
 }
 
-export function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: SaeDecoder, options: Partial<FitOptions> = {}): FitResult {
+export async function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: SaeDecoder, options: Partial<FitOptions> = {}): Promise<FitResult> {
   const opts = { ...DEFAULT_FIT_OPTIONS, ...options };
   if (sae.dIn !== table.hiddenSize) throw new Error(`fitSparseRm: SAE d_in ${sae.dIn} vs features ${table.hiddenSize}`);
   const splits = splitByPrompt(pairs.map((p) => p.prompt), opts);
@@ -107,14 +117,16 @@ export function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: SaeDecod
   const selected = selectLatents(stats, opts.k);
   const directions = gatherDirections(sae.W_dec, sae.dIn, selected.map((s) => s.index));
   const m = selected.length;
-  const featurize = (z: Float32Array, n: number) => project(z, n, table.hiddenSize, directions, m);
+  const featurize = projector(directions, table.hiddenSize, m);
 
-  const res = trainHead(pairMatrix(table, train, featurize), val.length ? pairMatrix(table, val, featurize) : undefined, m, opts);
-  const metricsFor = (ps: PairRef[]): SplitMetrics => {
+  const trainM = await pairMatrix(table, train, featurize);
+  const valM = val.length ? await pairMatrix(table, val, featurize) : undefined;
+  const res = await trainHead(trainM, valM, m, opts);
+  const metricsFor = async (ps: PairRef[], pm?: PairMatrix): Promise<SplitMetrics> => {
     if (ps.length === 0) return { n: 0, accuracy: NaN, auc: NaN };
-    const pm = pairMatrix(table, ps, featurize);
-    const sw = headScores(res.weights, pm.w, pm.n);
-    const sl = headScores(res.weights, pm.l, pm.n);
+    pm ??= await pairMatrix(table, ps, featurize);
+    const sw = await headScoresOrt(res.weights, pm.w, pm.n);
+    const sl = await headScoresOrt(res.weights, pm.l, pm.n);
     return splitMetrics(sw.map((v, i) => v - sl[i]));
   };
   return {
@@ -125,6 +137,6 @@ export function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: SaeDecod
     bestEpoch: res.bestEpoch,
     epochsRun: res.epochsRun,
     splits,
-    metrics: { train: metricsFor(train), val: metricsFor(val), test: metricsFor(test) },
+    metrics: { train: await metricsFor(train, trainM), val: await metricsFor(val, valM), test: await metricsFor(test) },
   };
 }

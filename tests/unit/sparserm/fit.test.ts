@@ -8,9 +8,9 @@ import { decompose, headScores } from '../../../main/engine/sparserm/head';
 import { plantedData } from './synthetic';
 
 describe('SparseRM on synthetic features with planted preference latents', () => {
-  it('selects exactly the planted latents and reaches held-out accuracy >= 0.95', () => {
+  it('selects exactly the planted latents and reaches held-out accuracy >= 0.95', async () => {
     const d = plantedData({ pairs: 800, pairsPerPrompt: 2 });
-    const fit = fitSparseRm(d.table, d.pairs, d.sae, { k: 5, seed: 3, valFraction: 0.15, testFraction: 0.25, hidden: 64 });
+    const fit = await fitSparseRm(d.table, d.pairs, d.sae, { k: 5, seed: 3, valFraction: 0.15, testFraction: 0.25, hidden: 64 });
     expect(fit.selected.filter((s) => s.side === 'positive').map((s) => s.index).sort((a, b) => a - b)).toEqual(d.positive);
     expect(fit.selected.filter((s) => s.side === 'negative').map((s) => s.index).sort((a, b) => a - b)).toEqual(d.negative);
     expect(fit.metrics.test.n).toBeGreaterThanOrEqual(190);
@@ -18,17 +18,17 @@ describe('SparseRM on synthetic features with planted preference latents', () =>
     expect(fit.metrics.test.auc).toBeGreaterThanOrEqual(0.95);
   });
 
-  it('stays near chance when the labels are shuffled', () => {
+  it('stays near chance when the labels are shuffled', async () => {
     const d = plantedData({ pairs: 800, shuffleLabels: true, seed: 9 });
-    const fit = fitSparseRm(d.table, d.pairs, d.sae, { k: 5, seed: 3, valFraction: 0.15, testFraction: 0.25, hidden: 64 });
+    const fit = await fitSparseRm(d.table, d.pairs, d.sae, { k: 5, seed: 3, valFraction: 0.15, testFraction: 0.25, hidden: 64 });
     expect(fit.metrics.test.accuracy).toBeGreaterThan(0.38);
     expect(fit.metrics.test.accuracy).toBeLessThan(0.62);
   });
 
-  it('is deterministic for a seed and trains with Bradley–Terry too', () => {
+  it('is deterministic for a seed and trains with Bradley–Terry too', async () => {
     const d = plantedData({ pairs: 300 });
-    const a = fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 5, hidden: 32, loss: 'bt' });
-    const b = fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 5, hidden: 32, loss: 'bt' });
+    const a = await fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 5, hidden: 32, loss: 'bt' });
+    const b = await fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 5, hidden: 32, loss: 'bt' });
     expect(Array.from(a.head.W1)).toEqual(Array.from(b.head.W1));
     expect(a.selected).toEqual(b.selected);
     expect(a.metrics.test.accuracy).toBeGreaterThan(0.9);
@@ -82,9 +82,9 @@ describe('metrics', () => {
 });
 
 describe('explanations', () => {
-  it('contributions sum exactly to score minus bias', () => {
+  it('contributions sum exactly to score minus bias', async () => {
     const d = plantedData({ pairs: 200 });
-    const fit = fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 1, hidden: 32, maxEpochs: 5 });
+    const fit = await fitSparseRm(d.table, d.pairs, d.sae, { k: 8, seed: 1, hidden: 32, maxEpochs: 5 });
     for (const r of [0, 1, 7]) {
       const z = d.table.z.subarray(r * d.sae.dIn, (r + 1) * d.sae.dIn);
       const p = new Float32Array(fit.selected.length);

@@ -82,17 +82,26 @@ export function ropeInvFreq(theta: number, headDim: number): Float32Array {
 }
 
 export async function buildDecoderGraph(ckpt: Checkpoint, opts: BuildDecoderGraphOptions): Promise<BuiltGraph> {
+  ckpt.validateThrough(opts.layer);
+  const b = new GraphBuilder({ name: `${ckpt.config.arch.id}_resid_post_L${opts.layer}`, externalData: { dir: opts.dir, file: 'model.onnx.data' } });
+  try {
+    return await buildInto(b, ckpt, opts);
+  } catch (err) {
+    b.abort();
+    throw err;
+  }
+}
+
+async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGraphOptions): Promise<BuiltGraph> {
   const c = ckpt.config;
   const arch = c.arch;
   const { layer, precision } = opts;
-  ckpt.validateThrough(layer);
   const H = c.hiddenSize;
   const nH = c.numHeads;
   const nKV = c.numKvHeads;
   const hd = c.headDim;
   const groups = nH / nKV;
 
-  const b = new GraphBuilder({ name: `${arch.id}_resid_post_L${layer}`, externalData: { dir: opts.dir, file: 'model.onnx.data' } });
   const totalTensors = ckpt.tensorsThrough(layer).length - 1;
   let doneTensors = 0;
   const tick = async () => {

@@ -347,6 +347,13 @@ export class GraphBuilder {
     return onnx.ModelProto.encode(model).finish();
   }
 
+  /** Gives up on this build: closes the external data file (the caller removes the folder). Idempotent. */
+  abort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.ext) fs.closeSync(this.ext.fd);
+  }
+
   /** Number of nodes so far (for tests and docs). */
   get nodeCount(): number {
     return this.nodes.length;

@@ -1,13 +1,48 @@
 import type { Command } from 'commander';
 
-// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+import { InputError } from '../../engine/errors';
+import { registerDataJobs, type ExportResult } from '../../engine/data';
+import { JobRunner } from '../../engine/jobs';
+import { openStore } from '../../engine/store';
+import { action, printJson } from '../output';
+import { runCliJob } from './import';
+
 export function register(program: Command): void {
   program
     .command('export')
-    .description('export kept pairs as TRL JSONL (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      process.stderr.write('error: sparserm export is not implemented yet\n');
-      process.exitCode = 1;
-    });
+    .description('write the curated pairs (kept, swaps applied) as TRL JSONL, atomically, with <out>.provenance.json')
+    .requiredOption('--dataset <name>', 'dataset')
+    .requiredOption('--out <file>', 'output JSONL (written to a temp file in the same folder, then renamed)')
+    .option('--format <format>', 'standard (prompt/chosen/rejected strings) | conversational ({role, content} lists)', 'standard')
+    .option('--dropped <file>', 'also write the pairs left out, with their decisions, for audit')
+    .option('--include-undecided', 'also export pairs with no verdict and no decision', false)
+    .option('--include-uncertain', 'also export pairs the rule left uncertain and nobody reviewed', false)
+    .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
+    .option('--json', 'JSON on stdout', false)
+    .action(
+      action(async (o: { dataset: string; out: string; format: string; dropped?: string; includeUndecided: boolean; includeUncertain: boolean; db?: string; json: boolean }) => {
+        if (o.format !== 'standard' && o.format !== 'conversational') throw new InputError({ field: '--format', expected: 'standard or conversational', got: o.format });
+        const store = openStore(o.db);
+        try {
+          store.datasets.resolve(o.dataset);
+          const runner = registerDataJobs(new JobRunner(store));
+          const r = await runCliJob<ExportResult>(
+            runner,
+            'export',
+            { dataset: o.dataset, out: o.out, format: o.format, dropped: o.dropped, includeUndecided: o.includeUndecided, includeUncertain: o.includeUncertain },
+            'export',
+            o.json,
+          );
+          if (o.json) printJson(r);
+          else {
+            const c = r.counts;
+            process.stdout.write(`wrote ${c.exported} pairs to ${r.out} (${c.kept} kept, ${c.swapped} swapped; left out: ${c.dropped} dropped, ${c.uncertain} uncertain, ${c.undecided} undecided; ${c.overridden} curator overrides)\n`);
+            process.stdout.write(`provenance: ${r.provenance}\n`);
+            if (r.dropped) process.stdout.write(`left-out pairs: ${r.dropped}\n`);
+          }
+        } finally {
+          store.close();
+        }
+      }),
+    );
 }

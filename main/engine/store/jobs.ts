@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 import { InputError } from '../errors';
 import type { Db } from './db';
 import { JobRowSchema, now, type JobRecord, type JobStatus } from './rows';
@@ -9,8 +11,8 @@ export class JobsRepo {
   create(j: { id: string; kind: string; params: unknown; total?: number | null }): JobRecord {
     const ts = now();
     this.db
-      .prepare('INSERT INTO jobs(id, kind, params_json, status, done, total, created_at, updated_at) VALUES (?,?,?,?,0,?,?,?)')
-      .run(j.id, j.kind, JSON.stringify(j.params ?? null), 'queued', j.total ?? null, ts, ts);
+      .prepare('INSERT INTO jobs(id, kind, params_json, status, done, total, created_at, updated_at, owner_pid, owner_host) VALUES (?,?,?,?,0,?,?,?,?,?)')
+      .run(j.id, j.kind, JSON.stringify(j.params ?? null), 'queued', j.total ?? null, ts, ts, process.pid, os.hostname());
     return this.get(j.id);
   }
 
@@ -44,6 +46,8 @@ export class JobsRepo {
 
   setStatus(id: string, status: JobStatus, extra: { error?: string | null; result?: unknown } = {}): void {
     const ts = now();
+    // Whoever runs (or resumes) the job owns it from now on.
+    if (status === 'running') this.db.prepare('UPDATE jobs SET owner_pid = ?, owner_host = ? WHERE id = ?').run(process.pid, os.hostname(), id);
     const terminal = status === 'done' || status === 'failed' || status === 'cancelled' || status === 'interrupted';
     this.db
       .prepare(
@@ -69,15 +73,32 @@ export class JobsRepo {
    * At startup: jobs still marked running or queued belong to a process that died (crash, kill -9, power loss);
    * mark them interrupted so they can be resumed. Returns their ids.
    */
-  markInterrupted(): string[] {
+  markInterrupted(isAlive: (pid: number) => boolean = pidAlive): string[] {
     return this.db.transaction(() => {
-      const ids = this.db.prepare("SELECT id FROM jobs WHERE status IN ('running','queued')").pluck().all() as string[];
-      if (ids.length) {
-        this.db
-          .prepare("UPDATE jobs SET status = 'interrupted', updated_at = ?, finished_at = ?, error = 'the process running it stopped (crash or kill)' WHERE status IN ('running','queued')")
-          .run(now(), now());
-      }
-      return ids;
+      const rows = this.db.prepare("SELECT id, owner_pid, owner_host FROM jobs WHERE status IN ('running','queued')").all() as {
+        id: string;
+        owner_pid: number | null;
+        owner_host: string | null;
+      }[];
+      const host = os.hostname();
+      // Another live process (the CLI beside the app, on this machine) may be running a job: leave those alone.
+      // Jobs owned by another host cannot be checked; a shared database across hosts is not supported.
+      const dead = rows.filter((r) => r.owner_pid === null || r.owner_host !== host || (r.owner_pid !== process.pid && !isAlive(r.owner_pid)));
+      const stmt = this.db.prepare(
+        "UPDATE jobs SET status = 'interrupted', updated_at = ?, finished_at = ?, error = 'the process running it stopped (crash or kill)' WHERE id = ?",
+      );
+      for (const r of dead) stmt.run(now(), now(), r.id);
+      return dead.map((r) => r.id);
     }).immediate();
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -268,6 +268,14 @@ CREATE TRIGGER pairs_fts_ai AFTER INSERT ON pairs WHEN (SELECT bulk_fts FROM fts
 END;
 `,
   },
+  {
+    version: 3,
+    description: 'job owner (pid + host) so a process only marks jobs of dead processes as interrupted',
+    sql: /* sql */ `
+ALTER TABLE jobs ADD COLUMN owner_pid INTEGER;
+ALTER TABLE jobs ADD COLUMN owner_host TEXT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -28,6 +28,8 @@ export function openDatabase(file: string, opts: { readonly?: boolean } = {}): D
   }
   try {
     db.pragma('busy_timeout = 10000');
+    // Refuse a newer database before changing anything in it (even the journal mode).
+    refuseNewer(db, file);
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
@@ -49,7 +51,7 @@ export function schemaVersion(db: Db): number {
 }
 
 /** Runs every pending migration in one transaction; refuses a database written by a newer version. */
-export function migrate(db: Db, file = 'database'): void {
+function refuseNewer(db: Db, file: string): void {
   const current = schemaVersion(db);
   if (current > SCHEMA_VERSION) {
     throw new InputError({
@@ -58,6 +60,11 @@ export function migrate(db: Db, file = 'database'): void {
       got: `schema version ${current}`,
     });
   }
+}
+
+export function migrate(db: Db, file = 'database'): void {
+  refuseNewer(db, file);
+  const current = schemaVersion(db);
   const pending = MIGRATIONS.filter((m) => m.version > current);
   if (pending.length === 0) return;
   db.transaction(() => {

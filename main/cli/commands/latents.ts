@@ -1,13 +1,50 @@
 import type { Command } from 'commander';
 
-// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+import { InputError } from '../../engine/errors';
+import { extractLatents } from '../../engine/sparserm/service';
+import { action, printJson, progress } from '../output';
+import { parseIds } from './hidden';
+import { parseIntOpt, resolveBackbone, type BackboneOpts } from './train';
+
+interface LatentsOpts extends BackboneOpts {
+  ids?: string;
+  text?: string;
+  top?: string;
+  json?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command('latents')
-    .description('active SAE latents per token (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      process.stderr.write('error: sparserm latents is not implemented yet\n');
-      process.exitCode = 1;
-    });
+    .description('active JumpReLU SAE latents of resid_post(L) for every token (BOS included), largest first')
+    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 checkpoint folder')
+    .option('--layer <L>', 'block whose resid_post is encoded (0-based)')
+    .option('--sae <path>', 'Gemma Scope params.npz or SAELens folder (cfg.json + sae_weights.safetensors)')
+    .option('--demo', 'use the demo kit\'s checkpoint, layer and SAE')
+    .option('--ids <ids>', 'comma-separated token ids, e.g. 2,17,45')
+    .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer (BOS added)')
+    .option('--top <n>', 'only the N strongest latents per token')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--json', 'print {"layer", "ids", "latents": [[[index, value], …] per token]} on stdout')
+    .action(
+      action(async (o: LatentsOpts) => {
+        if ((o.ids === undefined) === (o.text === undefined)) throw new InputError({ field: '--ids/--text', expected: 'exactly one of --ids or --text', got: o.ids ? 'both' : 'neither' });
+        const bb = await resolveBackbone(o);
+        const res = await extractLatents({
+          checkpoint: bb.checkpoint,
+          layer: bb.layer,
+          sae: bb.sae,
+          ep: bb.ep,
+          ids: o.ids !== undefined ? parseIds(o.ids) : undefined,
+          text: o.text,
+          top: parseIntOpt('--top', o.top, 1),
+          onWarning: (w) => progress(`warning: ${w}`),
+        });
+        if (o.json) printJson(res);
+        else
+          res.latents.forEach((row, t) => {
+            process.stdout.write(`${t}\t${res.ids[t]}\t${row.map(([j, v]) => `${j}:${v.toFixed(3)}`).join(' ')}\n`);
+          });
+      }),
+    );
 }

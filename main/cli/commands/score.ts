@@ -1,13 +1,96 @@
 import type { Command } from 'commander';
 
-// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+import { InputError } from '../../engine/errors';
+import { explainPair, scoreDatasetIntoStore, scorePairs, readRewardModel } from '../../engine/sparserm/service';
+import { openStore } from '../../engine/store';
+import { action, printJson, progress } from '../output';
+import { parseEp } from './hidden';
+import { loadPairs, parseIntOpt, progressPrinter } from './train';
+
+interface ScoreOpts {
+  model?: string;
+  data?: string;
+  dataset?: string;
+  db?: string;
+  checkpoint?: string;
+  explain?: string;
+  top?: string;
+  ep?: string;
+  json?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command('score')
-    .description('score pairs with a reward model (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      process.stderr.write('error: sparserm score is not implemented yet\n');
-      process.exitCode = 1;
-    });
+    .description('score pairs with a trained reward model: s(chosen), s(rejected), margin, P(chosen ≻ rejected) = σ(margin)')
+    .requiredOption('--model <dir>', 'reward-model folder (from `sparserm train`)')
+    .option('--data <file>', 'JSONL of {prompt, chosen, rejected, source?}')
+    .option('--dataset <name>', 'a store dataset: scores are recorded as a scoring run')
+    .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
+    .option('--checkpoint <dir>', 'backbone folder, if it moved since training (must have the same content hash)')
+    .option('--explain <index>', 'explain pair #index (0-based): top latents by exact contribution, with the tokens that fired them')
+    .option('--top <n>', 'latents per response in --explain', '10')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--json', 'print the result as one JSON document on stdout')
+    .action(
+      action(async (o: ScoreOpts) => {
+        const ep = parseEp(o.ep);
+        const onProgress = progressPrinter();
+        if (o.dataset && o.explain === undefined) {
+          if (o.data) throw new InputError({ field: '--data/--dataset', expected: 'one of --data FILE or --dataset NAME', got: 'both' });
+          const store = openStore(o.db);
+          try {
+            const res = await scoreDatasetIntoStore({ store, dataset: o.dataset, modelDir: o.model!, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
+            if (o.json) printJson(res);
+            else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0) ${res.accuracy.toFixed(3)}\n`);
+          } finally {
+            store.close();
+          }
+          return;
+        }
+        const data = loadPairs(o);
+        try {
+          if (o.explain !== undefined) {
+            const i = parseIntOpt('--explain', o.explain)!;
+            const p = data.pairs[i];
+            if (!p) throw new InputError({ field: '--explain', expected: `a pair index 0..${data.pairs.length - 1}`, got: String(i) });
+            const model = await readRewardModel(o.model!);
+            const ls = model.manifest.sae.labels;
+            let labels: Map<number, string> | undefined;
+            if (ls) {
+              try {
+                const store = data.store ?? openStore(o.db);
+                labels = store.labels.best(ls.modelId, ls.saeId, model.manifest.selected.map((s) => s.index));
+                if (!data.store) store.close();
+              } catch {
+                labels = undefined; // labels are optional; no store yet is fine
+              }
+            }
+            const ex = await explainPair({ modelDir: o.model!, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top: parseIntOpt('--top', o.top, 1), labels, checkpoint: o.checkpoint, ep });
+            if (o.json) printJson({ index: i, id: p.id, ...ex });
+            else {
+              process.stdout.write(`pair ${i}: margin ${ex.margin.toFixed(4)}, P(chosen ≻ rejected) ${ex.pChosen.toFixed(3)}\n`);
+              for (const side of ['chosen', 'rejected'] as const) {
+                const e = ex[side];
+                process.stdout.write(`${side}: score ${e.score.toFixed(4)} = Σ contributions + bias ${e.bias.toFixed(4)}\n`);
+                for (const c of e.contributions) {
+                  const toks = c.tokens.slice(0, 5).map((t) => JSON.stringify(t.text)).join(' ');
+                  process.stdout.write(`  latent ${c.latent} (${c.side}${c.label ? `: ${c.label}` : ''}) contribution ${c.contribution.toFixed(4)}, activation ${c.activation.toFixed(3)}${toks ? `, fired on ${toks}` : ''}\n`);
+                }
+              }
+            }
+            return;
+          }
+          const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
+          const accuracy = scores.filter((s) => s.margin > 0).length / scores.length;
+          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, pairs: scores });
+          else {
+            for (const s of scores) process.stdout.write(`${s.index}\t${s.id ?? ''}\t${s.chosen.toFixed(4)}\t${s.rejected.toFixed(4)}\t${s.margin.toFixed(4)}\t${s.pChosen.toFixed(3)}\n`);
+            process.stdout.write(`${scores.length} pairs, accuracy (margin > 0) ${accuracy.toFixed(3)}\n`);
+          }
+        } finally {
+          data.store?.close();
+        }
+      }),
+    );
 }

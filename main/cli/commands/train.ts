@@ -1,13 +1,176 @@
 import type { Command } from 'commander';
 
-// Placeholder until its owner lands the real command: it refuses loudly instead of pretending to work.
+import { ensureDemoKit } from '../../engine/demo/kit';
+import { InputError } from '../../engine/errors';
+import type { EpRequest } from '../../engine/runtime/ort';
+import { openStore, type Store } from '../../engine/store';
+import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
+import { action, printJson, progress } from '../output';
+import { parseEp, parseLayer } from './hidden';
+
+/** Shared by train / score / eval / latents: where the backbone, layer and SAE come from. */
+export interface BackboneOpts {
+  checkpoint?: string;
+  layer?: string;
+  sae?: string;
+  demo?: boolean;
+  ep?: string;
+}
+
+export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: string; layer: number; sae: string; ep: EpRequest; demoDataset?: string; labelSet?: { modelId: string; saeId: string } }> {
+  if (o.demo) {
+    const kit = await ensureDemoKit({ onProgress: (p) => progress(`demo kit: ${p.phase} ${p.done}/${p.total}`) });
+    progress(`using ${kit.label}: ${kit.checkpoint}, layer ${kit.layer}, SAE ${kit.sae}`);
+    return {
+      checkpoint: o.checkpoint ?? kit.checkpoint,
+      layer: o.layer !== undefined ? parseLayer(o.layer) : kit.layer,
+      sae: o.sae ?? kit.sae,
+      ep: parseEp(o.ep),
+      demoDataset: kit.dataset,
+      labelSet: { modelId: kit.modelId, saeId: kit.saeId },
+    };
+  }
+  for (const [flag, v] of [['--checkpoint', o.checkpoint], ['--layer', o.layer], ['--sae', o.sae]] as const) {
+    if (v === undefined) throw new InputError({ field: flag, expected: `${flag} (or --demo for the demo kit)`, got: 'nothing' });
+  }
+  return { checkpoint: o.checkpoint!, layer: parseLayer(o.layer), sae: o.sae!, ep: parseEp(o.ep) };
+}
+
+export interface DataOpts {
+  data?: string;
+  dataset?: string;
+  db?: string;
+}
+
+/** Pairs from --data FILE (JSONL) or --dataset NAME (store); `fallback` (the demo pairs) when neither is given. */
+export function loadPairs(o: DataOpts, fallback?: string): { pairs: PairInput[]; store?: Store; datasetName?: string; pairIds?: number[] } {
+  if (o.data && o.dataset) throw new InputError({ field: '--data/--dataset', expected: 'one of --data FILE or --dataset NAME', got: 'both' });
+  if (o.dataset) {
+    const store = openStore(o.db);
+    const ds = datasetPairs(store, o.dataset);
+    return { pairs: ds.pairs, store, datasetName: ds.name, pairIds: ds.pairIds };
+  }
+  const file = o.data ?? fallback;
+  if (!file) throw new InputError({ field: '--data', expected: '--data FILE.jsonl ({prompt, chosen, rejected, source?}) or --dataset NAME', got: 'neither' });
+  return { pairs: readPairsJsonl(file) };
+}
+
+/** Progress lines on stderr: one per phase change and at most one per second within a phase. */
+export function progressPrinter(): (p: Progress) => void {
+  let phase = '';
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (p.phase === phase && now - last < 1000 && p.done !== p.total) return;
+    phase = p.phase;
+    last = now;
+    const eta = p.etaS !== undefined ? `, ETA ${Math.ceil(p.etaS)} s` : '';
+    progress(`${p.phase}: ${p.done}/${p.total}${eta}`);
+  };
+}
+
+export function parseIntOpt(flag: string, v: string | undefined, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InputError({ field: flag, expected: `an integer ≥ ${min}`, got: JSON.stringify(v) });
+  return n;
+}
+
+export function parseNumOpt(flag: string, v: string | undefined, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= min) throw new InputError({ field: flag, expected: `a number > ${min}`, got: JSON.stringify(v) });
+  return n;
+}
+
+interface TrainOpts extends BackboneOpts, DataOpts {
+  k?: string;
+  loss?: string;
+  pooling?: string;
+  seed?: string;
+  out?: string;
+  margin?: string;
+  hidden?: string;
+  lr?: string;
+  maxEpochs?: string;
+  patience?: string;
+  json?: boolean;
+}
+
 export function register(program: Command): void {
   program
     .command('train')
-    .description('train a SparseRM reward model (not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      process.stderr.write('error: sparserm train is not implemented yet\n');
-      process.exitCode = 1;
-    });
+    .description('train a SparseRM reward model: pooled resid_post(L) → SAE latents → top-K preference directions → small head')
+    .option('--data <file>', 'JSONL of {prompt, chosen, rejected, source?}')
+    .option('--dataset <name>', 'a dataset from the store (the model is registered there too)')
+    .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
+    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 checkpoint folder')
+    .option('--layer <L>', 'block whose resid_post is read (0-based)')
+    .option('--sae <path>', 'Gemma Scope params.npz or SAELens folder (cfg.json + sae_weights.safetensors)')
+    .option('--demo', 'use the demo kit (tiny random-weight Gemma-2 + SAE; its TruthfulQA pairs when no data is given)')
+    .option('--k <K>', 'latents per side (2K directions)', '128')
+    .option('--loss <loss>', 'margin | bt (Bradley–Terry)', 'margin')
+    .option('--margin <gamma>', 'γ of the margin loss', '1')
+    .option('--pooling <p>', 'mean | last (over the response tokens; BOS never included)', 'mean')
+    .option('--seed <n>', 'seed for the split, initialisation and batches', '0')
+    .option('--hidden <n>', 'hidden units of the head', '512')
+    .option('--lr <lr>', 'Adam learning rate', '0.001')
+    .option('--max-epochs <n>', 'epoch limit (early stopping on the validation split usually stops sooner)', '40')
+    .option('--patience <n>', 'epochs without validation improvement before stopping', '5')
+    .option('--out <dir>', 'output folder for the reward model (default: <data home>/reward-models/<id>)')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--json', 'print the result as one JSON document on stdout')
+    .action(
+      action(async (o: TrainOpts) => {
+        const bb = await resolveBackbone(o);
+        const data = loadPairs(o, bb.demoDataset);
+        if (o.loss !== 'margin' && o.loss !== 'bt') throw new InputError({ field: '--loss', expected: 'margin or bt', got: JSON.stringify(o.loss) });
+        if (o.pooling !== 'mean' && o.pooling !== 'last') throw new InputError({ field: '--pooling', expected: 'mean or last', got: JSON.stringify(o.pooling) });
+        try {
+          const res = await trainRewardModel({
+            ...bb,
+            pairs: data.pairs,
+            outDir: o.out,
+            k: parseIntOpt('--k', o.k, 1),
+            loss: o.loss,
+            margin: parseNumOpt('--margin', o.margin),
+            pooling: o.pooling,
+            seed: parseIntOpt('--seed', o.seed),
+            hidden: parseIntOpt('--hidden', o.hidden, 1),
+            lr: parseNumOpt('--lr', o.lr),
+            maxEpochs: parseIntOpt('--max-epochs', o.maxEpochs, 1),
+            patience: parseIntOpt('--patience', o.patience, 1),
+            datasetName: data.datasetName,
+            onProgress: progressPrinter(),
+            onWarning: (w) => progress(`warning: ${w}`),
+          });
+          if (data.store) registerRewardModel(data.store, res.modelDir, res.manifest);
+          const m = res.manifest;
+          const out = {
+            modelDir: res.modelDir,
+            id: m.id,
+            k: m.k,
+            loss: m.training.loss,
+            pooling: m.pooling,
+            layer: m.backbone.layer,
+            pairs: m.training.pairs,
+            epochsRun: m.training.epochsRun,
+            bestEpoch: m.training.bestEpoch,
+            trainableParams: m.head.trainableParams,
+            metrics: m.metrics,
+            features: res.features,
+          };
+          if (o.json) printJson(out);
+          else {
+            process.stdout.write(`reward model ${m.id} → ${res.modelDir}\n`);
+            process.stdout.write(`K=${m.k} (${m.selected.length} directions), ${m.training.loss} loss, ${m.head.trainableParams} trainable parameters, ${m.training.epochsRun} epochs (best ${m.training.bestEpoch})\n`);
+            const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
+            for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: ${m.metrics[s].n} pairs, accuracy ${f(m.metrics[s].accuracy)}, AUC ${f(m.metrics[s].auc)}\n`);
+            process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
+          }
+        } finally {
+          data.store?.close();
+        }
+      }),
+    );
 }

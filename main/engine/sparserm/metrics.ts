@@ -4,11 +4,14 @@ export function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
-/** Share of pairs the model orders right (margin > 0; a tie counts as wrong). */
+/**
+ * Share of pairs the model orders right: margin > 0 counts 1, an exact tie ½ (a model that cannot tell the two
+ * responses apart is at chance, not wrong — matters for sparse inputs such as raw SAE activations).
+ */
 export function pairAccuracy(margins: ArrayLike<number>): number {
   if (margins.length === 0) return NaN;
   let c = 0;
-  for (let i = 0; i < margins.length; i++) if (margins[i] > 0) c++;
+  for (let i = 0; i < margins.length; i++) c += margins[i] > 0 ? 1 : margins[i] === 0 ? 0.5 : 0;
   return c / margins.length;
 }
 
@@ -40,7 +43,7 @@ export function perSourceAccuracy(margins: ArrayLike<number>, sources: Array<str
     const s = sources[i] ?? '(none)';
     acc[s] ??= { n: 0, c: 0 };
     acc[s].n++;
-    if (margins[i] > 0) acc[s].c++;
+    acc[s].c += margins[i] > 0 ? 1 : margins[i] === 0 ? 0.5 : 0;
   }
   return Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, { n: v.n, accuracy: v.c / v.n }]));
 }

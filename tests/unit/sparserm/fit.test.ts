@@ -77,7 +77,7 @@ describe('metrics', () => {
     let wins = 0;
     for (const a of pos) for (const b of neg) wins += a > b ? 1 : a === b ? 0.5 : 0;
     expect(marginAuc(m)).toBeCloseTo(wins / (m.length * m.length), 12);
-    expect(pairAccuracy(m)).toBeCloseTo(4 / 7, 12);
+    expect(pairAccuracy(m)).toBeCloseTo(4.5 / 7, 12); // the exact tie counts ½
   });
 });
 

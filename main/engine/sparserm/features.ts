@@ -1,0 +1,198 @@
+/**
+ * Feature extraction as a resumable job: per response, the pooled resid_post(L) representation z (mean over the
+ * response tokens, or the last one; BOS never included) and its active SAE latents (JumpReLU of z).
+ *
+ * Content-addressed cache under cacheDirs.features():
+ *   <ns = sha256(backbone content hash, layer, pooling)>/z/              key = sha256(exact token ids, pooled span)
+ *   <ns>/latents-<SAE hash>/                                              same key → sparse active latents of z
+ * so re-training (other K / loss / seed), re-scoring or evaluating never runs the backbone for text it has seen,
+ * and a new SAE on the same backbone only re-encodes z. Batches are committed as they finish (AppendStore), so a
+ * killed run resumes where it stopped.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { loadCheckpoint, openBackbone, type BackboneSession } from '../backbone';
+import { loadTokenizer, type ChatEncoding } from '../backbone/tokenizer';
+import { throwIfAborted } from '../errors';
+import type { EpRequest } from '../runtime/ort';
+import { cacheDirs } from '../paths';
+import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
+import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
+import type { FeatureTable } from './fit';
+
+export type Pooling = 'mean' | 'last';
+
+export interface ResponseText {
+  prompt: string;
+  response: string;
+}
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total: number;
+  /** Seconds left, estimated from the rate so far. */
+  etaS?: number;
+}
+
+export interface ExtractOptions {
+  checkpoint: string;
+  layer: number;
+  /** Without an SAE only z is extracted (scoring needs nothing else); table.latents is then empty. */
+  sae?: Sae;
+  pooling: Pooling;
+  ep?: EpRequest;
+  /** Root of the feature cache (default cacheDirs.features()). */
+  cacheRoot?: string;
+  /** Responses per committed backbone batch (default 64). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface ExtractResult {
+  table: FeatureTable;
+  encodings: ChatEncoding[];
+  backboneHash: string;
+  /** Tokens that went through the backbone in this call (0 when everything was cached). */
+  tokensComputed: number;
+  responsesComputed: number;
+  responsesCached: number;
+  warnings: string[];
+}
+
+function sha(s: string): string {
+  return crypto.createHash('sha256').update(s).digest('hex');
+}
+
+export function featureKey(e: Pick<ChatEncoding, 'ids' | 'poolStart' | 'poolEnd'>): string {
+  return sha(`${e.ids.join(',')}|${e.poolStart}:${e.poolEnd}`);
+}
+
+/** Pools [poolStart, poolEnd) of a [T × H] hidden-state matrix; BOS (position 0) is never part of the span. */
+export function poolHidden(h: Float32Array, hiddenSize: number, start: number, end: number, pooling: Pooling): Float32Array {
+  const s = Math.max(start, 1);
+  if (end <= s) throw new Error(`empty pooling span [${start}, ${end})`);
+  const z = new Float32Array(hiddenSize);
+  if (pooling === 'last') {
+    z.set(h.subarray((end - 1) * hiddenSize, end * hiddenSize));
+    return z;
+  }
+  const acc = new Float64Array(hiddenSize);
+  for (let t = s; t < end; t++) for (let k = 0; k < hiddenSize; k++) acc[k] += h[t * hiddenSize + k];
+  for (let k = 0; k < hiddenSize; k++) z[k] = acc[k] / (end - s);
+  return z;
+}
+
+function eta(start: number, done: number, total: number): number | undefined {
+  if (done === 0) return undefined;
+  const rate = done / ((Date.now() - start) / 1000);
+  return rate > 0 ? (total - done) / rate : undefined;
+}
+
+export async function extractFeatures(responses: ResponseText[], opts: ExtractOptions): Promise<ExtractResult> {
+  const { signal, onProgress } = opts;
+  const ckpt = await loadCheckpoint(opts.checkpoint);
+  let backboneHash: string;
+  let hiddenSize: number;
+  try {
+    ckpt.validateThrough(opts.layer);
+    hiddenSize = ckpt.config.hiddenSize;
+    backboneHash = await ckpt.contentHash(opts.layer);
+  } finally {
+    ckpt.close();
+  }
+  const { warnings } = opts.sae ? checkSaeForBackbone(opts.sae, { checkpoint: opts.checkpoint, hiddenSize, layer: opts.layer }) : { warnings: [] as string[] };
+  warnings.forEach((w) => opts.onWarning?.(w));
+
+  const tokenizer = await loadTokenizer(opts.checkpoint);
+  const encodings = responses.map((r) => tokenizer.encodeChat(r.prompt, r.response));
+  const keys = encodings.map(featureKey);
+  onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
+
+  const root = opts.cacheRoot ?? cacheDirs.features();
+  const ns = sha(JSON.stringify({ v: 1, backbone: backboneHash, layer: opts.layer, pooling: opts.pooling }));
+  const nsDir = path.join(root, ns.slice(0, 32));
+  fs.mkdirSync(nsDir, { recursive: true });
+  const meta = path.join(nsDir, 'meta.json');
+  if (!fs.existsSync(meta)) fs.writeFileSync(meta, JSON.stringify({ backboneHash, layer: opts.layer, pooling: opts.pooling, hiddenSize }) + '\n');
+  const zStore = AppendStore.open(path.join(nsDir, 'z'));
+  const sae = opts.sae;
+  const latStore = sae ? AppendStore.open(path.join(nsDir, `latents-${sae.hash.slice(0, 32)}`)) : undefined;
+
+  let tokensComputed = 0;
+  let backbone: BackboneSession | undefined;
+  let encoder: SaeEncoder | undefined;
+  try {
+    // 1) z for responses not in the cache, one committed batch at a time.
+    const todo: number[] = [];
+    const seen = new Set<string>();
+    keys.forEach((k, i) => {
+      if (!zStore.has(k) && !seen.has(k)) {
+        seen.add(k);
+        todo.push(i);
+      }
+    });
+    const batchSize = opts.batchSize ?? 64;
+    const started = Date.now();
+    for (let b = 0; b < todo.length; b += batchSize) {
+      throwIfAborted(signal);
+      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, ep: opts.ep, signal });
+      const batch = todo.slice(b, b + batchSize);
+      const hidden = await backbone.hidden(batch.map((i) => encodings[i].ids), { signal });
+      const records: Array<[string, Uint8Array]> = batch.map((i, j) => {
+        const e = encodings[i];
+        tokensComputed += e.ids.length;
+        return [keys[i], f32Bytes(poolHidden(hidden[j], hiddenSize, e.poolStart, e.poolEnd, opts.pooling))];
+      });
+      zStore.putMany(records);
+      const done = Math.min(b + batchSize, todo.length);
+      onProgress?.({ phase: 'backbone', done, total: todo.length, etaS: eta(started, done, todo.length) });
+    }
+
+    const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
+    keys.forEach((k, i) => table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));
+
+    // 2) active latents of z for this SAE.
+    if (!sae || !latStore) {
+      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length, warnings };
+    }
+    const latTodo: number[] = [];
+    const latSeen = new Set<string>();
+    keys.forEach((k, i) => {
+      if (!latStore.has(k) && !latSeen.has(k)) {
+        latSeen.add(k);
+        latTodo.push(i);
+      }
+    });
+    const encBatch = 256;
+    for (let b = 0; b < latTodo.length; b += encBatch) {
+      throwIfAborted(signal);
+      encoder ??= await SaeEncoder.open(sae, { ep: opts.ep });
+      const batch = latTodo.slice(b, b + encBatch);
+      const x = new Float32Array(batch.length * hiddenSize);
+      batch.forEach((i, j) => x.set(table.z.subarray(i * hiddenSize, (i + 1) * hiddenSize), j * hiddenSize));
+      const rows = await encoder.encodeSparse(x, batch.length, { signal });
+      latStore.putMany(batch.map((i, j) => [keys[i], encodeSparse(Int32Array.from(rows[j], (r) => r[0]), Float32Array.from(rows[j], (r) => r[1]))]));
+      onProgress?.({ phase: 'sae', done: Math.min(b + encBatch, latTodo.length), total: latTodo.length });
+    }
+    table.latents = keys.map((k) => decodeSparse(latStore.get(k)!));
+    return {
+      table,
+      encodings,
+      backboneHash,
+      tokensComputed,
+      responsesComputed: todo.length,
+      responsesCached: responses.length - todo.length,
+      warnings,
+    };
+  } finally {
+    zStore.close();
+    latStore?.close();
+    await backbone?.close();
+    await encoder?.close();
+  }
+}

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/** The reward-model folder's manifest.json. Validated on every load: the folder may come from another machine. */
+export const MANIFEST_FORMAT = 'sparserm-reward-model';
+
+const splitMetrics = z.object({ n: z.number().int().nonnegative(), accuracy: z.number().nullable(), auc: z.number().nullable() });
+
+export const RewardModelManifest = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  version: z.literal(1),
+  id: z.string(),
+  created: z.string(),
+  backbone: z.object({
+    checkpoint: z.string(),
+    contentHash: z.string(),
+    layer: z.number().int().nonnegative(),
+    hiddenSize: z.number().int().positive(),
+    files: z.record(z.string(), z.string()).optional(),
+  }),
+  sae: z.object({
+    id: z.string(),
+    hash: z.string(),
+    path: z.string(),
+    format: z.enum(['npz', 'saelens']),
+    dSae: z.number().int().positive(),
+    hookLayer: z.number().int().optional(),
+    /** Neuronpedia-style ids the store's latent labels are keyed by. */
+    labels: z.object({ modelId: z.string(), saeId: z.string() }).optional(),
+  }),
+  pooling: z.enum(['mean', 'last']),
+  k: z.number().int().positive(),
+  selected: z.array(
+    z.object({
+      index: z.number().int().nonnegative(),
+      side: z.enum(['positive', 'negative']),
+      muW: z.number(),
+      muL: z.number(),
+      meanActW: z.number(),
+      meanActL: z.number(),
+    }),
+  ),
+  head: z.object({
+    onnx: z.literal('head.onnx'),
+    weights: z.literal('head.npz'),
+    input: z.literal('z'),
+    output: z.literal('score'),
+    inDim: z.number().int().positive(),
+    hidden: z.number().int().positive(),
+    activation: z.literal('relu'),
+    trainableParams: z.number().int().positive(),
+    standardization: z.literal('per-feature mean/std of the training responses, inside head.onnx and head.npz'),
+  }),
+  training: z.object({
+    loss: z.enum(['margin', 'bt']),
+    margin: z.number(),
+    optimizer: z.literal('adam'),
+    lr: z.number(),
+    batchSize: z.number().int().positive(),
+    maxEpochs: z.number().int().positive(),
+    patience: z.number().int().positive(),
+    epochsRun: z.number().int().nonnegative(),
+    bestEpoch: z.number().int().nonnegative(),
+    seed: z.number().int(),
+    splitBy: z.literal('prompt'),
+    valFraction: z.number(),
+    testFraction: z.number(),
+    pairs: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int() }),
+    dataHash: z.string(),
+    dataset: z.string().optional(),
+    seconds: z.number(),
+  }),
+  metrics: z.object({ train: splitMetrics, val: splitMetrics, test: splitMetrics }),
+  attribution: z.object({ method: z.literal('gradient-x-input-fixed-relu-pattern'), description: z.string() }),
+  tokenActivations: z.literal('on-demand'),
+});
+export type RewardModelManifest = z.infer<typeof RewardModelManifest>;
+
+export const ATTRIBUTION_DESCRIPTION =
+  'With the ReLU pattern a of the response fixed, s = sum_j x_j * g_j + bias exactly, where x = (p - mean) / std, ' +
+  'g = W1^T (a * w2), bias = w2 . (a * b1) + b2. Contribution of latent j = x_j * g_j; contributions sum to s - bias.';

@@ -1,0 +1,576 @@
+/**
+ * The SparseRM workflows, shared by the CLI, the HTTP/IPC API and the demo pipeline (docs/sparserm.md):
+ * train a reward model on pairs, score pairs, explain a response or a pair, evaluate with baselines, list
+ * token-level latents; plus store-backed variants (dataset in, scoring run out).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { openBackbone, loadTokenizer } from '../backbone';
+import { InputError, throwIfAborted } from '../errors';
+import { rewardModelsHome } from '../paths';
+import { createSession, type EpRequest } from '../runtime/ort';
+import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
+import type { NewScore, Store } from '../store';
+import { runBaselines, type BaselineResult } from './baselines';
+import { extractFeatures, type Pooling, type Progress } from './features';
+import { fitSparseRm, DEFAULT_FIT_OPTIONS, splitMetrics, type FitOptions, type PairRef, type SplitMetrics } from './fit';
+import { decompose, headParamCount, type Loss } from './head';
+import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
+import { perSourceAccuracy, sigmoid } from './metrics';
+import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
+import { pairsHash, type PairInput } from './pairs-file';
+import { splitByPrompt } from './splits';
+
+export type { PairInput } from './pairs-file';
+export type { Pooling, Progress } from './features';
+
+export interface JobHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  onWarning?: (message: string) => void;
+  /** Root of the feature cache (default cacheDirs.features()). */
+  cacheRoot?: string;
+}
+
+export interface BackboneSpec {
+  checkpoint: string;
+  layer: number;
+  /** params.npz file or SAELens folder. */
+  sae: string;
+  ep?: EpRequest;
+}
+
+export interface TrainRequest extends BackboneSpec, JobHooks {
+  pairs: PairInput[];
+  /** Output folder (default: <data home>/reward-models/<id>). Must not exist or be empty. */
+  outDir?: string;
+  k?: number;
+  loss?: Loss;
+  margin?: number;
+  pooling?: Pooling;
+  seed?: number;
+  hidden?: number;
+  lr?: number;
+  batchSize?: number;
+  maxEpochs?: number;
+  patience?: number;
+  valFraction?: number;
+  testFraction?: number;
+  /** Recorded in the manifest (the store dataset's name). */
+  datasetName?: string;
+  /** Neuronpedia ids the latent labels are keyed by (recorded so explanations can show labels). */
+  labelSet?: { modelId: string; saeId: string };
+}
+
+export interface TrainResult {
+  modelDir: string;
+  manifest: RewardModelManifest;
+  features: { responsesComputed: number; responsesCached: number; tokensComputed: number };
+}
+
+function responsesOf(pairs: PairInput[]) {
+  return pairs.flatMap((p) => [
+    { prompt: p.prompt, response: p.chosen },
+    { prompt: p.prompt, response: p.rejected },
+  ]);
+}
+
+function pairRefs(pairs: PairInput[]): PairRef[] {
+  return pairs.map((p, i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: p.prompt, source: p.source }));
+}
+
+const nullable = (m: SplitMetrics) => ({ n: m.n, accuracy: Number.isFinite(m.accuracy) ? m.accuracy : null, auc: Number.isFinite(m.auc) ? m.auc : null });
+
+export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> {
+  if (req.pairs.length < 2) throw new InputError({ field: 'pairs', expected: 'at least 2 preference pairs to train on', got: String(req.pairs.length) });
+  const started = Date.now();
+  const sae = await loadSae(req.sae);
+  const pooling = req.pooling ?? 'mean';
+  const feats = await extractFeatures(responsesOf(req.pairs), {
+    checkpoint: req.checkpoint,
+    layer: req.layer,
+    sae,
+    pooling,
+    ep: req.ep,
+    cacheRoot: req.cacheRoot,
+    signal: req.signal,
+    onProgress: req.onProgress,
+    onWarning: req.onWarning,
+  });
+  throwIfAborted(req.signal);
+  const opts: FitOptions = {
+    ...DEFAULT_FIT_OPTIONS,
+    ...Object.fromEntries(
+      Object.entries({
+        k: req.k, loss: req.loss, margin: req.margin, hidden: req.hidden, lr: req.lr, batchSize: req.batchSize,
+        maxEpochs: req.maxEpochs, patience: req.patience, seed: req.seed, valFraction: req.valFraction, testFraction: req.testFraction,
+      }).filter(([, v]) => v !== undefined),
+    ),
+    signal: req.signal,
+    onEpoch: (e) => req.onProgress?.({ phase: 'train', done: e.epoch, total: opts.maxEpochs }),
+  };
+  const fit = await fitSparseRm(feats.table, pairRefs(req.pairs), sae, opts);
+  const counts = { train: 0, val: 0, test: 0 };
+  fit.splits.forEach((s) => counts[s]++);
+  const dataHash = pairsHash(req.pairs);
+  const created = new Date().toISOString();
+  const id = `srm-${created.replace(/[-:T]/g, '').slice(0, 14)}-${crypto.createHash('sha256').update(dataHash + sae.hash + feats.backboneHash + JSON.stringify([opts.k, opts.loss, opts.seed, pooling, req.layer])).digest('hex').slice(0, 8)}`;
+  const manifest: RewardModelManifest = {
+    format: MANIFEST_FORMAT,
+    version: 1,
+    id,
+    created,
+    backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize },
+    sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
+    pooling,
+    k: fit.selected.length / 2,
+    selected: fit.selected,
+    head: {
+      onnx: 'head.onnx',
+      weights: 'head.npz',
+      input: 'z',
+      output: 'score',
+      inDim: fit.head.inDim,
+      hidden: fit.head.hidden,
+      activation: 'relu',
+      trainableParams: headParamCount(fit.head.inDim, fit.head.hidden),
+      standardization: 'per-feature mean/std of the training responses, inside head.onnx and head.npz',
+    },
+    training: {
+      loss: opts.loss,
+      margin: opts.margin,
+      optimizer: 'adam',
+      lr: opts.lr,
+      batchSize: opts.batchSize,
+      maxEpochs: opts.maxEpochs,
+      patience: opts.patience,
+      epochsRun: fit.epochsRun,
+      bestEpoch: fit.bestEpoch,
+      seed: opts.seed,
+      splitBy: 'prompt',
+      valFraction: opts.valFraction,
+      testFraction: opts.testFraction,
+      pairs: counts,
+      dataHash,
+      dataset: req.datasetName,
+      seconds: (Date.now() - started) / 1000,
+    },
+    metrics: { train: nullable(fit.metrics.train), val: nullable(fit.metrics.val), test: nullable(fit.metrics.test) },
+    attribution: { method: 'gradient-x-input-fixed-relu-pattern', description: ATTRIBUTION_DESCRIPTION },
+    tokenActivations: 'on-demand',
+  };
+  const modelDir = path.resolve(req.outDir ?? path.join(rewardModelsHome(), id));
+  await writeRewardModel(modelDir, { manifest, head: fit.head, directions: fit.directions, curve: fit.curve });
+  return {
+    modelDir,
+    manifest,
+    features: { responsesComputed: feats.responsesComputed, responsesCached: feats.responsesCached, tokensComputed: feats.tokensComputed },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// scoring
+
+export interface PairScore {
+  index: number;
+  id?: string;
+  source?: string;
+  chosen: number;
+  rejected: number;
+  margin: number;
+  /** P(chosen ≻ rejected) = σ(margin). */
+  pChosen: number;
+}
+
+export interface ScoreRequest extends JobHooks {
+  modelDir: string;
+  pairs: PairInput[];
+  /** Override the checkpoint folder recorded in the manifest (e.g. the model moved machines). */
+  checkpoint?: string;
+  ep?: EpRequest;
+}
+
+/** Scores for pooled representations z [n × hidden] with the model's head.onnx (ONNX Runtime). */
+export async function scoreRepresentations(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
+  const H = model.manifest.backbone.hiddenSize;
+  const session = await createSession(path.join(model.dir, model.manifest.head.onnx), { ep: 'cpu' });
+  try {
+    const out = new Float32Array(n);
+    const chunk = 16384;
+    for (let r = 0; r < n; r += chunk) {
+      const k = Math.min(chunk, n - r);
+      const res = await session.run({ z: { type: 'float32', data: z.subarray(r * H, (r + k) * H), dims: [k, H] } }, { outputs: ['score'] });
+      out.set(res.score.data as Float32Array, r);
+    }
+    return out;
+  } finally {
+    await session.close();
+  }
+}
+
+async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae }) {
+  const m = model.manifest;
+  const checkpoint = hooks.checkpoint ?? m.backbone.checkpoint;
+  const feats = await extractFeatures(responses, {
+    checkpoint,
+    layer: m.backbone.layer,
+    sae: hooks.sae,
+    pooling: m.pooling,
+    ep: hooks.ep,
+    cacheRoot: hooks.cacheRoot,
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+    onWarning: hooks.onWarning,
+  });
+  if (feats.backboneHash !== m.backbone.contentHash) {
+    throw new InputError({
+      file: checkpoint,
+      expected: `the backbone this reward model was trained on (content hash ${m.backbone.contentHash.slice(0, 16)}…, manifest ${path.join(model.dir, 'manifest.json')})`,
+      got: `content hash ${feats.backboneHash.slice(0, 16)}…`,
+    });
+  }
+  return feats;
+}
+
+export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
+  const model = await readRewardModel(req.modelDir);
+  const feats = await pooledFor(model, responsesOf(req.pairs), req);
+  const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  return req.pairs.map((p, i) => {
+    const margin = s[2 * i] - s[2 * i + 1];
+    return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin) };
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// explanations
+
+export interface LatentContribution {
+  latent: number;
+  side: 'positive' | 'negative';
+  /** ⟨z, W_dec[j]⟩ (what the head sees, before standardisation). */
+  projection: number;
+  /** JumpReLU activation f_j(z) of the pooled representation (0 = the latent does not fire on it). */
+  activation: number;
+  /** Exact share of the score (see docs/sparserm.md, Attribution). */
+  contribution: number;
+  label?: string;
+  /** Response tokens where the latent fires (token-level JumpReLU), strongest first. */
+  tokens: Array<{ index: number; text: string; activation: number }>;
+}
+
+export interface ResponseExplanation {
+  score: number;
+  /** score − Σ contributions (the bias term of the active ReLU pattern). */
+  bias: number;
+  method: RewardModelManifest['attribution']['method'];
+  /** Display strings of the response tokens, and their span in the full sequence. */
+  tokens: string[];
+  responseSpan: [number, number];
+  contributions: LatentContribution[];
+}
+
+export interface ExplainRequest extends JobHooks {
+  modelDir: string;
+  prompt: string;
+  response: string;
+  /** How many latents (by |contribution|); default 10. */
+  top?: number;
+  labels?: Map<number, string>;
+  checkpoint?: string;
+  ep?: EpRequest;
+}
+
+export async function explainResponse(req: ExplainRequest): Promise<ResponseExplanation> {
+  const model = await readRewardModel(req.modelDir);
+  return explainWith(model, req);
+}
+
+async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelDir'>): Promise<ResponseExplanation> {
+  const m = model.manifest;
+  const H = m.backbone.hiddenSize;
+  const checkpoint = req.checkpoint ?? m.backbone.checkpoint;
+  const sae = await loadSae(m.sae.path);
+  if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
+  const feats = await pooledFor(model, [{ prompt: req.prompt, response: req.response }], { ...req, checkpoint });
+  const z = feats.table.z;
+  const inDim = m.head.inDim;
+  const p = new Float32Array(inDim);
+  for (let c = 0; c < inDim; c++) {
+    let s = 0;
+    for (let i = 0; i < H; i++) s += z[i] * model.directions[c * H + i];
+    p[c] = s;
+  }
+  const dec = decompose(model.head, p);
+  const latents = m.selected.map((s) => s.index);
+  const pooledAct = jumpReluSubset(sae, z, 1, latents);
+
+  // Token-level firing, on demand: one backbone run for this response.
+  const enc = feats.encodings[0];
+  const tokenizer = await loadTokenizer(checkpoint);
+  const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal });
+  let hidden: Float32Array;
+  try {
+    [hidden] = await backbone.hidden([enc.ids], { signal: req.signal });
+  } finally {
+    await backbone.close();
+  }
+  const [s0, s1] = [enc.poolStart, enc.poolEnd];
+  const rows = s1 - s0;
+  const tokAct = jumpReluSubset(sae, hidden.subarray(s0 * H, s1 * H), rows, latents);
+  const strings = tokenizer.tokenStrings(enc.ids.slice(s0, s1));
+
+  const order = Array.from({ length: inDim }, (_, c) => c).sort((a, b) => Math.abs(dec.contributions[b]) - Math.abs(dec.contributions[a]) || a - b);
+  const contributions = order.slice(0, req.top ?? 10).map((c): LatentContribution => {
+    const tokens: LatentContribution['tokens'] = [];
+    for (let t = 0; t < rows; t++) {
+      const a = tokAct[t * inDim + c];
+      if (a > 0) tokens.push({ index: s0 + t, text: strings[t], activation: a });
+    }
+    tokens.sort((x, y) => y.activation - x.activation);
+    return {
+      latent: latents[c],
+      side: m.selected[c].side,
+      projection: p[c],
+      activation: pooledAct[c],
+      contribution: dec.contributions[c],
+      label: req.labels?.get(latents[c]),
+      tokens,
+    };
+  });
+  return { score: dec.score, bias: dec.bias, method: m.attribution.method, tokens: strings, responseSpan: [s0, s1], contributions };
+}
+
+export interface PairExplanation {
+  chosen: ResponseExplanation;
+  rejected: ResponseExplanation;
+  margin: number;
+  pChosen: number;
+}
+
+export async function explainPair(req: Omit<ExplainRequest, 'response'> & { chosen: string; rejected: string }): Promise<PairExplanation> {
+  const model = await readRewardModel(req.modelDir);
+  const chosen = await explainWith(model, { ...req, response: req.chosen });
+  const rejected = await explainWith(model, { ...req, response: req.rejected });
+  const margin = chosen.score - rejected.score;
+  return { chosen, rejected, margin, pChosen: sigmoid(margin) };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// evaluation
+
+export interface EvalRequest extends JobHooks {
+  modelDir: string;
+  /** The data to evaluate on. Split by prompt with the model's seed/fractions; metrics are on its test split. */
+  pairs: PairInput[];
+  /** Also train and report the baselines (dense probe, raw SAE activations, random directions). Default true. */
+  baselines?: boolean;
+  checkpoint?: string;
+  ep?: EpRequest;
+}
+
+export interface EvalReport {
+  modelId: string;
+  /** 'test-split': the held-out prompts of the data the model was trained on; 'all': data the model never saw. */
+  evaluatedOn: 'test-split' | 'all';
+  n: number;
+  accuracy: number;
+  auc: number;
+  perSource: Record<string, { n: number; accuracy: number }>;
+  trainableParams: number;
+  /** Baselines: trained on the train split of `pairs` (same features, same split), tested on its test split. */
+  baselines: Array<BaselineResult & { vsSparseRm?: { n: number; accuracy: number; auc: number } }>;
+  baselineTestN: number;
+}
+
+export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
+  const model = await readRewardModel(req.modelDir);
+  const m = model.manifest;
+  const sae = await loadSae(m.sae.path);
+  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae });
+  const scores = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  const margins = req.pairs.map((_, i) => scores[2 * i] - scores[2 * i + 1]);
+  const sameData = pairsHash(req.pairs) === m.training.dataHash;
+  const splits = splitByPrompt(req.pairs.map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
+  const evalIdx = req.pairs.map((_, i) => i).filter((i) => !sameData || splits[i] === 'test');
+  const evalMargins = evalIdx.map((i) => margins[i]);
+  const overall = splitMetrics(evalMargins);
+  const refs = pairRefs(req.pairs);
+  const testIdx = req.pairs.map((_, i) => i).filter((i) => splits[i] === 'test');
+
+  let baselines: EvalReport['baselines'] = [];
+  if (req.baselines !== false) {
+    const pick = (s: string) => refs.filter((_, i) => splits[i] === s);
+    const t = m.training;
+    const res = await runBaselines(feats.table, pick('train'), pick('val'), pick('test'), m.selected.map((s) => s.index), {
+      loss: t.loss, margin: t.margin, hidden: m.head.hidden, lr: t.lr, batchSize: t.batchSize, maxEpochs: t.maxEpochs, patience: t.patience, seed: t.seed, signal: req.signal,
+    });
+    const onTest = splitMetrics(testIdx.map((i) => margins[i]));
+    baselines = res.map((b) => ({ ...b, vsSparseRm: { n: onTest.n, accuracy: onTest.accuracy, auc: onTest.auc } }));
+  }
+  return {
+    modelId: m.id,
+    evaluatedOn: sameData ? 'test-split' : 'all',
+    n: overall.n,
+    accuracy: overall.accuracy,
+    auc: overall.auc,
+    perSource: perSourceAccuracy(evalMargins, evalIdx.map((i) => req.pairs[i].source)),
+    trainableParams: m.head.trainableParams,
+    baselines,
+    baselineTestN: testIdx.length,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// token-level latents
+
+export interface LatentsRequest extends BackboneSpec {
+  ids?: number[];
+  text?: string;
+  top?: number;
+  signal?: AbortSignal;
+  onWarning?: (message: string) => void;
+}
+
+export interface LatentsResult {
+  layer: number;
+  ids: number[];
+  /** Per token (BOS included): [index, value] of every active latent (or the top N), largest first. */
+  latents: Array<Array<[number, number]>>;
+}
+
+export async function extractLatents(req: LatentsRequest): Promise<LatentsResult> {
+  if ((req.ids === undefined) === (req.text === undefined)) throw new InputError({ field: 'ids/text', expected: 'exactly one of --ids or --text' });
+  const ids = req.ids ?? (await loadTokenizer(req.checkpoint)).encodeText(req.text!);
+  const sae = await loadSae(req.sae);
+  const backbone = await openBackbone({ checkpoint: req.checkpoint, layer: req.layer, ep: req.ep, signal: req.signal });
+  let hidden: Float32Array;
+  try {
+    const { warnings } = checkSaeForBackbone(sae, { checkpoint: req.checkpoint, hiddenSize: backbone.info.hiddenSize, layer: req.layer });
+    warnings.forEach((w) => req.onWarning?.(w));
+    [hidden] = await backbone.hidden([ids], { signal: req.signal });
+  } finally {
+    await backbone.close();
+  }
+  const enc = await SaeEncoder.open(sae, { ep: req.ep });
+  try {
+    return { layer: req.layer, ids, latents: await enc.encodeSparse(hidden, ids.length, { top: req.top, signal: req.signal }) };
+  } finally {
+    await enc.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// store-backed workflows
+
+/** All pairs of a store dataset (id order) as PairInput, with the store ids kept. */
+export function datasetPairs(store: Store, dataset: string | number): { datasetId: number; name: string; pairs: PairInput[]; pairIds: number[] } {
+  const ds = store.datasets.resolve(dataset);
+  const pairs: PairInput[] = [];
+  const pairIds: number[] = [];
+  for (const p of store.pairs.iterate({ datasetId: ds.id })) {
+    pairs.push({ id: p.externalId ?? String(p.id), prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, source: p.source ?? undefined });
+    pairIds.push(p.id);
+  }
+  if (pairs.length === 0) throw new InputError({ field: 'dataset', expected: `a dataset with pairs`, got: `"${ds.name}" is empty` });
+  return { datasetId: ds.id, name: ds.name, pairs, pairIds };
+}
+
+/** Registers a trained model folder in the store (reward_models, backbones, saes). */
+export function registerRewardModel(store: Store, modelDir: string, manifest: RewardModelManifest, opts: { demo?: boolean } = {}): void {
+  const manifestHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(modelDir, 'manifest.json'))).digest('hex');
+  store.models.upsertBackbone({ id: manifest.backbone.contentHash, name: path.basename(manifest.backbone.checkpoint), path: manifest.backbone.checkpoint, configHash: manifest.backbone.contentHash });
+  store.models.upsertSae({ id: manifest.sae.hash, name: manifest.sae.id, path: manifest.sae.path, hash: manifest.sae.hash, backboneId: manifest.backbone.contentHash, layer: manifest.backbone.layer, dSae: manifest.sae.dSae });
+  store.models.upsertRewardModel({
+    id: manifest.id,
+    name: manifest.id,
+    folder: modelDir,
+    manifestHash,
+    backboneId: manifest.backbone.contentHash,
+    saeId: manifest.sae.hash,
+    layer: manifest.backbone.layer,
+    metrics: manifest.metrics,
+    demo: opts.demo,
+  });
+}
+
+export interface ScoreDatasetRequest extends JobHooks {
+  store: Store;
+  dataset: string | number;
+  modelDir: string;
+  checkpoint?: string;
+  ep?: EpRequest;
+  /** Top latents by |contribution difference| stored per pair (score_latents + explanation_json). Default 8. */
+  topLatents?: number;
+}
+
+/**
+ * Scores every pair of a dataset into a new scoring run. Per pair it also stores the top latents by the
+ * difference of their contributions (chosen − rejected), so the "latent" filter and the pair view work without
+ * re-running anything; token-level firing stays on demand (explainPair).
+ */
+export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{ runId: number; pairs: number; accuracy: number }> {
+  const model = await readRewardModel(req.modelDir);
+  const m = model.manifest;
+  const { store } = req;
+  const ds = datasetPairs(store, req.dataset);
+  if (!store.models.rewardModel(m.id)) registerRewardModel(store, model.dir, m);
+  const feats = await pooledFor(model, responsesOf(ds.pairs), req);
+  const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
+  let correct = 0;
+  try {
+    const H = m.backbone.hiddenSize;
+    const inDim = m.head.inDim;
+    const top = req.topLatents ?? 8;
+    const contributionsOf = (row: number) => {
+      const p = new Float32Array(inDim);
+      for (let c = 0; c < inDim; c++) {
+        let acc = 0;
+        for (let i = 0; i < H; i++) acc += feats.table.z[row * H + i] * model.directions[c * H + i];
+        p[c] = acc;
+      }
+      return decompose(model.head, p).contributions;
+    };
+    const batch: NewScore[] = [];
+    for (let i = 0; i < ds.pairs.length; i++) {
+      throwIfAborted(req.signal);
+      const margin = s[2 * i] - s[2 * i + 1];
+      if (margin > 0) correct++;
+      const cw = contributionsOf(2 * i);
+      const cl = contributionsOf(2 * i + 1);
+      const order = Array.from({ length: inDim }, (_, c) => c).sort((a, b) => Math.abs(cw[b] - cl[b]) - Math.abs(cw[a] - cl[a]) || a - b).slice(0, top);
+      const latents = order.map((c) => ({ latent: m.selected[c].index, side: 'diff' as const, contribution: cw[c] - cl[c] }));
+      batch.push({
+        pairId: ds.pairIds[i],
+        scoreChosen: s[2 * i],
+        scoreRejected: s[2 * i + 1],
+        margin,
+        pChosen: sigmoid(margin),
+        explanation: { method: m.attribution.method, top: order.map((c) => ({ latent: m.selected[c].index, side: m.selected[c].side, chosen: cw[c], rejected: cl[c] })) },
+        latents,
+      });
+      if (batch.length >= 1000) store.runs.addScores(run.id, batch.splice(0));
+      req.onProgress?.({ phase: 'store', done: i + 1, total: ds.pairs.length });
+    }
+    if (batch.length) store.runs.addScores(run.id, batch);
+    store.runs.finish(run.id, 'done');
+  } catch (err) {
+    store.runs.finish(run.id, req.signal?.aborted ? 'cancelled' : 'failed');
+    throw err;
+  }
+  return { runId: run.id, pairs: ds.pairs.length, accuracy: correct / ds.pairs.length };
+}
+
+/** Trains on a store dataset and registers the model in the store. */
+export async function trainOnDataset(req: Omit<TrainRequest, 'pairs'> & { store: Store; dataset: string | number }): Promise<TrainResult> {
+  const ds = datasetPairs(req.store, req.dataset);
+  const res = await trainRewardModel({ ...req, pairs: ds.pairs, datasetName: ds.name });
+  registerRewardModel(req.store, res.modelDir, res.manifest);
+  return res;
+}
+
+export { readRewardModel, type RewardModel } from './model-folder';
+export { readPairsJsonl } from './pairs-file';

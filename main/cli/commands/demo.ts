@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 
 import { runDemo } from '../../engine/demo/run-demo';
+import { InputError } from '../../engine/errors';
 import { action, printJson, progress } from '../output';
 
 /**
@@ -12,15 +13,13 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description('run the main job on the demo kit (tiny random-weight Gemma-2 + SAE + TruthfulQA pairs; generated on first use)')
-    .option('--limit <n>', 'use only the first N demo pairs (quicker)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 8) throw new Error(`--limit: expected an integer ≥ 8, got ${JSON.stringify(v)}`);
-      return n;
-    })
-    .option('--out <dir>', 'where to write results (default: <data home>/demo)')
+    .option('--out <dir>', 'where to write the export (default: <data home>/demo)')
+    .option('--db <file>', 'database file (default: SPARSERM_DB, else <data home>/sparserm.db)')
+    .option('--ep <ep>', 'compute device for the backbone: auto | cuda | cpu', 'auto')
     .option('--json', 'print one JSON document on stdout')
     .action(
-      action(async (opts: { limit?: number; out?: string; json?: boolean }) => {
+      action(async (opts: { out?: string; db?: string; ep: string; json?: boolean }) => {
+        if (!['auto', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError({ field: '--ep', expected: 'auto, cuda or cpu', got: JSON.stringify(opts.ep) });
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
@@ -28,14 +27,15 @@ export function register(program: Command): void {
         let lastPct = -1;
         try {
           const result = await runDemo({
-            limit: opts.limit,
             outDir: opts.out,
+            db: opts.db,
+            ep: opts.ep as 'auto' | 'cuda' | 'cpu',
             signal: controller.signal,
             onProgress: (p) => {
               const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
               // One line per phase change or 10 % step: readable in a terminal and in CI logs.
               if (p.phase !== lastPhase || pct >= lastPct + 10 || p.done === p.total) {
-                progress(`${p.phase}: ${p.done}/${p.total}`);
+                progress(`${p.phase}: ${p.done}/${p.total}${p.etaS !== undefined && p.done < p.total ? ` (~${Math.ceil(p.etaS)} s left)` : ''}`);
                 lastPhase = p.phase;
                 lastPct = pct;
               }
@@ -43,8 +43,8 @@ export function register(program: Command): void {
           });
           for (const line of result.summary) progress(line);
           if (opts.json) {
-            const { kit, ...rest } = result;
-            printJson({ ...rest, label: kit.label, kit, output: result.outputFile });
+            const { summary: _summary, ...rest } = result;
+            printJson({ ...rest, output: result.outputFile });
           } else {
             process.stdout.write(result.outputFile + '\n');
           }

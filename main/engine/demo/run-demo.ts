@@ -1,92 +1,208 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { openBackbone } from '../backbone';
-import { loadTokenizer } from '../backbone/tokenizer';
+import { exportDataset, type ExportResult } from '../data';
 import { throwIfAborted } from '../errors';
-import { dataHome } from '../paths';
-import { readDemoPairs } from './demo-data';
+import { dataHome, databasePath, rewardModelsHome } from '../paths';
+import { datasetPairs, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
+import { pairsHash } from '../sparserm/pairs-file';
+import type { RewardModelManifest } from '../sparserm/manifest';
+import { openStore, type Store, type VerdictCounts } from '../store';
+import { DEMO_DATASET, ensureDemoDataset, ensureDemoLabels, type DemoDatasetResult } from './demo-store';
 import { ensureDemoKit, type DemoKit, type DemoProgress } from './kit';
 
 /**
- * The main job on the demo kit, in one call (the CLI's `sparserm demo` and the desktop app's first-run
- * "demo kit in one click" both call this): ensure the kit → tokenize the TruthfulQA pairs with the chat template →
- * run the backbone → write the result file.
+ * The main job on the demo kit in one call — what `sparserm demo` runs and what the desktop app's first-run
+ * "demo kit in one click" calls:
+ *   ensure the kit → import the TruthfulQA pairs into the dataset "demo-truthfulqa" (reused, never duplicated) →
+ *   train a SparseRM reward model (split by prompt; held-out accuracy on the test prompts) → score every pair into a
+ *   scoring run → apply the paper's rule (drop where s_chosen < s_rejected) → export the kept pairs as TRL JSONL
+ *   with the provenance sidecar (and the left-out pairs beside it, for audit).
+ * Re-running is idempotent: the same dataset, reward model and scoring run are reused when nothing changed (the
+ * curator's decisions on the demo dataset survive), and the export is rewritten atomically.
+ * Everything it does goes through the public engine functions (store, data, sparserm service).
  */
 
 export interface RunDemoOptions {
-  onProgress?: (p: DemoProgress) => void;
+  onProgress?: (p: DemoProgress & { etaS?: number }) => void;
   signal?: AbortSignal;
   /** Where the kit lives (default models/demo). */
   kitDir?: string;
-  /** Where results go (default <data home>/demo). */
+  /** Where exports go (default <data home>/demo). */
   outDir?: string;
-  /** Use only the first N pairs (quick runs); default all. */
-  limit?: number;
+  /** Database file (default: databasePath()). Ignored when `store` is given. */
+  db?: string;
+  /** An already open store (the desktop app's); not closed by runDemo. */
+  store?: Store;
+  /** Compute device for the backbone (default auto: CUDA when usable, else CPU, with the reason). */
+  ep?: 'auto' | 'cuda' | 'cpu';
   env?: NodeJS.ProcessEnv;
 }
 
 export interface DemoResult {
+  /** "demo (random weights)". */
+  label: string;
   kit: DemoKit;
-  /** The file the demo produced (what the CLI prints last). */
+  database: string;
+  dataset: DemoDatasetResult;
+  labelsImported: number;
+  rewardModel: {
+    id: string;
+    dir: string;
+    reused: boolean;
+    pairs: RewardModelManifest['training']['pairs'];
+    /** Accuracy on the held-out test prompts (never trained or early-stopped on). */
+    heldOutAccuracy: number | null;
+    heldOutPairs: number;
+    valAccuracy: number | null;
+  };
+  run: { id: number; reused: boolean; accuracyAllPairs: number };
+  filter: { id: number; rule: 'paper'; threshold: number; counts: VerdictCounts };
+  export: ExportResult;
+  /** The file the demo produced: the TRL JSONL of the kept pairs (what the CLI prints last). */
   outputFile: string;
   /** Short human summary lines. */
   summary: string[];
-  pairs: number;
-  ep: string;
-  epReason: string;
 }
 
 export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
-  const { signal, onProgress } = opts;
-  const kit = await ensureDemoKit({ dir: opts.kitDir, onProgress, signal });
+  const { signal } = opts;
+  const progress = (p: DemoProgress & { etaS?: number }) => opts.onProgress?.(p);
+  const kit = await ensureDemoKit({ dir: opts.kitDir, onProgress: progress, signal });
   throwIfAborted(signal);
 
-  const pairs = readDemoPairs(kit.dataset).slice(0, opts.limit ?? Infinity);
-  const tokenizer = await loadTokenizer(kit.checkpoint);
-  const encoded = pairs.map((p) => ({ pair: p, chosen: tokenizer.encodeChat(p.prompt, p.chosen), rejected: tokenizer.encodeChat(p.prompt, p.rejected) }));
-  onProgress?.({ phase: 'tokenize', done: pairs.length, total: pairs.length });
+  const database = opts.store ? opts.store.path : databasePath(opts.db, opts.env);
+  if (!opts.store) fs.mkdirSync(path.dirname(database), { recursive: true });
+  const store = opts.store ?? openStore(database);
+  try {
+    progress({ phase: 'import', done: 0, total: 1 });
+    const dataset = await ensureDemoDataset(store, kit.dataset, { signal });
+    const labelsImported = await ensureDemoLabels(store, kit);
+    progress({ phase: 'import', done: 1, total: 1 });
+    throwIfAborted(signal);
 
-  const session = await openBackbone({ checkpoint: kit.checkpoint, layer: kit.layer, ep: 'auto' });
-  const seqs = encoded.flatMap((e) => [e.chosen.ids, e.rejected.ids]);
-  const hidden = await session.hidden(seqs, {
-    signal,
-    onProgress: (done, total) => onProgress?.({ phase: 'backbone', done, total }),
-  });
-  const H = session.info.hiddenSize;
-  const pooled = (h: Float32Array, start: number, end: number) => {
-    const z = new Float64Array(H);
-    for (let t = start; t < end; t++) for (let k = 0; k < H; k++) z[k] += h[t * H + k] / (end - start);
-    return Math.hypot(...z);
-  };
-  const rows = encoded.map((e, i) => ({
-    id: e.pair.id,
-    chosen: { tokens: e.chosen.ids.length, span: [e.chosen.poolStart, e.chosen.poolEnd], meanNorm: pooled(hidden[2 * i], e.chosen.poolStart, e.chosen.poolEnd) },
-    rejected: { tokens: e.rejected.ids.length, span: [e.rejected.poolStart, e.rejected.poolEnd], meanNorm: pooled(hidden[2 * i + 1], e.rejected.poolStart, e.rejected.poolEnd) },
-  }));
+    const serviceProgress = (p: Progress) => progress({ phase: p.phase, done: p.done, total: p.total, etaS: p.etaS });
+    const model = await ensureDemoRewardModel(store, kit, dataset, { ep: opts.ep, signal, onProgress: serviceProgress, env: opts.env });
+    throwIfAborted(signal);
 
-  const outDir = path.resolve(opts.outDir ?? path.join(dataHome(opts.env), 'demo'));
-  fs.mkdirSync(outDir, { recursive: true });
-  const outputFile = path.join(outDir, 'demo-truthfulqa.hidden.json');
-  const doc = { label: kit.label, checkpoint: kit.checkpoint, layer: kit.layer, ep: session.info.ep, pairs: rows };
-  writeAtomic(outputFile, JSON.stringify(doc, null, 1) + '\n');
-  const tokens = seqs.reduce((n, s) => n + s.length, 0);
-  return {
-    kit,
-    outputFile,
-    pairs: pairs.length,
-    ep: session.info.ep,
-    epReason: session.info.epReason,
-    summary: [
-      `${kit.label}: ${kit.checkpoint}`,
-      `${pairs.length} TruthfulQA pairs, ${seqs.length} responses, ${tokens} tokens through resid_post(${kit.layer}) on ${session.info.ep} (${session.info.epReason})`,
-      `result: ${outputFile}`,
-    ],
-  };
+    const run = await ensureDemoScoring(store, dataset.datasetId, model.dir, model.manifest.id, { ep: opts.ep, signal, onProgress: serviceProgress });
+    const current = store.runs.currentFilter(dataset.datasetId);
+    const filter =
+      current && current.runId === run.id && current.rule === 'paper' && current.band === 0
+        ? current
+        : store.runs.applyFilter({ datasetId: dataset.datasetId, runId: run.id, rule: 'paper' });
+
+    const outDir = path.resolve(opts.outDir ?? path.join(dataHome(opts.env), 'demo'));
+    fs.mkdirSync(outDir, { recursive: true });
+    const out = path.join(outDir, `${DEMO_DATASET}.kept.jsonl`);
+    const exported = await exportDataset(store, {
+      dataset: dataset.datasetId,
+      out,
+      format: 'standard',
+      dropped: path.join(outDir, `${DEMO_DATASET}.left-out.jsonl`),
+      signal,
+      onProgress: (p) => progress({ phase: 'export', done: p.done, total: p.total }),
+    });
+
+    const m = model.manifest.metrics;
+    const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+    const c = exported.counts;
+    const summary = [
+      `${kit.label}: a tiny random-weight Gemma-2 — scores and latents carry no meaning about the text; this run shows the workflow`,
+      `dataset "${dataset.name}": ${dataset.pairs} TruthfulQA pairs (${dataset.action}); ${labelsImported} latent labels loaded`,
+      `reward model ${model.manifest.id} (${model.reused ? 'reused' : 'trained'}; ${model.manifest.training.pairs.train} train / ${model.manifest.training.pairs.val} val / ${model.manifest.training.pairs.test} test pairs, split by prompt): ` +
+        `held-out accuracy ${pct(m.test.accuracy)} on ${m.test.n} test pairs (val ${pct(m.val.accuracy)})`,
+      `scoring run ${run.id}${run.reused ? ' (reused)' : ''}: all ${dataset.pairs} pairs; rule "drop where s_chosen < s_rejected": kept ${filter.counts.keep}, dropped ${filter.counts.drop}` +
+        (filter.counts.uncertain ? `, uncertain ${filter.counts.uncertain}` : ''),
+      `export: ${c.exported} kept pairs (TRL standard, explicit prompt) → ${exported.out}`,
+      `provenance → ${exported.provenance}; left-out pairs → ${exported.dropped}`,
+      `reward model folder → ${model.dir}; database → ${database}`,
+    ];
+    return {
+      label: kit.label,
+      kit,
+      database,
+      dataset,
+      labelsImported,
+      rewardModel: {
+        id: model.manifest.id,
+        dir: model.dir,
+        reused: model.reused,
+        pairs: model.manifest.training.pairs,
+        heldOutAccuracy: m.test.accuracy,
+        heldOutPairs: m.test.n,
+        valAccuracy: m.val.accuracy,
+      },
+      run,
+      filter: { id: filter.id, rule: 'paper', threshold: filter.threshold, counts: filter.counts },
+      export: exported,
+      outputFile: exported.out,
+      summary,
+    };
+  } finally {
+    if (!opts.store) store.close();
+  }
 }
 
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+/**
+ * The demo's reward model lives in one fixed folder (<data home>/reward-models/demo-truthfulqa): reused when it was
+ * trained on exactly these pairs with this kit's backbone and SAE, otherwise retrained in place — so re-running the
+ * demo never piles up models.
+ */
+async function ensureDemoRewardModel(
+  store: Store,
+  kit: DemoKit,
+  dataset: DemoDatasetResult,
+  hooks: { ep?: 'auto' | 'cuda' | 'cpu'; signal?: AbortSignal; onProgress?: (p: Progress) => void; env?: NodeJS.ProcessEnv },
+): Promise<{ dir: string; manifest: RewardModelManifest; reused: boolean }> {
+  const dir = path.join(rewardModelsHome(hooks.env), DEMO_DATASET);
+  const { pairs } = datasetPairs(store, dataset.datasetId);
+  if (fs.existsSync(dir)) {
+    const existing = await readRewardModel(dir).catch(() => undefined);
+    const m = existing?.manifest;
+    if (m && m.training.dataHash === pairsHash(pairs) && path.resolve(m.sae.path) === path.resolve(kit.sae) && path.resolve(m.backbone.checkpoint) === path.resolve(kit.checkpoint)) {
+      if (!store.models.rewardModel(m.id)) registerRewardModel(store, dir, m, { demo: true });
+      return { dir, manifest: m, reused: true };
+    }
+    // Stale or broken: retrain in place (the old scoring runs keep their scores in the store).
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const res = await trainRewardModel({
+    checkpoint: kit.checkpoint,
+    layer: kit.layer,
+    sae: kit.sae,
+    ep: hooks.ep,
+    pairs,
+    outDir: dir,
+    datasetName: dataset.name,
+    labelSet: { modelId: kit.modelId, saeId: kit.saeId },
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+  });
+  registerRewardModel(store, res.modelDir, res.manifest, { demo: true });
+  return { dir: res.modelDir, manifest: res.manifest, reused: false };
+}
+
+/** Reuses the latest finished scoring run of this model on the dataset when it covers every pair; else scores. */
+async function ensureDemoScoring(
+  store: Store,
+  datasetId: number,
+  modelDir: string,
+  modelId: string,
+  hooks: { ep?: 'auto' | 'cuda' | 'cpu'; signal?: AbortSignal; onProgress?: (p: Progress) => void },
+): Promise<{ id: number; reused: boolean; accuracyAllPairs: number }> {
+  const total = store.pairs.count({ datasetId });
+  const latest = store.runs.latestDone(datasetId);
+  if (latest && latest.rewardModelId === modelId && store.runs.scoreCount(latest.id) === total) {
+    const margins = store.pairs.iterate({ datasetId });
+    let correct = 0;
+    for (const p of margins) {
+      const s = store.runs.score(latest.id, p.id);
+      if (s && s.margin > 0) correct++;
+    }
+    return { id: latest.id, reused: true, accuracyAllPairs: correct / total };
+  }
+  const r = await scoreDatasetIntoStore({ store, dataset: datasetId, modelDir, ep: hooks.ep, signal: hooks.signal, onProgress: hooks.onProgress });
+  return { id: r.runId, reused: false, accuracyAllPairs: r.accuracy };
 }

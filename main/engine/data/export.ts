@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 
-import { CancelledError, InputError } from '../errors';
+import { CancelledError, InputError, throwIfAborted } from '../errors';
 import { projectRoot } from '../paths';
 import type { EffectiveDecision, Message, Pair, Store } from '../store';
 import { AtomicFile } from './atomic';
@@ -32,7 +32,7 @@ export interface ExportCounts {
   dropped: number;
   uncertain: number;
   undecided: number;
-  /** Pairs whose human decision differs from the automatic verdict. */
+  /** Pairs whose human decision differs from a keep/drop verdict (a swap of a dropped pair counts). */
   overridden: number;
   /** Pairs with any human decision. */
   humanDecided: number;
@@ -66,9 +66,10 @@ export function exportRecord(p: Pair, format: ExportFormat, swap: boolean): Reco
   return swap ? { prompt, chosen: rejected, rejected: chosen } : { prompt, chosen, rejected };
 }
 
-function disagrees(p: Pair): boolean {
+/** The curator changed what the rule would have done (a swap of a dropped pair exports it: an override). */
+function overridden(p: Pair): boolean {
   if (p.humanDecision === null || p.autoVerdict === null || p.autoVerdict === 'uncertain') return false;
-  return (p.humanDecision === 'keep' ? 'keep' : 'drop') !== p.autoVerdict;
+  return p.humanDecision !== p.autoVerdict;
 }
 
 /**
@@ -97,10 +98,11 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
   const prov = new AtomicFile(out + '.provenance.json');
   const hash = createHash('sha256');
   try {
+    throwIfAborted(opts.signal);
     let done = 0;
     for (const p of store.pairs.iterate({ datasetId: ds.id }, { batch: 2000 })) {
       if (p.humanDecision !== null) counts.humanDecided++;
-      if (disagrees(p)) counts.overridden++;
+      if (overridden(p)) counts.overridden++;
       const bucket: keyof ExportCounts = p.effective === 'swap' ? 'swapped' : p.effective === 'keep' ? 'kept' : p.effective === 'drop' ? 'dropped' : p.effective;
       counts[bucket]++;
       if (include.has(p.effective)) {
@@ -147,6 +149,7 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
       counts,
     };
     prov.write(JSON.stringify(provenance, null, 2) + '\n');
+    throwIfAborted(opts.signal);
     // Data first: a crash between renames can leave an older sidecar, never a half-written data file.
     main.commit();
     side?.commit();

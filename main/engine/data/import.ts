@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-import { CancelledError, InputError } from '../errors';
+import { CancelledError, InputError, throwIfAborted } from '../errors';
 import { openDatabase } from '../store/db';
 import { DatasetsRepo } from '../store/datasets';
 import { PairsRepo } from '../store/pairs';
@@ -183,6 +183,7 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
         got: skippedTotal ? `${skippedTotal} invalid rows (first: line ${skipped[0]!.line}: ${skipped[0]!.reason})` : 'no rows',
       });
     }
+    throwIfAborted(opts.signal);
     db.prepare('INSERT INTO pairs_fts(rowid, prompt, chosen, rejected) SELECT id, prompt, chosen, rejected FROM pairs WHERE id >= ? AND import_id = ?').run(firstId, importId);
     db.exec('UPDATE fts_control SET bulk_fts = 0');
     const report: ImportReport = { skipped, duplicateLines, notes };

@@ -183,8 +183,8 @@ export class JobRunner extends EventEmitter {
         l.eta.update(d, nowMs);
         if (nowMs - l.lastPersist >= PERSIST_EVERY_MS || (total !== null && d >= total)) {
           l.lastPersist = nowMs;
-          jobs.progress(id, { done, total, message });
-          this.emit('progress', this.snapshot(id));
+          jobs.tryProgress(id, { done, total, message });
+          this.emit('progress', { ...this.snapshot(id), done, total, message });
         }
       },
       saveCheckpoint: (c) => jobs.checkpoint(id, c),

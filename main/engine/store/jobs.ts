@@ -64,6 +64,24 @@ export class JobsRepo {
       .run(p.done, p.total ?? null, p.message ?? null, now(), id);
   }
 
+  /**
+   * Progress without waiting: while another connection holds the write lock (an import's single transaction),
+   * waiting would block this thread, the very one the import runs on. Skipped progress is only a stale counter.
+   */
+  tryProgress(id: string, p: { done: number; total?: number | null; message?: string | null }): boolean {
+    const prev = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.progress(id, p);
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return false;
+      throw err;
+    } finally {
+      this.db.pragma(`busy_timeout = ${prev}`);
+    }
+  }
+
   /** Saves the job's resume point. Call in the same transaction as the work it describes. */
   checkpoint(id: string, checkpoint: unknown): void {
     this.db.prepare('UPDATE jobs SET checkpoint_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(checkpoint), now(), id);

@@ -95,6 +95,8 @@ export class AppendStore {
     }
     const shardPath = path.join(this.dir, this.shardName);
     const fd = fs.openSync(shardPath, 'a');
+    // Offsets come from the file itself, never from memory alone (a name reused after a crash must not lie).
+    this.shardSize = fs.fstatSync(fd).size;
     const lines: string[] = [];
     const locs: Array<[string, Loc]> = [];
     try {
@@ -108,9 +110,14 @@ export class AppendStore {
     } finally {
       fs.closeSync(fd);
     }
-    const ifd = fs.openSync(path.join(this.dir, 'index.jsonl'), 'a');
+    const indexPath = path.join(this.dir, 'index.jsonl');
+    const ifd = fs.openSync(indexPath, 'a+');
     try {
-      fs.writeSync(ifd, lines.join('\n') + '\n');
+      // A crash may have left a torn last line without its newline: start ours on a fresh line.
+      const size = fs.fstatSync(ifd).size;
+      const last = Buffer.alloc(1);
+      const torn = size > 0 && fs.readSync(ifd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+      fs.writeSync(ifd, (torn ? '\n' : '') + lines.join('\n') + '\n');
       fs.fsyncSync(ifd);
     } finally {
       fs.closeSync(ifd);

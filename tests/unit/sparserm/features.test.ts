@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { backboneRunCounter, openBackbone, loadTokenizer } from '../../../main/engine/backbone';
+import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
+import { CancelledError } from '../../../main/engine/errors';
+import { loadSae, type Sae } from '../../../main/engine/sae';
+import { extractFeatures, poolHidden } from '../../../main/engine/sparserm/features';
+import { AppendStore } from '../../../main/engine/sparserm/feature-store';
+import { readPairsJsonl } from '../../../main/engine/sparserm/pairs-file';
+import { dataDir, tempDir } from '../../helpers/paths';
+
+const home = tempDir('sparserm-feat-');
+process.env.SPARSERM_HOME = home;
+
+let kit: DemoKit;
+let sae: Sae;
+let responses: Array<{ prompt: string; response: string }>;
+
+beforeAll(async () => {
+  kit = await ensureDemoKit();
+  sae = await loadSae(kit.sae);
+  responses = readPairsJsonl(path.join(dataDir, 'truthfulqa', 'pairs.jsonl'))
+    .slice(200, 240)
+    .flatMap((p) => [{ prompt: p.prompt, response: p.chosen }, { prompt: p.prompt, response: p.rejected }]);
+}, 300_000);
+
+describe('feature extraction', () => {
+  it('pools the response span only (mean or last), never BOS', async () => {
+    const tok = await loadTokenizer(kit.checkpoint);
+    const enc = tok.encodeChat(responses[0].prompt, responses[0].response);
+    const bb = await openBackbone({ checkpoint: kit.checkpoint, layer: kit.layer, ep: 'cpu' });
+    const [h] = await bb.hidden([enc.ids]);
+    const H = bb.info.hiddenSize;
+    await bb.close();
+    const root = tempDir();
+    const res = await extractFeatures([responses[0]], { checkpoint: kit.checkpoint, layer: kit.layer, sae, pooling: 'mean', cacheRoot: root, ep: 'cpu' });
+    const expected = new Float64Array(H);
+    for (let t = enc.poolStart; t < enc.poolEnd; t++) for (let k = 0; k < H; k++) expected[k] += h[t * H + k] / (enc.poolEnd - enc.poolStart);
+    for (let k = 0; k < H; k++) expect(res.table.z[k]).toBeCloseTo(expected[k], 4);
+    const last = await extractFeatures([responses[0]], { checkpoint: kit.checkpoint, layer: kit.layer, sae, pooling: 'last', cacheRoot: root, ep: 'cpu' });
+    expect(Array.from(last.table.z)).toEqual(Array.from(h.subarray((enc.poolEnd - 1) * H, enc.poolEnd * H)));
+    // BOS (position 0) is excluded even if a span starts there.
+    const two = Float32Array.from([100, 100, 1, 3]);
+    expect(Array.from(poolHidden(two, 2, 0, 2, 'mean'))).toEqual([1, 3]);
+    // Latents are the SAE's active set of z, sorted by value.
+    const lat = res.table.latents[0];
+    for (let i = 1; i < lat.val.length; i++) expect(lat.val[i - 1]).toBeGreaterThanOrEqual(lat.val[i]);
+  });
+
+  it('resumes a cancelled run without redoing finished batches, and tolerates a torn index line', async () => {
+    const root = tempDir();
+    const ac = new AbortController();
+    const opts = { checkpoint: kit.checkpoint, layer: kit.layer, sae, pooling: 'mean' as const, cacheRoot: root, ep: 'cpu' as const, batchSize: 16 };
+    let err: unknown;
+    try {
+      await extractFeatures(responses, {
+        ...opts,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.phase === 'backbone' && p.done >= 32) ac.abort();
+        },
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CancelledError);
+
+    // Simulate a crash mid-write: a torn last index line and orphan shard bytes.
+    const nsDir = fs.readdirSync(root).map((d) => path.join(root, d))[0];
+    const zDir = path.join(nsDir, 'z');
+    fs.appendFileSync(path.join(zDir, 'index.jsonl'), '{"k":"deadbeef","s":"shard-');
+    fs.appendFileSync(path.join(zDir, fs.readdirSync(zDir).find((f) => f.endsWith('.bin'))!), Buffer.alloc(100));
+    expect(AppendStore.open(zDir).size).toBe(32);
+
+    const before = backboneRunCounter();
+    const res = await extractFeatures(responses, opts);
+    expect(res.responsesCached).toBe(32);
+    expect(res.responsesComputed).toBe(responses.length - 32);
+    expect(backboneRunCounter()).toBeGreaterThan(before);
+
+    // A fresh uncached run gives the same features as the resumed one.
+    const fresh = await extractFeatures(responses, { ...opts, cacheRoot: tempDir() });
+    expect(Array.from(fresh.table.z)).toEqual(Array.from(res.table.z));
+
+    const again = backboneRunCounter();
+    const cached = await extractFeatures(responses, opts);
+    expect(backboneRunCounter()).toBe(again);
+    expect(cached.responsesComputed).toBe(0);
+    expect(cached.tokensComputed).toBe(0);
+  });
+});

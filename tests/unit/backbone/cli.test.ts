@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,28 @@ describe('sparserm hidden (end to end, spawned)', () => {
     expect(doc.executionProvider.live.ok).toBe(true);
     expect(doc.caches.graphs.path).toBe(path.join(env.SPARSERM_CACHE, 'graphs'));
     expect(doc.caches.graphs.entries).toBe(3); // L1 and L2 from the hidden test, L3 here
+  });
+
+  it('two processes building the same graph at once both succeed and leave one complete graph', async () => {
+    const cacheEnv = { ...env, SPARSERM_CACHE: path.join(work, 'cache-race') };
+    const run = () =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'model', 'build', '--checkpoint', ckpt, '--layer', '2', '--json'], { cwd: repoRoot, env: cacheEnv });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d) => (stdout += d));
+        p.stderr.on('data', (d) => (stderr += d));
+        p.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const [ja, jb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+    expect(ja.graphPath).toBe(jb.graphPath);
+    const graphs = path.join(cacheEnv.SPARSERM_CACHE, 'graphs');
+    expect(fs.readdirSync(graphs)).toEqual([path.basename(path.dirname(ja.graphPath))]); // no temp folders left
+    const h = cli('hidden', '--checkpoint', ckpt, '--layer', '2', '--ids', '2,7', '--ep', 'cpu', '--json');
+    expect(JSON.parse(h.stdout).hidden).toHaveLength(2);
   });
 
   it('bad input: stderr "error: …", exit 2, nothing on stdout', () => {

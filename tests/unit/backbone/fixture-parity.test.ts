@@ -12,6 +12,8 @@ interface Reference {
 /** Stated tolerance: max |ONNX − reference| over every token and dim, per block. */
 const TOL = 1e-4;
 const cacheDir = tempDir('sparserm-graphs-');
+// The checkpoint digest memo goes under SPARSERM_CACHE: keep it inside the test's temp folder.
+process.env.SPARSERM_CACHE = path.join(cacheDir, 'cache');
 
 afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 

@@ -10,6 +10,8 @@ import { referenceResidPost, type RefConfig } from './reference-forward';
 
 const work = tempDir('sparserm-bb-random-');
 const cacheDir = path.join(work, 'graphs');
+// The checkpoint digest memo goes under SPARSERM_CACHE: keep it inside the test's temp folder.
+process.env.SPARSERM_CACHE = path.join(cacheDir, 'cache');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 /** A weight reader over a checkpoint folder's safetensors (single or sharded). */

@@ -55,7 +55,8 @@ export interface ExtractOptions {
 
 export interface ExtractResult {
   table: FeatureTable;
-  encodings: ChatEncoding[];
+  /** Chat encodings of the responses that had to be tokenized (text not seen before); undefined for the rest. */
+  encodings: Array<ChatEncoding | undefined>;
   backboneHash: string;
   /** Tokens that went through the backbone in this call (0 when everything was cached). */
   tokensComputed: number;
@@ -87,6 +88,18 @@ export function poolHidden(h: Float32Array, hiddenSize: number, start: number, e
   return z;
 }
 
+/** sha256 of the tokenizer files: the text → token-ids mapping depends on nothing else. */
+function tokenizerHash(checkpoint: string): string {
+  const h = crypto.createHash('sha256');
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    const p = path.join(checkpoint, f);
+    h.update(`${f}:`);
+    if (fs.existsSync(p)) h.update(fs.readFileSync(p));
+    h.update(';');
+  }
+  return h.digest('hex');
+}
+
 function eta(start: number, done: number, total: number): number | undefined {
   if (done === 0) return undefined;
   const rate = done / ((Date.now() - start) / 1000);
@@ -108,17 +121,33 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const { warnings } = opts.sae ? checkSaeForBackbone(opts.sae, { checkpoint: opts.checkpoint, hiddenSize, layer: opts.layer }) : { warnings: [] as string[] };
   warnings.forEach((w) => opts.onWarning?.(w));
 
-  const tokenizer = await loadTokenizer(opts.checkpoint);
-  const encodings = responses.map((r) => tokenizer.encodeChat(r.prompt, r.response));
-  const keys = encodings.map(featureKey);
-  onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
-
   const root = opts.cacheRoot ?? cacheDirs.features();
   const ns = sha(JSON.stringify({ v: 1, backbone: backboneHash, layer: opts.layer, pooling: opts.pooling }));
   const nsDir = path.join(root, ns.slice(0, 32));
   fs.mkdirSync(nsDir, { recursive: true });
   const meta = path.join(nsDir, 'meta.json');
   if (!fs.existsSync(meta)) fs.writeFileSync(meta, JSON.stringify({ backboneHash, layer: opts.layer, pooling: opts.pooling, hiddenSize }) + '\n');
+
+  // Text → feature key, per tokenizer (its files' hash): text seen before needs no tokenization at all, which is
+  // what makes re-scoring 100k cached responses fast. The feature key itself is always the exact token ids.
+  const tokHash = tokenizerHash(opts.checkpoint);
+  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}`));
+  const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
+  const keys = new Array<string>(responses.length);
+  const encodings = new Array<ChatEncoding | undefined>(responses.length);
+  const newText: Array<[string, Uint8Array]> = [];
+  let tokenizer: Awaited<ReturnType<typeof loadTokenizer>> | undefined;
+  for (let i = 0; i < responses.length; i++) {
+    const known = textStore.get(textKeys[i]);
+    if (known) {
+      keys[i] = Buffer.from(known).toString('latin1');
+      continue;
+    }
+    tokenizer ??= await loadTokenizer(opts.checkpoint);
+    encodings[i] = tokenizer.encodeChat(responses[i].prompt, responses[i].response);
+    keys[i] = featureKey(encodings[i]!);
+  }
+  onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
   const zStore = AppendStore.open(path.join(nsDir, 'z'));
   const sae = opts.sae;
   const latStore = sae ? AppendStore.open(path.join(nsDir, `latents-${sae.hash.slice(0, 32)}`)) : undefined;
@@ -142,9 +171,9 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       throwIfAborted(signal);
       backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, ep: opts.ep, signal });
       const batch = todo.slice(b, b + batchSize);
-      const hidden = await backbone.hidden(batch.map((i) => encodings[i].ids), { signal });
+      const hidden = await backbone.hidden(batch.map((i) => encodings[i]!.ids), { signal });
       const records: Array<[string, Uint8Array]> = batch.map((i, j) => {
-        const e = encodings[i];
+        const e = encodings[i]!;
         tokensComputed += e.ids.length;
         return [keys[i], f32Bytes(poolHidden(hidden[j], hiddenSize, e.poolStart, e.poolEnd, opts.pooling))];
       });
@@ -152,6 +181,16 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       const done = Math.min(b + batchSize, todo.length);
       onProgress?.({ phase: 'backbone', done, total: todo.length, etaS: eta(started, done, todo.length) });
     }
+
+    // Text index entries only for text whose features are now stored (a cancelled run records nothing dangling).
+    const seenText = new Set<string>();
+    encodings.forEach((e, i) => {
+      if (e && zStore.has(keys[i]) && !seenText.has(textKeys[i])) {
+        seenText.add(textKeys[i]);
+        newText.push([textKeys[i], Buffer.from(keys[i], 'latin1')]);
+      }
+    });
+    textStore.putMany(newText);
 
     const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
     keys.forEach((k, i) => table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));
@@ -191,6 +230,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     };
   } finally {
     zStore.close();
+    textStore.close();
     latStore?.close();
     await backbone?.close();
     await encoder?.close();

@@ -308,8 +308,8 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
   const pooledAct = jumpReluSubset(sae, z, 1, latents);
 
   // Token-level firing, on demand: one backbone run for this response.
-  const enc = feats.encodings[0];
   const tokenizer = await loadTokenizer(checkpoint);
+  const enc = feats.encodings[0] ?? tokenizer.encodeChat(req.prompt, req.response);
   const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal });
   let hidden: Float32Array;
   try {

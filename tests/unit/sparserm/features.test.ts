@@ -89,5 +89,8 @@ describe('feature extraction', () => {
     expect(backboneRunCounter()).toBe(again);
     expect(cached.responsesComputed).toBe(0);
     expect(cached.tokensComputed).toBe(0);
+    // Text seen before is not even re-tokenized (text → feature-key index).
+    expect(cached.encodings.every((e) => e === undefined)).toBe(true);
+    expect(Array.from(cached.table.z)).toEqual(Array.from(res.table.z));
   });
 });

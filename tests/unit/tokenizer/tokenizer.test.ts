@@ -196,3 +196,24 @@ describe('validation', () => {
     expect(() => t.encodeChat('q', 'a')).toThrow(/exactly one bos_token/);
   });
 });
+
+describe('added tokens like a real Gemma vocabulary has', () => {
+  it('aligns spans across non-special added tokens, raw (<h1>) and normalised (runs of ▁)', async () => {
+    const d = writeDemoTokenizerDir();
+    const file = path.join(d, 'tokenizer.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.added_tokens.push(
+      { id: 1024, content: '<h1>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+      { id: 1025, content: '▁▁▁▁', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+    );
+    fs.writeFileSync(file, JSON.stringify(json));
+    const t = await loadTokenizer(d);
+    expect(t.vocabSize).toBe(1026);
+    const response = 'Title: <h1>Hello</h1> and    four spaces';
+    const e = t.encodeChat('Format this', response);
+    expect(e.ids).toContain(1024);
+    expect(e.ids).toContain(1025);
+    expect(t.decode(e.ids.slice(e.responseStart, e.responseEnd))).toBe(response);
+    expect(t.tokenStrings([1024, 1025])).toEqual(['<h1>', '    ']);
+  });
+});

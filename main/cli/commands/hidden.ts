@@ -102,6 +102,11 @@ export function register(program: Command): void {
         const session = await openBackbone({ checkpoint: opts.checkpoint!, layer, precision, ep, onProgress: openProgress(), signal: controller.signal });
         try {
           if (session.info.ep !== ep && ep !== 'auto') progress(`warning: ${session.info.epReason}`);
+          const bos = session.info.bosTokenId;
+          if (opts.ids !== undefined && bos !== undefined && ids[0] !== bos) {
+            // Gemma's activations (and Gemma Scope SAEs) assume BOS first; say so rather than silently differ.
+            progress(`warning: the first id is ${ids[0]}, not BOS (${bos}); activations without BOS differ from what SAEs were trained on`);
+          }
           const [h] = await session.hidden([ids], { signal: controller.signal });
           const H = session.info.hiddenSize;
           const rows = Array.from({ length: ids.length }, (_, t) => Array.from(h.subarray(t * H, (t + 1) * H)));

@@ -43,7 +43,7 @@ export interface Checkpoint {
    * Content hash of exactly what resid_post(layer) depends on (see content-hash.ts); without a layer, of every
    * tensor in the checkpoint. Memoised on disk by (shard path, size, mtime).
    */
-  contentHash(layer?: number, opts?: { onProgress?: (done: number, total: number) => void }): Promise<string>;
+  contentHash(layer?: number, opts?: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal }): Promise<string>;
   close(): void;
 }
 

@@ -18,6 +18,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { throwIfAborted } from '../errors';
 import { cacheHome } from '../paths';
 import type { TensorRef } from './checkpoint';
 
@@ -68,12 +69,13 @@ function saveMemo(memo: ShardMemo): void {
   }
 }
 
-async function tensorDigest(t: TensorRef, onBytes: (n: number) => void): Promise<string> {
+async function tensorDigest(t: TensorRef, onBytes: (n: number) => void, signal?: AbortSignal): Promise<string> {
   const h = crypto.createHash('sha256');
   const fh = await fs.promises.open(t.file, 'r');
   try {
     const buf = Buffer.alloc(Math.min(CHUNK, Math.max(1, t.end - t.begin)));
     for (let pos = t.begin; pos < t.end; ) {
+      throwIfAborted(signal);
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, t.end - pos), pos);
       if (bytesRead === 0) throw new Error(`${t.file}: unexpected end of file in tensor ${t.name}`);
       h.update(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
@@ -89,7 +91,7 @@ async function tensorDigest(t: TensorRef, onBytes: (n: number) => void): Promise
 export async function checkpointContentHash(
   configFile: string,
   tensors: TensorRef[],
-  opts: { onProgress?: (doneBytes: number, totalBytes: number) => void } = {},
+  opts: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
   const memos = new Map<string, ShardMemo>();
   for (const t of tensors) if (!memos.has(t.file)) memos.set(t.file, loadMemo(t.file));
@@ -105,7 +107,12 @@ export async function checkpointContentHash(
     const key = `${t.begin}:${t.end}:`;
     let entry = memo.digests[t.name];
     if (!entry || !entry.startsWith(key)) {
-      entry = key + (await tensorDigest(t, (n) => opts.onProgress?.((done += n), total)));
+      try {
+        entry = key + (await tensorDigest(t, (n) => opts.onProgress?.((done += n), total), opts.signal));
+      } catch (err) {
+        for (const m of dirty) saveMemo(m); // keep what was already hashed
+        throw err;
+      }
       memo.digests[t.name] = entry;
       dirty.add(memo);
     } else {

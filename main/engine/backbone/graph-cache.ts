@@ -84,7 +84,7 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
   ckpt.validateThrough(opts.layer);
   const hash =
     opts.checkpointHash ??
-    (await ckpt.contentHash(opts.layer, { onProgress: (done, total) => opts.onProgress?.({ phase: 'hash', done, total }) }));
+    (await ckpt.contentHash(opts.layer, { signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ phase: 'hash', done, total }) }));
   throwIfAborted(opts.signal);
   const dir = path.join(cacheDir, graphDirName(hash, opts.layer, precision));
   const existing = readManifest(dir);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { clearContentHashMemory, loadCheckpoint } from '../../../main/engine/backbone';
-import { InputError } from '../../../main/engine/errors';
+import { CancelledError, InputError } from '../../../main/engine/errors';
 import { openSafetensors, writeSafetensors } from '../../../main/engine/formats/safetensors';
 import { fixturesDir, tempDir } from '../../helpers/paths';
 import { gemma2Config, writeRandomCheckpoint } from './random-checkpoint';
@@ -186,6 +186,22 @@ describe('content hash', () => {
     const cd = await loadCheckpoint(d);
     expect(await cd.contentHash(2)).not.toBe(await (await loadCheckpoint(a)).contentHash(2));
     cd.close();
+  });
+
+  it('can be cancelled, and keeps the digests finished before the cancel', async () => {
+    const dir = fresh();
+    const c = await loadCheckpoint(dir);
+    const ctl = new AbortController();
+    let calls = 0;
+    await expect(c.contentHash(3, { signal: ctl.signal, onProgress: () => ++calls === 5 && ctl.abort() })).rejects.toBeInstanceOf(CancelledError);
+    // The 5 digests finished before the cancel are on disk.
+    const real = fs.realpathSync(path.join(dir, 'model.safetensors'));
+    const memoDir = path.join(work, 'cache', 'checkpoint-digests');
+    const memo = fs.readdirSync(memoDir).map((f) => JSON.parse(fs.readFileSync(path.join(memoDir, f), 'utf8'))).find((m) => m.path === real);
+    expect(Object.keys(memo.digests)).toEqual(c.tensorsThrough(3).slice(0, 5));
+    const h = await c.contentHash(3);
+    expect(h).toMatch(/^[0-9a-f]{64}$/);
+    c.close();
   });
 
   it('is memoised on disk by (path, size, mtime): a restart does not re-read the weights', async () => {

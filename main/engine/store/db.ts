@@ -33,6 +33,8 @@ export function openDatabase(file: string, opts: { readonly?: boolean } = {}): D
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      // 64 MiB page cache (default 2 MiB): bulk imports update several indexes per row.
+      db.pragma('cache_size = -65536');
     }
     db.pragma('foreign_keys = ON');
     migrate(db, file);

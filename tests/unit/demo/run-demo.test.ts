@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { CancelledError } from '../../../main/engine/errors';
+import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
+import { DEMO_DATASET, ensureDemoDataset } from '../../../main/engine/demo/demo-store';
+import { runDemo, type DemoResult } from '../../../main/engine/demo/run-demo';
+import { explainPair } from '../../../main/engine/sparserm/service';
+import { openStore, type Store } from '../../../main/engine/store';
+import { tempDir } from '../../helpers/paths';
+
+// Every per-user path (database, caches, reward models) in a throwaway home.
+const home = tempDir('sparserm-rundemo-');
+process.env.SPARSERM_HOME = home;
+const env = { ...process.env, SPARSERM_HOME: home };
+
+let kit: DemoKit;
+let store: Store;
+let first: DemoResult;
+
+beforeAll(async () => {
+  kit = await ensureDemoKit();
+  store = openStore(path.join(home, 'sparserm.db'));
+  first = await runDemo({ store, env, ep: 'cpu' });
+}, 300_000);
+
+afterAll(() => store?.close());
+
+describe('runDemo (engine, with the app’s open store)', () => {
+  it('imports, trains on a prompt split, scores, filters and exports the kept pairs', () => {
+    expect(first.label).toBe('demo (random weights)');
+    expect(first.dataset).toMatchObject({ name: DEMO_DATASET, pairs: 790, action: 'imported' });
+    const t = first.rewardModel.pairs;
+    expect(t.train + t.val + t.test).toBe(790);
+    expect(first.rewardModel.heldOutPairs).toBe(t.test);
+    expect(first.rewardModel.heldOutAccuracy).not.toBeNull();
+    // Filter counts and export counts describe the same pairs.
+    const c = first.filter.counts;
+    expect(c.keep + c.drop + c.uncertain + c.unscored).toBe(790);
+    expect(first.export.counts.exported).toBe(c.keep);
+    expect(first.export.counts.dropped).toBe(c.drop);
+    const lines = fs.readFileSync(first.outputFile, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(c.keep);
+    expect(fs.readFileSync(first.export.dropped!, 'utf8').trim().split('\n')).toHaveLength(c.drop);
+    // The model is registered as a demo model, with the kit's labels in the store.
+    expect(store.models.rewardModel(first.rewardModel.id)?.demo).toBe(true);
+    expect(store.labels.best(kit.modelId, kit.saeId, [0, 1, 2]).size).toBe(3);
+    expect(first.summary.join('\n')).toMatch(/held-out accuracy [\d.]+% on \d+ test pairs/);
+  });
+
+  it('re-running reuses dataset, model and scoring run: nothing duplicated, same export', async () => {
+    const before = fs.readFileSync(first.outputFile, 'utf8');
+    const again = await runDemo({ store, env, ep: 'cpu' });
+    expect(again.dataset).toMatchObject({ datasetId: first.dataset.datasetId, action: 'reused' });
+    expect(again.rewardModel).toMatchObject({ id: first.rewardModel.id, reused: true });
+    expect(again.run).toMatchObject({ id: first.run.id, reused: true });
+    expect(again.filter.id).toBe(first.filter.id);
+    expect(store.datasets.list().filter((d) => d.name === DEMO_DATASET)).toHaveLength(1);
+    expect(store.pairs.count({ datasetId: first.dataset.datasetId })).toBe(790);
+    expect(store.runs.list(first.dataset.datasetId)).toHaveLength(1);
+    expect(fs.readFileSync(again.outputFile, 'utf8')).toBe(before);
+  }, 120_000);
+
+  it('a curator’s decisions on the demo dataset survive a re-run and reach the export', async () => {
+    const dropped = store.pairs.list({ datasetId: first.dataset.datasetId, verdict: ['drop'], limit: 1 }).items[0];
+    expect(dropped).toBeDefined();
+    store.decisions.decidePair(dropped.id, 'swap', { actor: 'test', note: 'labels were reversed' });
+    const again = await runDemo({ store, env, ep: 'cpu' });
+    expect(again.export.counts.swapped).toBe(1);
+    const rows = fs.readFileSync(again.outputFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows).toContainEqual({ prompt: dropped.prompt, chosen: dropped.rejected, rejected: dropped.chosen });
+    store.decisions.undo(first.dataset.datasetId, 'test');
+  }, 120_000);
+
+  it('explanations of a demo pair show real latents firing on real tokens, with their demo labels', async () => {
+    const pair = store.pairs.list({ datasetId: first.dataset.datasetId, limit: 1 }).items[0];
+    const labels = store.labels.best(kit.modelId, kit.saeId, Array.from({ length: kit.dSae }, (_, i) => i));
+    const ex = await explainPair({ modelDir: first.rewardModel.dir, prompt: pair.prompt, chosen: pair.chosen, rejected: pair.rejected, labels, ep: 'cpu' });
+    const all = [...ex.chosen.contributions, ...ex.rejected.contributions];
+    expect(all.length).toBeGreaterThan(0);
+    expect(all.some((c) => c.tokens.length > 0)).toBe(true);
+    expect(all.every((c) => c.label?.startsWith('demo: '))).toBe(true);
+  }, 120_000);
+
+  it('cancellation stops the job with CancelledError and leaves no export behind', async () => {
+    const outDir = tempDir('sparserm-rundemo-cancel-');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(runDemo({ store, env, outDir, signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+    expect(fs.readdirSync(outDir)).toEqual([]);
+  });
+});
+
+describe('ensureDemoDataset', () => {
+  it('replaces a same-named dataset that holds other content, never keeping two', async () => {
+    const s = openStore(':memory:');
+    try {
+      const other = path.join(tempDir('sparserm-ds-'), 'other.jsonl');
+      fs.writeFileSync(other, JSON.stringify({ prompt: 'p', chosen: 'a', rejected: 'b' }) + '\n');
+      s.datasets.create(DEMO_DATASET, { demo: true });
+      const { importFile } = await import('../../../main/engine/data');
+      await importFile(s, other, { dataset: DEMO_DATASET, format: 'standard' });
+      const r = await ensureDemoDataset(s, kit.dataset);
+      expect(r).toMatchObject({ action: 'replaced', pairs: 790 });
+      expect(s.datasets.list().filter((d) => d.name === DEMO_DATASET)).toHaveLength(1);
+      expect(s.datasets.byName(DEMO_DATASET)?.demo).toBe(true);
+      expect(await ensureDemoDataset(s, kit.dataset)).toMatchObject({ action: 'reused', datasetId: r.datasetId });
+    } finally {
+      s.close();
+    }
+  });
+});

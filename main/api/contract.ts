@@ -113,9 +113,10 @@ export type PairRow = z.infer<typeof PairRow>;
 export const LatentContribution = z.object({
   latent: z.number().int().nonnegative(),
   label: z.string().nullable(),
-  /** Signed contribution to the response's score. */
+  /** Signed contribution to the response's score (exact attribution, see docs/sparserm.md). */
   contribution: z.number(),
-  activation: z.number(),
+  /** JumpReLU activation of the pooled response; null where only the stored summary is known (before explainPair). */
+  activation: z.number().nullable(),
 });
 export type LatentContribution = z.infer<typeof LatentContribution>;
 
@@ -148,11 +149,19 @@ export const PairDetail = PairRow.extend({
 });
 export type PairDetail = z.infer<typeof PairDetail>;
 
-export const TokenActivations = z.object({
-  tokens: z.array(z.object({ text: z.string(), activation: z.number() })),
-  max: z.number(),
+/** One response explained on demand: its tokens, and per selected latent the activation on every token. */
+export const ResponseExplanation = z.object({
+  score: z.number(),
+  /** Display strings of the response tokens. */
+  tokens: z.array(z.string()),
+  latents: z.array(
+    LatentContribution.extend({
+      /** Activation on each response token (same length as `tokens`; 0 = did not fire). */
+      perToken: z.array(z.number()),
+    }),
+  ),
 });
-export type TokenActivations = z.infer<typeof TokenActivations>;
+export type ResponseExplanation = z.infer<typeof ResponseExplanation>;
 
 export const ModelInfo = z.object({
   id: Id,
@@ -255,10 +264,10 @@ export const contract = {
     z.object({ total: z.number().int().nonnegative(), rows: z.array(PairRow) }),
   ),
   getPair: op('A pair with scores, explanation and history.', z.object({ pairId: Id }), PairDetail),
-  latentTokens: op(
-    'Per-token activation of one latent on one response (which tokens fired it).',
-    z.object({ pairId: Id, side: z.enum(['chosen', 'rejected']), latent: z.number().int().nonnegative() }),
-    TokenActivations,
+  explainPair: op(
+    'Explain both responses now (one backbone run each): latents ranked by |contribution| with activations and the tokens that fired them.',
+    z.object({ pairId: Id, top: z.number().int().min(1).max(64).default(12) }),
+    z.object({ chosen: ResponseExplanation, rejected: ResponseExplanation, rewardModelId: Id }),
   ),
   decide: op(
     "Record the curator's decision (null clears it) and/or a note for one pair.",

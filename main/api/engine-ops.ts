@@ -12,11 +12,12 @@ import { InputError } from '../engine/errors';
 import { loadCheckpoint, ensureBackboneGraph } from '../engine/backbone';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
-import { importFile } from '../engine/data/import';
-import { FORMATS, type FormatName } from '../engine/data/formats';
+import { importFile, registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type FormatName, type ImportResult, type ExportResult } from '../engine/data';
 import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { demoKitDir, projectRoot } from '../engine/paths';
-import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, TokenActivations, TrainResult } from './contract';
+import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
+import { RewardModelManifest } from '../engine/sparserm/manifest';
+import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
 
 export interface EngineOps {
   doctor(): Promise<Omit<OpOutput<'doctor'>, 'dbPath'>>;
@@ -32,10 +33,12 @@ export interface EngineOps {
   listRuns(datasetId?: number): TrainResult[];
   startScore(i: { datasetId: number; rewardModelId: string }): string;
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
-  latentTokens(p: Pair, side: 'chosen' | 'rejected', latent: number): Promise<TokenActivations>;
+  explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
   exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number }): Promise<OpOutput<'exportPreview'>>;
   startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string }): string;
   importLabels(i: OpParsedInput<'importLabels'>): Promise<OpOutput<'importLabels'>>;
+  /** How a finished job's stored result is shown to the UI (e.g. an import's result as an ImportReport). */
+  resultView(kind: string, result: unknown): unknown;
 }
 
 export interface EngineContext {
@@ -45,7 +48,22 @@ export interface EngineContext {
 }
 
 const pathId = (prefix: string, p: string) => `${prefix}-${crypto.createHash('sha256').update(path.resolve(p)).digest('hex').slice(0, 12)}`;
-const isDemoMeta = (m: Record<string, unknown>) => m.demo === true;
+const underDemoKit = (p: string | null) => !!p && (path.resolve(p) + path.sep).startsWith(path.resolve(demoKitDir) + path.sep);
+const isDemoMeta = (m: Record<string, unknown>, p: string | null = null) => m.demo === true || underDemoKit(p);
+
+/**
+ * The SparseRM service registers a trained model's backbone and SAE under its own ids (content hashes); the same
+ * folder may also be registered by the user. Show one entry per path: the one with the richest metadata.
+ */
+function dedupeByPath<T extends { path: string | null; metadata: Record<string, unknown> }>(rows: T[]): T[] {
+  const byPath = new Map<string, T>();
+  for (const r of rows) {
+    const key = r.path ? path.resolve(r.path) : `#${byPath.size}`;
+    const prev = byPath.get(key);
+    if (!prev || Object.keys(r.metadata).length > Object.keys(prev.metadata).length) byPath.set(key, r);
+  }
+  return [...byPath.values()];
+}
 const scalar = (v: unknown): string | number | boolean | null => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : v === null || v === undefined ? null : JSON.stringify(v));
 
 function backboneInfo(b: Backbone): ModelInfo {
@@ -53,9 +71,9 @@ function backboneInfo(b: Backbone): ModelInfo {
   return {
     id: b.id,
     kind: 'checkpoint',
-    name: isDemoMeta(m) ? `${b.name} · ${DEMO_LABEL}` : b.name,
+    name: b.name,
     path: b.path ?? '',
-    isDemo: isDemoMeta(m),
+    isDemo: isDemoMeta(m, b.path),
     details: { architecture: b.architecture, layers: scalar(m.numLayers), hidden: scalar(m.hiddenSize) },
   };
 }
@@ -64,9 +82,9 @@ function saeInfo(s: SaeRow): ModelInfo {
   return {
     id: s.id,
     kind: 'sae',
-    name: isDemoMeta(m) ? `${s.name} · ${DEMO_LABEL}` : s.name,
+    name: s.name,
     path: s.path ?? '',
-    isDemo: isDemoMeta(m),
+    isDemo: isDemoMeta(m, s.path),
     details: { layer: s.layer, dSae: s.dSae, dIn: scalar(m.dIn), format: scalar(m.format) },
   };
 }
@@ -74,15 +92,17 @@ function rewardModelInfo(r: RewardModel): ModelInfo {
   return {
     id: r.id,
     kind: 'reward-model',
-    name: r.demo ? `${r.name} · ${DEMO_LABEL}` : r.name,
+    name: r.name,
     path: r.folder,
     isDemo: r.demo,
-    details: { layer: r.layer, backbone: r.backboneId, sae: r.saeId, accuracy: scalar(r.metrics.accuracy ?? r.metrics.testAccuracy) },
+    details: { layer: r.layer, dataset: scalar(r.metrics.datasetName), 'held-out accuracy': scalar((r.metrics.eval as { accuracy?: number } | undefined)?.accuracy ?? null) },
   };
 }
 
 const ImportParams = z.object({ path: z.string(), format: z.string().optional(), name: z.string().optional() });
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
+const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']) });
+const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
 
 export function createEngineOps(ctx: EngineContext): EngineOps {
   const { store, runner } = ctx;
@@ -116,7 +136,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
   const requireBackbone = (id: string) => store.models.backbone(id) ?? (() => { throw new InputError({ field: 'checkpointId', expected: 'a registered checkpoint (add it on the Models screen)', got: id }); })();
   const requireSae = (id: string) => store.models.sae(id) ?? (() => { throw new InputError({ field: 'saeId', expected: 'a registered SAE (add it on the Models screen)', got: id }); })();
 
-  function importReport(r: Awaited<ReturnType<typeof importFile>>): ImportReport {
+  function importReport(r: ImportResult): ImportReport {
     return {
       datasetId: String(r.datasetId),
       format: r.format,
@@ -142,7 +162,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     return importReport(r);
   }
 
-  runner.define('import', (params: z.infer<typeof ImportParams>, job) => runImport(params, job), ImportParams);
+  // 'import' and 'export' jobs belong to the data area; the API only starts them and presents their results.
+  registerDataJobs(runner);
   runner.define(
     'build',
     async (params: z.infer<typeof BuildParams>, job) => {
@@ -159,6 +180,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
   );
   runner.define('demo', async (_p: unknown, job) => {
     const kit = await ensureDemoKit({ signal: job.signal, onProgress: (p) => job.progress(p.done, p.total, p.phase) });
+    await importLabels(store, kit.labels, { model: kit.modelId, sae: kit.saeId });
     const ck = await registerCheckpoint(kit.checkpoint, { id: kit.modelId, demo: true, name: 'demo Gemma-2 (tiny)' });
     const sae = await registerSae(kit.sae, { id: kit.saeId, demo: true, name: `demo SAE L${kit.layer} (${kit.dSae} latents)`, neuronpedia: { modelId: kit.modelId, saeId: kit.saeId } });
     store.models.upsertSae({ ...sae, layer: kit.layer, metadata: sae.metadata });
@@ -171,9 +193,128 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     return { checkpointId: ck.id, saeId: sae.id, layer: kit.layer, datasetId: String(datasetId), import: report, label: DEMO_LABEL };
   });
 
-  const notYet = (what: string): never => {
-    throw new Error(`${what} is not available in this build yet (the SparseRM service is not wired)`);
+  // ---- SparseRM: train, score, explain ----------------------------------------------------------------------
+  const manifests = new Map<string, RewardModelManifest | null>();
+  /** The model folder's manifest (cached; null when the folder is gone or unreadable). */
+  function manifestOf(rm: RewardModel): RewardModelManifest | null {
+    if (!manifests.has(rm.folder)) {
+      try {
+        manifests.set(rm.folder, RewardModelManifest.parse(JSON.parse(fs.readFileSync(path.join(rm.folder, 'manifest.json'), 'utf8'))));
+      } catch {
+        manifests.set(rm.folder, null);
+      }
+    }
+    return manifests.get(rm.folder)!;
+  }
+  function labelsFor(rm: RewardModel, indices: number[]): Map<number, string> {
+    const set = manifestOf(rm)?.sae.labels;
+    return set ? store.labels.best(set.modelId, set.saeId, indices) : new Map();
+  }
+  const explainCache = new Map<string, OpOutput<'explainPair'>>();
+
+  function toExplanation(e: EngineExplanation, labels: Map<number, string>): ResponseExplanation {
+    const start = e.responseSpan[0];
+    return {
+      score: e.score,
+      tokens: e.tokens,
+      latents: e.contributions.map((c) => {
+        const perToken = new Array<number>(e.tokens.length).fill(0);
+        for (const t of c.tokens) if (t.index - start >= 0 && t.index - start < perToken.length) perToken[t.index - start] = t.activation;
+        return { latent: c.latent, label: c.label ?? labels.get(c.latent) ?? null, contribution: c.contribution, activation: c.activation, perToken };
+      }),
+    };
+  }
+
+  function trainView(rm: RewardModel): TrainResult | null {
+    const m = manifestOf(rm);
+    if (!m) return null;
+    let curve: { epoch: number; trainLoss: number; valLoss?: number; valAccuracy?: number }[] = [];
+    try {
+      curve = JSON.parse(fs.readFileSync(path.join(rm.folder, 'curve.json'), 'utf8'));
+    } catch {
+      // a model folder without its curve still shows its metrics
+    }
+    const ev = rm.metrics.eval as { accuracy?: number; baselines?: { name: string; accuracy: number }[] } | undefined;
+    const labels = labelsFor(rm, m.selected.map((s) => s.index));
+    return {
+      runId: rm.id,
+      rewardModelId: rm.id,
+      isDemo: rm.demo,
+      layer: m.backbone.layer,
+      k: m.k,
+      loss: m.training.loss,
+      curve: curve.map((c) => ({ epoch: c.epoch, trainLoss: c.trainLoss, valLoss: c.valLoss ?? null, valAccuracy: c.valAccuracy ?? null })),
+      heldOutAccuracy: ev?.accuracy ?? m.metrics.test.accuracy ?? null,
+      baselines: (ev?.baselines ?? []).filter((b) => Number.isFinite(b.accuracy)),
+      selected: m.selected.map((s) => ({ latent: s.index, sign: s.side, label: labels.get(s.index) ?? null, muChosen: s.muW, muRejected: s.muL })),
+    };
+  }
+
+  const phaseText: Record<string, string> = { tokenize: 'tokenizing', backbone: 'running the backbone', features: 'extracting features', sae: 'SAE latents', train: 'training the head', store: 'saving scores', baselines: 'baselines' };
+  const reporter = (job: JobContext, partialCurve?: TrainResult['curve']) => (p: { phase: string; done: number; total: number } & Record<string, unknown>) => {
+    job.progress(p.done, p.total, `${phaseText[p.phase] ?? p.phase}: ${p.done}/${p.total}`);
+    // Forward-compatible live curve: used when the service reports per-epoch losses with its progress.
+    const st = (p.stats ?? p) as { epoch?: number; trainLoss?: number; valLoss?: number; valAccuracy?: number };
+    if (partialCurve && p.phase === 'train' && typeof st.trainLoss === 'number') {
+      partialCurve.push({ epoch: st.epoch ?? p.done, trainLoss: st.trainLoss, valLoss: st.valLoss ?? null, valAccuracy: st.valAccuracy ?? null });
+      ctx.partials.set(job.id, { curve: partialCurve });
+    }
   };
+
+  runner.define(
+    'train',
+    async (params: z.infer<typeof TrainParams>, job) => {
+      const b = requireBackbone(params.checkpointId);
+      const s = requireSae(params.saeId);
+      const ds = datasetPairs(store, params.datasetId);
+      const np = s.metadata.neuronpedia as { modelId: string; saeId: string } | undefined;
+      const curve: TrainResult['curve'] = [];
+      const report = reporter(job, curve);
+      const res = await trainRewardModel({
+        checkpoint: b.path ?? '',
+        layer: params.layer,
+        sae: s.path ?? '',
+        pairs: ds.pairs,
+        k: params.k,
+        loss: params.loss,
+        datasetName: ds.name,
+        ...(np ? { labelSet: np } : {}),
+        signal: job.signal,
+        onProgress: report as never,
+      });
+      const demo = underDemoKit(b.path) || isDemoMeta(b.metadata);
+      // registerRewardModel re-upserts the backbone/SAE rows under its ids; keep what the user registered.
+      const keepB = store.models.backbones();
+      const keepS = store.models.saes();
+      registerRewardModel(store, res.modelDir, res.manifest, { demo });
+      for (const r of keepB) store.models.upsertBackbone(r);
+      for (const r of keepS) store.models.upsertSae(r);
+      job.progress(0, 1, 'baselines on the same features');
+      const ev = await evaluateRewardModel({ modelDir: res.modelDir, pairs: ds.pairs, baselines: true, signal: job.signal, onProgress: report as never });
+      const rm = store.models.requireRewardModel(res.manifest.id);
+      store.models.upsertRewardModel({
+        ...rm,
+        metrics: {
+          ...rm.metrics,
+          datasetId: params.datasetId,
+          datasetName: ds.name,
+          eval: { n: ev.n, accuracy: ev.accuracy, auc: ev.auc, evaluatedOn: ev.evaluatedOn, baselines: ev.baselines.map((x) => ({ name: x.name, accuracy: x.test.accuracy, auc: x.test.auc, params: x.trainableParams })) },
+        },
+      });
+      ctx.partials.delete(job.id);
+      return trainView(store.models.requireRewardModel(res.manifest.id));
+    },
+    TrainParams,
+  );
+  runner.define(
+    'score',
+    async (params: z.infer<typeof ScoreParams>, job) => {
+      const rm = store.models.requireRewardModel(params.rewardModelId);
+      const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job) as never });
+      return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy };
+    },
+    ScoreParams,
+  );
 
   return {
     async doctor() {
@@ -194,7 +335,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       };
     },
     listModels() {
-      return [...store.models.backbones().map(backboneInfo), ...store.models.saes().map(saeInfo), ...store.models.rewardModels().map(rewardModelInfo)];
+      const rms = store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map(rewardModelInfo)];
     },
     async addCheckpoint(p) {
       return backboneInfo(await registerCheckpoint(p));
@@ -236,15 +378,96 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     },
     startImport(i) {
       if (!fs.existsSync(i.path)) throw new InputError({ file: i.path, expected: 'an existing file (a path on the machine running SparseRM Studio)' });
-      return runner.start('import', i).id;
+      const format = i.format && i.format !== 'auto' ? i.format : 'auto';
+      if (format !== 'auto' && !(FORMATS as readonly string[]).includes(format)) throw new InputError({ field: 'format', expected: `auto or one of ${FORMATS.join(', ')}`, got: format });
+      const dataset = i.name?.trim() || path.basename(i.path).replace(/(\.jsonl?|\.json|\.gz)+$/i, '');
+      return runner.start('import', { file: path.resolve(i.path), dataset, format }).id;
     },
-    startTrain: () => notYet('training'),
-    listRuns: () => [],
-    startScore: () => notYet('scoring'),
-    explanation: () => null,
-    latentTokens: async () => notYet('token activations'),
-    exportPreview: async () => notYet('export'),
-    startExport: () => notYet('export'),
-    importLabels: async () => notYet('label import'),
+    startTrain(i) {
+      requireBackbone(i.checkpointId);
+      requireSae(i.saeId);
+      return runner.start('train', { ...i, datasetId: Number(i.datasetId) }).id;
+    },
+    listRuns(datasetId) {
+      const out: TrainResult[] = [];
+      for (const rm of store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt))) {
+        if (datasetId !== undefined && rm.metrics.datasetId !== datasetId) continue;
+        const v = trainView(rm);
+        if (v) out.push(v);
+      }
+      return out;
+    },
+    startScore(i) {
+      store.models.requireRewardModel(i.rewardModelId);
+      return runner.start('score', i).id;
+    },
+    explanation(_p, score, rm) {
+      const e = score.explanation as { top?: { latent: number; chosen: number; rejected: number }[] } | null;
+      if (!e?.top?.length) return null;
+      const labels = labelsFor(rm, e.top.map((t) => t.latent));
+      const side = (k: 'chosen' | 'rejected'): LatentContribution[] =>
+        e.top!.map((t) => ({ latent: t.latent, label: labels.get(t.latent) ?? null, contribution: t[k], activation: null })).sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
+      return { chosen: side('chosen'), rejected: side('rejected') };
+    },
+    async explainPair(p, rm, top) {
+      const key = `${rm.id}:${p.id}:${top}`;
+      const hit = explainCache.get(key);
+      if (hit) return hit;
+      const m = manifestOf(rm);
+      const labels = m ? labelsFor(rm, m.selected.map((s) => s.index)) : new Map<number, string>();
+      const ex: PairExplanation = await explainPair({ modelDir: rm.folder, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top, labels });
+      const out = { chosen: toExplanation(ex.chosen, labels), rejected: toExplanation(ex.rejected, labels), rewardModelId: rm.id };
+      explainCache.set(key, out);
+      if (explainCache.size > 64) explainCache.delete(explainCache.keys().next().value!);
+      return out;
+    },
+    async exportPreview({ datasetId, format, lines }) {
+      const ds = store.datasets.get(datasetId);
+      const sum = store.datasets.summary(datasetId);
+      const out: string[] = [];
+      for (const p of store.pairs.iterate({ datasetId, effective: ['keep', 'swap'] }, { batch: lines })) {
+        out.push(JSON.stringify(exportRecord(p, format, p.effective === 'swap')));
+        if (out.length >= lines) break;
+      }
+      const exported = sum.counts.keep + sum.counts.swap;
+      const filter = store.runs.currentFilter(datasetId);
+      const run = filter ? store.runs.get(filter.runId) : undefined;
+      const rm = run ? store.models.rewardModel(run.rewardModelId) : undefined;
+      return {
+        lines: out,
+        counts: { total: sum.pairs, kept: exported, dropped: sum.pairs - exported, swapped: sum.counts.swap, overrides: store.pairs.count({ datasetId, disagrees: true }) },
+        // The same facts the sidecar will hold (written by the export job with the file's hash and final counts).
+        provenance: {
+          tool: { name: 'SparseRM Studio', version: toolVersion() },
+          dataset: { id: ds.id, name: ds.name, demo: ds.demo },
+          sources: store.datasets.imports(datasetId).map((i) => ({ file: i.file, sha256: i.fileSha256, format: i.format, imported: i.imported })),
+          reward_model: rm ? { id: rm.id, name: rm.name, manifest_hash: rm.manifestHash, layer: rm.layer, demo: rm.demo, ...(rm.demo ? { label: DEMO_LABEL } : {}) } : null,
+          rule: filter ? { name: filter.rule, threshold: filter.threshold, band: filter.band } : null,
+          selection: ['keep', 'swap'],
+          format,
+          curator_decisions: sum.humanDecided,
+        },
+      };
+    },
+    startExport({ datasetId, format, path: out }) {
+      const dir = path.dirname(path.resolve(out));
+      if (!fs.existsSync(dir)) throw new InputError({ file: out, expected: 'an output path in an existing folder' });
+      return runner.start('export', { dataset: datasetId, out: path.resolve(out), format }).id;
+    },
+    async importLabels({ path: file, saeId }) {
+      const sae = saeId ? requireSae(saeId) : undefined;
+      const np = sae?.metadata.neuronpedia as { modelId?: string; saeId?: string } | undefined;
+      const r = await importLabels(store, file, { ...(np?.modelId ? { model: np.modelId } : {}), ...(np?.saeId ? { sae: np.saeId } : {}) });
+      return { imported: r.imported };
+    },
+    resultView(kind, result) {
+      if (result === null || result === undefined) return null;
+      if (kind === 'import') return importReport(result as ImportResult);
+      if (kind === 'export') {
+        const r = result as ExportResult;
+        return { path: r.out, provenance: r.provenance, sha256: r.sha256, counts: r.counts };
+      }
+      return result;
+    },
   };
 }

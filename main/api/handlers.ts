@@ -44,7 +44,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   };
   const jobView = (id: string) => {
     const snap = runner.snapshot(id);
-    return toJob(snap, { etaSeconds: snap.etaSeconds, partial: partials.get(id) });
+    return toJob({ ...snap, result: snap.status === 'done' ? engine.resultView(snap.kind, snap.result) : snap.result }, { etaSeconds: snap.etaSeconds, partial: partials.get(id) });
   };
   const undoState = (datasetId: number, pairIds: string[]) => {
     const st = store.decisions.state(datasetId);
@@ -87,7 +87,14 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         history: store.decisions.history(p.id).map(toHistory).reverse(),
       };
     },
-    latentTokens: async (i) => engine.latentTokens(store.pairs.get(intId(i.pairId, 'pairId')), i.side, i.latent),
+    explainPair: async ({ pairId, top }) => {
+      const p = store.pairs.get(intId(pairId, 'pairId'));
+      const current = store.runs.currentFilter(p.datasetId);
+      const run = current ? store.runs.get(current.runId) : store.runs.latestDone(p.datasetId);
+      const rm = run ? store.models.rewardModel(run.rewardModelId) : undefined;
+      if (!rm) throw new InputError({ field: 'pairId', expected: 'a pair of a scored dataset (score it first)', got: pairId });
+      return engine.explainPair(p, rm, top);
+    },
     decide: async ({ pairId, decision, note }) => {
       const id = intId(pairId, 'pairId');
       if (decision === undefined && (note === undefined || note === null)) {

@@ -15,7 +15,7 @@ export const OP_NAMES = [
   'importDataset',
   'queryPairs',
   'getPair',
-  'latentTokens',
+  'explainPair',
   'decide',
   'undo',
   'redo',

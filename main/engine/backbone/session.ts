@@ -22,6 +22,11 @@ export interface OpenBackboneOptions {
   cacheDir?: string;
   /** ORT threads per op (default: ORT's choice, all cores). */
   intraOpThreads?: number;
+  /**
+   * Run ONNX Runtime in a worker thread so forward passes don't block this thread's event loop (Electron main,
+   * `serve`). Same numbers; feeds are copied once more. Default false.
+   */
+  worker?: boolean;
   /** Hashing and graph building progress (first open of a checkpoint/layer only). */
   onProgress?: (event: { phase: 'hash' | 'build'; done: number; total: number }) => void;
   signal?: AbortSignal;
@@ -101,7 +106,7 @@ export async function openBackbone(opts: OpenBackboneOptions): Promise<BackboneS
     const precision = opts.precision ?? 'f32';
     const graph = await ensureBackboneGraph(ckpt, { layer: opts.layer, precision, cacheDir: opts.cacheDir, onProgress: opts.onProgress, signal: opts.signal });
     throwIfAborted(opts.signal);
-    session = await createSession(graph.graphPath, { ep: opts.ep ?? 'auto', intraOpThreads: opts.intraOpThreads });
+    session = await createSession(graph.graphPath, { ep: opts.ep ?? 'auto', intraOpThreads: opts.intraOpThreads, worker: opts.worker });
     const info: BackboneInfo = {
       checkpointDir: ckpt.dir,
       checkpointHash: graph.manifest.checkpointHash,

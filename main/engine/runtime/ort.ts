@@ -7,9 +7,12 @@
  *   creation. `createSession()` catches that and retries on CPU, and says why in `session.epReason`.
  * - Sessions created from a model path are cached (same file, same mtime, same options → same session) and
  *   reference-counted; `close()` releases one reference.
- * - Runs are serialized per session (ORT sessions are not meant to be hammered concurrently from JS, and the
- *   Node binding runs on the main thread anyway), and cancellable through an AbortSignal between runs: the
- *   check happens before a queued run starts and again when it finishes (a run in progress cannot be interrupted).
+ * - Runs are serialized per session (ORT sessions are not meant to be hammered concurrently from JS), and
+ *   cancellable through an AbortSignal between runs: the check happens before a queued run starts and again when
+ *   it finishes (a run in progress cannot be interrupted).
+ * - The Node binding runs inference synchronously on the calling thread. With `{ worker: true }` the session
+ *   lives in a worker thread (ort-worker.mjs, the only other file that loads onnxruntime-node) so the caller's
+ *   event loop stays free during long runs (Electron main process IPC, `sparserm serve`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -118,6 +121,12 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Share one session per (file, mtime, options). Default true for paths; byte models are never cached. */
   cache?: boolean;
+  /**
+   * Run the session in its own worker thread (ort-worker.mjs): the Node binding runs inference synchronously, so
+   * in-process runs block the event loop for a whole forward pass; a worker keeps IPC/HTTP/progress responsive.
+   * Feeds are copied to the worker, outputs moved back. Default false.
+   */
+  worker?: boolean;
   /** Injected for tests: the machine probe. */
   probe?: CudaProbe;
 }
@@ -133,9 +142,17 @@ export interface OrtSession {
   close(): Promise<void>;
 }
 
+/** A native session, in this thread or in a worker. */
+interface Backend {
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+  run(feeds: Record<string, TensorValue>, outputs?: string[]): Promise<Record<string, TensorValue>>;
+  release(): Promise<void>;
+}
+
 interface Shared {
   key?: string;
-  session: OrtInferenceSession;
+  session: Backend;
   ep: Ep;
   epReason: string;
   refs: number;
@@ -149,19 +166,103 @@ function providerConfig(ep: Ep): Array<string | { name: string; [k: string]: unk
   return ep === 'cuda' ? [{ name: 'cuda' }, 'cpu'] : ['cpu'];
 }
 
-async function createShared(model: string | Uint8Array, opts: SessionOptions, key?: string): Promise<Shared> {
+type OrtCreateOptions = import('onnxruntime-node').InferenceSession.SessionOptions;
+
+function toOrtTensor(name: string, v: TensorValue): import('onnxruntime-node').Tensor {
+  const count = v.dims.reduce((a, d) => a * d, 1);
+  if (count !== v.data.length) throw new Error(`feed ${name}: ${v.data.length} values for dims [${v.dims.join(',')}]`);
+  return new (ort().Tensor)(v.type as never, v.data as never, v.dims);
+}
+
+async function inProcessBackend(model: string | Uint8Array, options: OrtCreateOptions): Promise<Backend> {
   const o = ort();
+  const session: OrtInferenceSession =
+    typeof model === 'string' ? await o.InferenceSession.create(model, options) : await o.InferenceSession.create(model, options);
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds, outputs) {
+      const ortFeeds: Record<string, import('onnxruntime-node').Tensor> = {};
+      for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrtTensor(k, v);
+      const res = outputs ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
+      const out: Record<string, TensorValue> = {};
+      for (const [k, t] of Object.entries(res)) out[k] = { type: t.type as TensorType, data: t.data as TensorData, dims: [...t.dims] };
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
+
+async function workerBackend(model: string | Uint8Array, options: OrtCreateOptions): Promise<Backend> {
+  const { Worker } = await import('node:worker_threads');
+  const worker = new Worker(new URL('./ort-worker.mjs', import.meta.url));
+  worker.unref(); // an idle session must not keep the process alive
+  let exitError: Error | undefined;
+  const pending: Array<{ resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
+  worker.on('message', (m: Record<string, unknown>) => {
+    const p = pending.shift();
+    if (!p) return;
+    if (m.ok) p.resolve(m);
+    else p.reject(new Error(String(m.error)));
+  });
+  const fail = (err: Error) => {
+    exitError = err;
+    for (const p of pending.splice(0)) p.reject(err);
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`ONNX Runtime worker exited (code ${code})`)));
+  // One request at a time per worker; the session queue above already serializes runs.
+  const call = (msg: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    if (exitError) return Promise.reject(exitError);
+    return new Promise((resolve, reject) => {
+      pending.push({ resolve, reject });
+      worker.ref(); // keep the process alive while work is in flight
+      worker.postMessage(msg);
+    }).finally(() => {
+      if (pending.length === 0) worker.unref();
+    }) as Promise<Record<string, unknown>>;
+  };
+  let created: Record<string, unknown>;
+  try {
+    created = await call({ op: 'create', model, options });
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    inputNames: created.inputNames as string[],
+    outputNames: created.outputNames as string[],
+    async run(feeds, outputs) {
+      for (const [k, v] of Object.entries(feeds)) {
+        const count = v.dims.reduce((a, d) => a * d, 1);
+        if (count !== v.data.length) throw new Error(`feed ${k}: ${v.data.length} values for dims [${v.dims.join(',')}]`);
+      }
+      const r = await call({ op: 'run', feeds, outputs });
+      return r.outputs as Record<string, TensorValue>;
+    },
+    async release() {
+      try {
+        await call({ op: 'release' });
+      } catch {
+        /* already gone */
+      }
+      await worker.terminate();
+    },
+  };
+}
+
+async function createShared(model: string | Uint8Array, opts: SessionOptions, key?: string): Promise<Shared> {
   const choice = selectExecutionProvider(opts.ep ?? 'auto', opts.probe ?? probeCuda());
-  const base = {
-    graphOptimizationLevel: 'all' as const,
-    logSeverityLevel: 3 as const,
+  const base: OrtCreateOptions = {
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
     ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
   };
-  const make = (ep: Ep) =>
-    typeof model === 'string'
-      ? o.InferenceSession.create(model, { ...base, executionProviders: providerConfig(ep) as never })
-      : o.InferenceSession.create(model, { ...base, executionProviders: providerConfig(ep) as never });
-  let session: OrtInferenceSession;
+  const make = (ep: Ep) => {
+    const options = { ...base, executionProviders: providerConfig(ep) as never };
+    return opts.worker ? workerBackend(model, options) : inProcessBackend(model, options);
+  };
+  let session: Backend;
   let { ep, reason } = choice;
   if (ep === 'cuda') {
     try {
@@ -191,7 +292,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   if (typeof model === 'string' && opts.cache !== false) {
     const abs = path.resolve(model);
     const st = fs.statSync(abs);
-    const key = JSON.stringify([abs, st.size, st.mtimeMs, opts.ep ?? 'auto', opts.intraOpThreads ?? 0]);
+    const key = JSON.stringify([abs, st.size, st.mtimeMs, opts.ep ?? 'auto', opts.intraOpThreads ?? 0, !!opts.worker]);
     let p = cache.get(key);
     if (!p) {
       p = createShared(abs, opts, key);
@@ -206,12 +307,6 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
   return wrap(shared);
 }
 
-function toOrtTensor(name: string, v: TensorValue): import('onnxruntime-node').Tensor {
-  const count = v.dims.reduce((a, d) => a * d, 1);
-  if (count !== v.data.length) throw new Error(`feed ${name}: ${v.data.length} values for dims [${v.dims.join(',')}]`);
-  return new (ort().Tensor)(v.type as never, v.data as never, v.dims);
-}
-
 function wrap(shared: Shared): OrtSession {
   let closed = false;
   return {
@@ -223,14 +318,8 @@ function wrap(shared: Shared): OrtSession {
       if (closed) return Promise.reject(new Error('session is closed'));
       const task = async () => {
         if (opts.signal?.aborted) throw new CancelledError();
-        const ortFeeds: Record<string, import('onnxruntime-node').Tensor> = {};
-        for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrtTensor(k, v);
-        const res = opts.outputs ? await shared.session.run(ortFeeds, opts.outputs) : await shared.session.run(ortFeeds);
+        const out = await shared.session.run(feeds, opts.outputs);
         if (opts.signal?.aborted) throw new CancelledError();
-        const out: Record<string, TensorValue> = {};
-        for (const [k, t] of Object.entries(res)) {
-          out[k] = { type: t.type as TensorType, data: t.data as TensorData, dims: [...t.dims] };
-        }
         return out;
       };
       const next = shared.queue.then(task, task);

@@ -117,6 +117,19 @@ describe('BackboneSession.hidden', () => {
     await s.close();
   });
 
+  it('worker mode returns the same numbers as in-process runs', async () => {
+    const cacheDir = path.join(work, 'graphs-a');
+    const seqs = [randomIds(9, 300, 7), randomIds(4, 300, 8)];
+    const a = await openBackbone({ checkpoint: ckptDir, layer: 1, ep: 'cpu', cacheDir });
+    const b = await openBackbone({ checkpoint: ckptDir, layer: 1, ep: 'cpu', cacheDir, worker: true });
+    const before = backboneRunCounter();
+    const [ya, yb] = [await a.hidden(seqs), await b.hidden(seqs)];
+    expect(backboneRunCounter() - before).toBe(2);
+    ya.forEach((row, i) => expect(Array.from(yb[i])).toEqual(Array.from(row)));
+    await a.close();
+    await b.close();
+  });
+
   it('cancels between batches and rejects bad ids and bad layers with InputError', async () => {
     const s = await openBackbone({ checkpoint: ckptDir, layer: 1, ep: 'cpu', cacheDir: path.join(work, 'graphs-a') });
     const ctl = new AbortController();

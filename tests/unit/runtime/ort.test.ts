@@ -124,3 +124,72 @@ describe('createSession', () => {
     expect(info.backends.map((b) => b.name)).toContain('cpu');
   });
 });
+
+/** x [1, n, d] through `depth` chained d×d MatMuls: slow enough to observe the event loop during a run. */
+function heavyModel(d: number, depth: number): string {
+  const dir = tempDir();
+  const b = new GraphBuilder({ externalData: { dir } });
+  let x = b.input('x', 'float32', [1, 'n', d]);
+  const w = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) w[i * d + i] = 1; // identity: the output must equal the input
+  for (let k = 0; k < depth; k++) x = b.op('MatMul', [x, b.initializer(`w${k}`, w, [d, d])]);
+  b.node('Identity', [x], ['y']);
+  b.output('y', 'float32', [1, 'n', d]);
+  const file = path.join(dir, 'heavy.onnx');
+  saveModel(file, b.toModel({ opset: 21 }));
+  return file;
+}
+
+async function maxLoopGap(work: () => Promise<unknown>): Promise<{ gap: number; total: number }> {
+  let last = performance.now();
+  let gap = 0;
+  const t = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 5);
+  const t0 = performance.now();
+  await work();
+  const total = performance.now() - t0;
+  clearInterval(t);
+  gap = Math.max(gap, performance.now() - last);
+  return { gap, total };
+}
+
+describe('createSession({ worker: true })', () => {
+  it('gives the same results as in-process and keeps the event loop free during a long run', async () => {
+    const file = heavyModel(512, 24);
+    const n = 512;
+    const x = new Float32Array(n * 512).map((_, i) => (i % 97) / 97);
+    const feeds = { x: { type: 'float32' as const, data: x, dims: [1, n, 512] } };
+    const inproc = await createSession(file, { ep: 'cpu', cache: false, intraOpThreads: 1 });
+    const worker = await createSession(file, { ep: 'cpu', cache: false, intraOpThreads: 1, worker: true });
+    expect(worker.inputNames).toEqual(['x']);
+    const a = await inproc.run(feeds);
+    const b = await worker.run(feeds);
+    expect(Array.from(b.y.data as Float32Array)).toEqual(Array.from(a.y.data as Float32Array));
+    expect((b.y.data as Float32Array)[5]).toBeCloseTo(x[5], 5);
+    const blocked = await maxLoopGap(() => inproc.run(feeds));
+    const free = await maxLoopGap(() => worker.run(feeds));
+    // In-process, the whole run is one event-loop stall; in the worker, timers keep firing.
+    expect(blocked.gap).toBeGreaterThan(0.8 * blocked.total);
+    expect(free.gap).toBeLessThan(0.5 * free.total);
+    await inproc.close();
+    await worker.close();
+    await expect(worker.run(feeds)).rejects.toThrow(/closed/);
+  });
+
+  it('falls back to CPU inside the worker too, serializes, cancels, and reports feed errors', async () => {
+    const s = await createSession(addOneModel(), { ep: 'cuda', probe: cuda, cache: false, worker: true });
+    expect(s.ep).toBe('cpu');
+    expect(s.epReason).toMatch(/creating the CUDA session failed/);
+    const ctl = new AbortController();
+    const runs = [1, 2, 3].map((v, i) => s.run({ x: { type: 'float32', data: new Float32Array([v]), dims: [1] } }, { signal: i === 2 ? ctl.signal : undefined }));
+    ctl.abort();
+    const settled = await Promise.allSettled(runs);
+    expect(settled.slice(0, 2).map((r) => (r.status === 'fulfilled' ? (r.value.y.data as Float32Array)[0] : NaN))).toEqual([2, 3]);
+    expect(settled[2].status).toBe('rejected');
+    await expect(s.run({ x: { type: 'float32', data: new Float32Array(2), dims: [1] } })).rejects.toThrow(/2 values for dims \[1\]/);
+    await s.close();
+  });
+});

@@ -1,9 +1,12 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
 
 import { CancelledError, InputError, throwIfAborted } from '../errors';
-import { openDatabase } from '../store/db';
+import { openDatabase, type Db } from '../store/db';
 import { DatasetsRepo } from '../store/datasets';
-import { PairsRepo } from '../store/pairs';
 import { now, type ImportReport, type SkippedRow, type Store } from '../store';
 import { detectFormat, FORMATS, normalizeRow, RowError, type FormatName, type FormatOptions } from './formats';
 import { contentHash } from './hash';
@@ -44,10 +47,10 @@ const DETECT_ROWS = 50;
 const YIELD_EVERY = 1000;
 
 /**
- * Streams a preference file into a dataset in ONE transaction (the dataset, or this file's rows, are absent or
- * complete, even after kill -9). Lenient by default: bad rows are skipped and reported {line, reason}; with `strict`
- * the first bad row aborts and rolls everything back. Uses its own connection so that a long import never mixes
- * with other writes made on the store's connection meanwhile.
+ * Streams a preference file into a dataset. The rows land in ONE transaction (the dataset, or this file's rows, are
+ * absent or complete, even after kill -9). Lenient by default: bad rows are skipped and reported {line, reason};
+ * with `strict` the first bad row aborts before the store is touched. Parsing/validation (the slow part) goes to a
+ * scratch database first, so the store is write-locked only for the final copy.
  */
 export async function importFile(store: Store, file: string, opts: ImportOptions): Promise<ImportResult> {
   const abs = path.resolve(file);
@@ -57,16 +60,12 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
   if (opts.format && opts.format !== 'auto' && !FORMATS.includes(opts.format)) {
     throw new InputError({ field: 'format', expected: `auto or one of ${FORMATS.join(', ')}`, got: String(opts.format) });
   }
-  const ownDb = store.path !== ':memory:';
-  const db = ownDb ? openDatabase(store.path) : store.db;
-  const datasets = new DatasetsRepo(db);
-  const pairs = new PairsRepo(db);
   const startedAt = now();
   const skipped: SkippedRow[] = [];
   let skippedTotal = 0;
   const notes: { line: number; note: string }[] = [];
   const duplicateLines: ImportReport['duplicateLines'] = [];
-  let imported = 0;
+  let staged = 0;
   let duplicates = 0;
   let rows = 0;
   let format: FormatName | null = opts.format && opts.format !== 'auto' ? opts.format : null;
@@ -77,8 +76,28 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
     if (skipped.length < MAX_REPORTED) skipped.push({ line, reason });
   };
 
+  // Phase 1 parses and validates into a scratch database beside the store, without any lock on the store, so the
+  // app keeps reading AND writing (decisions) meanwhile. Phase 2 copies it in ONE transaction.
+  const stagingDir = store.path === ':memory:' ? os.tmpdir() : path.dirname(store.path);
+  removeStaleStaging(stagingDir);
+  const stagingFile = path.join(stagingDir, `.sparserm-import-${process.pid}-${randomBytes(4).toString('hex')}.staging.db`);
+  const staging = new Database(stagingFile);
+  let main: Db | null = null;
+  let ownMain = false;
   let began = false;
   try {
+    staging.pragma('journal_mode = OFF');
+    staging.pragma('synchronous = OFF');
+    staging.exec(`CREATE TABLE staged (line INTEGER PRIMARY KEY, source TEXT, external_id TEXT, prompt TEXT NOT NULL, chosen TEXT NOT NULL,
+      rejected TEXT NOT NULL, prompt_messages TEXT, chosen_messages TEXT, rejected_messages TEXT, metadata_json TEXT, raw_json TEXT,
+      content_hash TEXT NOT NULL UNIQUE)`);
+    const stage = staging.prepare(
+      `INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(content_hash) DO NOTHING`,
+    );
+    const stagedLine = staging.prepare('SELECT line FROM staged WHERE content_hash = ?').pluck();
+    const existing = store.datasets.byName(datasetName);
+    const existingLine = existing ? store.db.prepare('SELECT line FROM pairs WHERE dataset_id = ? AND content_hash = ?') : null;
+
     const records = reader.records();
     // Buffer the first rows to detect the format (memory: DETECT_ROWS rows).
     const head: { rec: RawRecord; value?: unknown; parseError?: string }[] = [];
@@ -109,27 +128,8 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
       }
     }
     const fmt = format;
-
-    db.exec('BEGIN IMMEDIATE');
-    began = true;
-    // Rows are indexed for search in one statement at the end (see migration 2), not row by row.
-    db.exec('UPDATE fts_control SET bulk_fts = 1');
-    const firstId = ((db.prepare('SELECT max(id) AS m FROM pairs').get() as { m: number | null }).m ?? 0) + 1;
-    let dataset = datasets.byName(datasetName);
-    if (!dataset) dataset = datasets.create(datasetName);
-    const importId = datasets.recordImport({
-      datasetId: dataset.id,
-      file: abs,
-      fileSha256: '',
-      fileBytes: reader.info.bytes,
-      format: fmt,
-      options: { format: opts.format ?? 'auto', strict: !!opts.strict, pkuPreference: opts.pkuPreference ?? 'safer' },
-      imported: 0,
-      duplicates: 0,
-      report: { skipped: [], duplicateLines: [], notes: [] },
-      startedAt,
-    });
     const defaultSource = opts.source ?? path.basename(abs);
+    const js = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
 
     const handle = (rec: RawRecord, value: unknown, parseError: string | undefined) => {
       rows++;
@@ -142,41 +142,49 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
         throw e;
       }
       const hash = contentHash(n.prompt, n.chosen, n.rejected);
-      const id = pairs.insert(dataset.id, importId, {
-        line: rec.line,
-        source: n.source ?? defaultSource,
-        externalId: n.externalId ?? null,
-        prompt: n.prompt,
-        chosen: n.chosen,
-        rejected: n.rejected,
-        promptMessages: n.promptMessages ?? null,
-        chosenMessages: n.chosenMessages ?? null,
-        rejectedMessages: n.rejectedMessages ?? null,
-        metadata: n.metadata ?? null,
-        raw: 'text' in rec ? rec.text : null,
-        contentHash: hash,
-      });
-      if (id === null) {
+      const dupOfExisting = existingLine ? (existingLine.get(existing!.id, hash) as { line: number | null } | undefined) : undefined;
+      if (dupOfExisting) {
         duplicates++;
-        if (duplicateLines.length < MAX_REPORTED) duplicateLines.push({ line: rec.line, duplicateOf: pairs.lineOfHash(dataset.id, hash) });
+        if (duplicateLines.length < MAX_REPORTED) duplicateLines.push({ line: rec.line, duplicateOf: dupOfExisting.line });
+        return;
+      }
+      const info = stage.run(
+        rec.line,
+        n.source ?? defaultSource,
+        n.externalId ?? null,
+        n.prompt,
+        n.chosen,
+        n.rejected,
+        js(n.promptMessages),
+        js(n.chosenMessages),
+        js(n.rejectedMessages),
+        js(n.metadata),
+        'text' in rec ? rec.text : null,
+        hash,
+      );
+      if (info.changes === 0) {
+        duplicates++;
+        if (duplicateLines.length < MAX_REPORTED) duplicateLines.push({ line: rec.line, duplicateOf: (stagedLine.get(hash) as number | undefined) ?? null });
       } else {
-        imported++;
+        staged++;
         if (n.note && notes.length < MAX_REPORTED) notes.push({ line: rec.line, note: n.note });
       }
     };
 
+    staging.exec('BEGIN');
     for (const h of head) handle(h.rec, h.value, h.parseError);
     while (!next.done) {
       const p = parse(next.value);
       handle(next.value, p.value, p.parseError);
       if (rows % YIELD_EVERY === 0) {
-        opts.onProgress?.({ bytesRead: reader.bytesRead, totalBytes: reader.info.bytes, rows, imported });
+        opts.onProgress?.({ bytesRead: reader.bytesRead, totalBytes: reader.info.bytes, rows, imported: staged });
         await new Promise<void>((r) => setImmediate(r));
         if (opts.signal?.aborted) throw new CancelledError();
       }
       next = await records.next();
     }
-    if (imported === 0 && duplicates === 0) {
+    staging.exec('COMMIT');
+    if (staged === 0 && duplicates === 0) {
       throw new InputError({
         file: abs,
         expected: 'at least one valid preference pair',
@@ -184,12 +192,49 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
       });
     }
     throwIfAborted(opts.signal);
-    db.prepare('INSERT INTO pairs_fts(rowid, prompt, chosen, rejected) SELECT id, prompt, chosen, rejected FROM pairs WHERE id >= ? AND import_id = ?').run(firstId, importId);
-    db.exec('UPDATE fts_control SET bulk_fts = 0');
+    staging.close();
+
+    // Phase 2: one transaction on the store. Its own connection (file stores) so that ATTACH and the transaction
+    // never leak into statements other code runs on the shared connection.
+    ownMain = store.path !== ':memory:';
+    main = ownMain ? openDatabase(store.path) : store.db;
+    main.prepare('ATTACH DATABASE ? AS staging').run(stagingFile);
+    const datasets = new DatasetsRepo(main);
+    main.exec('BEGIN IMMEDIATE');
+    began = true;
+    // Rows are indexed for search in one statement (see migration 2), not row by row.
+    main.exec('UPDATE fts_control SET bulk_fts = 1');
+    const firstId = ((main.prepare('SELECT max(id) AS m FROM main.pairs').get() as { m: number | null }).m ?? 0) + 1;
+    const dataset = datasets.byName(datasetName) ?? datasets.create(datasetName);
+    const importId = datasets.recordImport({
+      datasetId: dataset.id,
+      file: abs,
+      fileSha256: reader.sha256,
+      fileBytes: reader.info.bytes,
+      format: fmt,
+      options: { format: opts.format ?? 'auto', strict: !!opts.strict, pkuPreference: opts.pkuPreference ?? 'safer' },
+      imported: 0,
+      duplicates: 0,
+      report: { skipped: [], duplicateLines: [], notes: [] },
+      startedAt,
+    });
+    const imported = main
+      .prepare(
+        `INSERT INTO main.pairs(dataset_id, import_id, line, source, external_id, prompt, chosen, rejected, prompt_messages, chosen_messages,
+           rejected_messages, metadata_json, raw_json, content_hash)
+         SELECT ?, ?, line, source, external_id, prompt, chosen, rejected, prompt_messages, chosen_messages, rejected_messages, metadata_json,
+           raw_json, content_hash FROM staging.staged WHERE 1 ORDER BY line
+         ON CONFLICT(dataset_id, content_hash) DO NOTHING`,
+      )
+      .run(dataset.id, importId).changes;
+    // Another process may have added some of these pairs to the dataset between the phases.
+    duplicates += staged - imported;
+    main.prepare('INSERT INTO main.pairs_fts(rowid, prompt, chosen, rejected) SELECT id, prompt, chosen, rejected FROM main.pairs WHERE id >= ? AND import_id = ?').run(firstId, importId);
+    main.exec('UPDATE fts_control SET bulk_fts = 0');
     const report: ImportReport = { skipped, duplicateLines, notes };
     datasets.finishImport(importId, imported, duplicates, report);
-    db.prepare('UPDATE imports SET file_sha256 = ? WHERE id = ?').run(reader.sha256, importId);
-    db.exec('COMMIT');
+    await holdForCrashTest();
+    main.exec('COMMIT');
     began = false;
     opts.onProgress?.({ bytesRead: reader.bytesRead, totalBytes: reader.info.bytes, rows, imported });
     return {
@@ -208,7 +253,53 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
       notes,
     };
   } finally {
-    if (began && db.inTransaction) db.exec('ROLLBACK');
-    if (ownDb) db.close();
+    if (staging.open) staging.close();
+    if (main) {
+      if (began && main.inTransaction) main.exec('ROLLBACK');
+      try {
+        main.exec('DETACH DATABASE staging');
+      } catch {
+        /* not attached */
+      }
+      if (ownMain) main.close();
+    }
+    fs.rmSync(stagingFile, { force: true });
+    fs.rmSync(stagingFile + '-journal', { force: true });
   }
+}
+
+/** Staging files left by a killed import (their pid is gone) are deleted. */
+function removeStaleStaging(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\.sparserm-import-(\d+)-[0-9a-f]+\.staging\.db(-journal)?$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = pid === process.pid;
+    if (!alive) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (err) {
+        alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    }
+    if (!alive) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+/**
+ * Test hook for the kill -9 test: with SPARSERM_TEST_COMMIT_MARKER set, the import writes that file and waits just
+ * before COMMIT, with every row of the transaction written, so the test can kill it at the worst moment.
+ */
+async function holdForCrashTest(): Promise<void> {
+  const marker = process.env.SPARSERM_TEST_COMMIT_MARKER;
+  if (!marker) return;
+  fs.writeFileSync(marker, String(process.pid));
+  await new Promise((r) => setTimeout(r, 60_000));
 }

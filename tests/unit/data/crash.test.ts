@@ -25,8 +25,8 @@ function writeLargeFile(file: string, rows: number): void {
   fs.closeSync(fd);
 }
 
-function cli(args: string[]): ChildProcess {
-  return spawn(process.execPath, [path.join(repoRoot, 'bin/sparserm.mjs'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+function cli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [path.join(repoRoot, 'bin/sparserm.mjs'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -76,6 +76,29 @@ describe('crash safety (kill -9 of the CLI mid-way)', () => {
     const interrupted = runner.recoverInterrupted();
     expect(interrupted).toHaveLength(1);
     expect(s.jobs.get(interrupted[0]!)).toMatchObject({ kind: 'import', status: 'interrupted' });
+    s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  it('import killed inside its transaction (all rows written, before COMMIT): nothing committed, staging file cleaned by the next import', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'big.jsonl');
+    writeLargeFile(file, 20_000);
+    const db = path.join(dir, 'db.sqlite');
+    const marker = path.join(dir, 'in-transaction');
+    const child = cli(['import', file, '--dataset', 'big', '--db', db], { SPARSERM_TEST_COMMIT_MARKER: marker });
+    await waitFor(() => fs.existsSync(marker) || child.exitCode !== null, 90_000, 'the import transaction');
+    expect(child.exitCode).toBeNull();
+    await killed(child);
+    const s = openStore(db);
+    expect(s.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(s.datasets.byName('big')).toBeUndefined();
+    expect(s.db.prepare('SELECT count(*) FROM pairs').pluck().get()).toBe(0);
+    expect(s.db.prepare('SELECT count(*) FROM imports').pluck().get()).toBe(0);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.staging.db'))).toHaveLength(1); // left by the killed process
+    fs.writeFileSync(path.join(dir, 'small.jsonl'), JSON.stringify({ prompt: 'p', chosen: 'c', rejected: 'r' }) + '\n');
+    await importFile(s, path.join(dir, 'small.jsonl'), { dataset: 'small' });
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.staging.db'))).toEqual([]);
     s.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }, 180_000);

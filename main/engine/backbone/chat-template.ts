@@ -23,7 +23,11 @@ export interface RenderedChat {
 }
 
 /**
- * A checkpoint's chat template, compiled once, for one user turn followed by one model turn. The template is
+ * A checkpoint's chat template, compiled once, for one user turn followed by one model turn.
+ * Known difference from Python jinja2 (what transformers uses): `| trim` is JS `String.prototype.trim` here, which
+ * also strips U+FEFF but not U+001C–U+001F / U+0085 at the ends (Python's `str.strip` does the opposite). None of the
+ * shipped datasets has such a character at either end; the returned offsets always describe what was really
+ * rendered, so spans stay exact either way. The template is
  * rendered with @huggingface/jinja (no hand-written string formatting), so whatever it does to the content
  * (Gemma-2 applies `| trim`) is what the returned offsets describe.
  */

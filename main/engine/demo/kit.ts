@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -24,7 +25,7 @@ import { buildDemoTokenizer } from './tokenizer-builder';
  */
 
 /** Bump when anything generated changes: an older kit on disk is then regenerated. */
-export const DEMO_KIT_VERSION = 1;
+export const DEMO_KIT_VERSION = 2;
 export const DEMO_LABEL = 'demo (random weights)';
 export const DEMO_LAYER = 3;
 export const DEMO_D_SAE = 256;
@@ -45,7 +46,8 @@ const KitJson = z.object({
   saeId: z.string(),
   dSae: z.number().int(),
   meanL0Fraction: z.number(),
-  files: z.array(z.string()),
+  /** Every generated file with its sha256: a kit whose files are missing or altered is regenerated. */
+  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
 });
 export type KitJson = z.infer<typeof KitJson>;
 
@@ -125,7 +127,15 @@ export function readKit(dir: string = demoKitDir): DemoKit | undefined {
     return undefined;
   }
   if (json.version !== DEMO_KIT_VERSION) return undefined;
-  if (!json.files.every((f) => fs.existsSync(path.join(dir, f)))) return undefined;
+  for (const [f, sha] of Object.entries(json.files)) {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(path.join(dir, f));
+    } catch {
+      return undefined;
+    }
+    if (sha256(bytes) !== sha) return undefined;
+  }
   const dataset = path.resolve(projectRoot, json.dataset);
   if (!fs.existsSync(dataset)) return undefined;
   return {
@@ -210,13 +220,15 @@ async function generateKit(dir: string, opts: EnsureDemoKitOptions): Promise<voi
   fs.mkdirSync(path.join(dir, 'labels'), { recursive: true });
   fs.writeFileSync(path.join(dir, labelsRel), labels.map((l) => JSON.stringify(l)).join('\n') + '\n');
 
-  const files = [
-    'README.md',
-    ...['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'README.md'].map((f) => path.join(ckptRel, f)),
-    saeRel,
-    labelsRel,
-  ];
   fs.writeFileSync(path.join(dir, 'README.md'), kitReadme());
+  const files = Object.fromEntries(
+    [
+      'README.md',
+      ...['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'README.md'].map((f) => path.join(ckptRel, f)),
+      saeRel,
+      labelsRel,
+    ].map((f) => [f, sha256(fs.readFileSync(path.join(dir, f)))]),
+  );
   const kit: KitJson = {
     label: DEMO_LABEL,
     version: DEMO_KIT_VERSION,
@@ -234,6 +246,10 @@ async function generateKit(dir: string, opts: EnsureDemoKitOptions): Promise<voi
   // kit.json last: its presence (with every listed file) is what marks the kit complete.
   writeJson(path.join(dir, 'kit.json'), kit);
   step(5, 'demo kit: done');
+}
+
+function sha256(bytes: Buffer): string {
+  return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
 function writeJson(file: string, value: unknown, pretty = true): void {

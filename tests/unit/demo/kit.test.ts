@@ -68,6 +68,12 @@ describe('ensureDemoKit', () => {
     const fixed = await ensureDemoKit({ dir });
     expect(fs.readFileSync(path.join(fixed.checkpoint, 'model.safetensors')).equals(fs.readFileSync(path.join(kit.checkpoint, 'model.safetensors')))).toBe(true);
 
+    // A file altered in place (not just missing) is caught too.
+    fs.appendFileSync(path.join(dir, 'labels', 'demo-latent-labels.jsonl'), '{"tampered": true}\n');
+    expect(readKit(dir)).toBeUndefined();
+    await ensureDemoKit({ dir });
+    expect(fs.readFileSync(path.join(dir, 'labels', 'demo-latent-labels.jsonl'), 'utf8')).not.toContain('tampered');
+
     const kitJson = path.join(dir, 'kit.json');
     fs.writeFileSync(kitJson, JSON.stringify({ ...JSON.parse(fs.readFileSync(kitJson, 'utf8')), version: DEMO_KIT_VERSION - 1 }));
     expect(readKit(dir)).toBeUndefined();

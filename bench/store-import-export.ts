@@ -29,14 +29,20 @@ try {
 
   const store = openStore(path.join(dir, 'bench.db'));
   let t = performance.now();
+  let cpu0 = process.cpuUsage();
   const r = await importFile(store, file, { dataset: 'bench' });
   const importS = (performance.now() - t) / 1000;
+  let c = process.cpuUsage(cpu0);
+  const importCpuS = (c.user + c.system) / 1e6;
   if (r.imported !== N) throw new Error(`imported ${r.imported}, expected ${N}`);
 
   store.decisions.decide({ datasetId: r.datasetId }, 'keep');
   t = performance.now();
+  cpu0 = process.cpuUsage();
   const e = await exportDataset(store, { dataset: 'bench', out: path.join(dir, 'out.jsonl') });
   const exportS = (performance.now() - t) / 1000;
+  c = process.cpuUsage(cpu0);
+  const exportCpuS = (c.user + c.system) / 1e6;
   if (e.counts.exported !== N) throw new Error(`exported ${e.counts.exported}`);
 
   t = performance.now();
@@ -55,8 +61,11 @@ try {
       pairs: N,
       fileMB: +mb.toFixed(1),
       importSeconds: +importS.toFixed(2),
+      importCpuSeconds: +importCpuS.toFixed(2),
       importPairsPerSecond: Math.round(N / importS),
       exportSeconds: +exportS.toFixed(2),
+      exportCpuSeconds: +exportCpuS.toFixed(2),
+      loadAverage: os.loadavg()[0]!.toFixed(1),
       listPageMs: +listMs.toFixed(1),
       listTotal: page.total,
       ftsSearchMs: +searchMs.toFixed(1),

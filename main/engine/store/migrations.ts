@@ -276,6 +276,13 @@ ALTER TABLE jobs ADD COLUMN owner_pid INTEGER;
 ALTER TABLE jobs ADD COLUMN owner_host TEXT;
 `,
   },
+  {
+    version: 4,
+    description: 'index (dataset_id) ordered by rowid, so id-ordered pages and counts of a dataset use a covering index',
+    sql: /* sql */ `
+CREATE INDEX pairs_dataset_id ON pairs(dataset_id);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

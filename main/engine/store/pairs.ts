@@ -214,8 +214,13 @@ export class PairsRepo {
     const { sql, params } = buildPairWhere(q);
     try {
       const total = (this.db.prepare(`SELECT count(*) AS n FROM pairs p WHERE ${sql}`).get(...params) as { n: number }).n;
+      // Deferred join: page through ids on the indexes only, then read the few full rows (raw rows are large).
       const rows = this.db
-        .prepare(`SELECT p.*, p.effective AS effective FROM pairs p WHERE ${sql} ORDER BY ${ORDER[q.sort]} LIMIT ? OFFSET ?`)
+        .prepare(
+          `SELECT p.*, p.effective AS effective FROM pairs p
+           WHERE p.id IN (SELECT p.id FROM pairs p WHERE ${sql} ORDER BY ${ORDER[q.sort]} LIMIT ? OFFSET ?)
+           ORDER BY ${ORDER[q.sort]}`,
+        )
         .all(...params, q.limit, q.offset);
       return { total, offset: q.offset, limit: q.limit, items: rows.map((r) => PairRowSchema.parse(r)) };
     } catch (err) {

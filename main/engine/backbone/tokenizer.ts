@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -89,8 +90,39 @@ const TokenizerConfig = z.looseObject({
 const CONTROL_TOKENS = ['<bos>', '<eos>', '<pad>', '<start_of_turn>', '<end_of_turn>'] as const;
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 
+/**
+ * Loaded tokenizers by folder, valid while both files keep their size and mtime. A real Gemma vocabulary (256k
+ * tokens, 33 MB of JSON) takes seconds to load; explanations and scoring ask for it again and again.
+ */
+const cache = new Map<string, { stamp: string; tokenizer: Promise<GemmaChatTokenizer> }>();
+const CACHE_MAX = 8;
+
+function fileStamp(file: string): string {
+  try {
+    const st = fsSync.statSync(file);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
 export async function loadTokenizer(checkpointDir: string): Promise<GemmaChatTokenizer> {
   const dir = path.resolve(checkpointDir);
+  const stamp = `${fileStamp(path.join(dir, 'tokenizer.json'))}|${fileStamp(path.join(dir, 'tokenizer_config.json'))}`;
+  const hit = cache.get(dir);
+  if (hit && hit.stamp === stamp) return hit.tokenizer;
+  const tokenizer = readTokenizer(dir);
+  cache.delete(dir);
+  cache.set(dir, { stamp, tokenizer });
+  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
+  // A failed load is not cached: fixing the file and retrying must work.
+  tokenizer.catch(() => {
+    if (cache.get(dir)?.tokenizer === tokenizer) cache.delete(dir);
+  });
+  return tokenizer;
+}
+
+async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
   const tokPath = path.join(dir, 'tokenizer.json');
   const cfgPath = path.join(dir, 'tokenizer_config.json');
 

@@ -217,3 +217,25 @@ describe('added tokens like a real Gemma vocabulary has', () => {
     expect(t.tokenStrings([1024, 1025])).toEqual(['<h1>', '    ']);
   });
 });
+
+describe('loadTokenizer cache', () => {
+  it('returns the loaded tokenizer again while the files are unchanged, and reloads after a change', async () => {
+    const d = writeDemoTokenizerDir();
+    const a = await loadTokenizer(d);
+    expect(await loadTokenizer(d)).toBe(a);
+    const cfgFile = path.join(d, 'tokenizer_config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, chat_template: undefined }));
+    const b = await loadTokenizer(d);
+    expect(b).not.toBe(a);
+    expect(b.hasChatTemplate).toBe(false);
+  });
+
+  it('does not cache a failed load', async () => {
+    const d = tempDir('sparserm-tokcache-');
+    await expect(loadTokenizer(d)).rejects.toBeInstanceOf(InputError);
+    const src = writeDemoTokenizerDir();
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(d, f));
+    expect((await loadTokenizer(d)).vocabSize).toBe(1024);
+  });
+});

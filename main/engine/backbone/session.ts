@@ -161,6 +161,12 @@ function makeSession(ckpt: Checkpoint, ort: OrtSession, info: BackboneInfo): Bac
         const y = res[GRAPH_OUTPUT].data as Float32Array;
         batch.forEach((si, row) => {
           out[si] = y.slice(row * T * H, (row * T + seqs[si].length) * H);
+          // 16-bit matmuls can overflow on Gemma's large activations: never hand on Inf/NaN as features.
+          if (info.precision === 'f16' && !out[si].every(Number.isFinite)) {
+            throw new Error(
+              `the f16 graph produced NaN/Inf in resid_post of block ${info.layer} (sequence ${si}): activations overflow float16 on this input; use precision f32`,
+            );
+          }
         });
         done += batch.length;
         opts.onProgress?.(done, seqs.length);

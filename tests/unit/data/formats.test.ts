@@ -71,6 +71,18 @@ describe('UltraFeedback-binarized', () => {
     score_chosen: 8.5,
     score_rejected: 2,
   };
+  it('imports from a JSONL file by auto-detection and exports back as conversational', async () => {
+    const dir = tempDir();
+    const f = path.join(dir, 'uf.jsonl');
+    fs.writeFileSync(f, [row, { ...row, prompt_id: 'def', chosen: [row.chosen[0], { role: 'assistant', content: 'Leaves fall' }] }].map((r) => JSON.stringify(r)).join('\n'));
+    const s = openStore(':memory:');
+    const r = await importFile(s, f, { dataset: 'uf' });
+    expect(r).toMatchObject({ format: 'ultrafeedback', imported: 2, duplicates: 0 });
+    const p = s.pairs.list({ datasetId: r.datasetId }).items[1]!;
+    expect(p).toMatchObject({ externalId: 'def', prompt: 'Write a haiku', chosen: 'Leaves fall', promptMessages: [{ role: 'user', content: 'Write a haiku' }] });
+    expect(p.metadata).toMatchObject({ score_chosen: 8.5 });
+  });
+
   it('prompt from the shared user turn, responses = assistant turns, scores kept as metadata', () => {
     expect(detectFormat([row])).toBe('ultrafeedback');
     const n = normalizeRow('ultrafeedback', row);

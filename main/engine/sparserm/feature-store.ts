@@ -1,6 +1,7 @@
 /**
  * A crash-safe, append-only key → bytes store on disk (the feature cache's storage).
- * Layout: `<dir>/index.jsonl` (one `{"k","s","o","n"}` line per record) + `<dir>/shard-<pid>-<t>.bin` data files.
+ * Layout: `<dir>/index.tsv` (one `key \t shard \t offset \t length \t .` line per record; TSV because parsing 100k+
+ * lines is on the re-scoring hot path) + `<dir>/shard-<pid>-<t>.bin` data files.
  * A writer first appends the record bytes to its own shard, fsyncs, then appends the index lines (one small
  * O_APPEND write, atomic on local filesystems), so:
  *  - a process killed mid-batch leaves orphan shard bytes (harmless) or a torn last index line (ignored on load);
@@ -10,15 +11,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+const WHOLE_SHARD_BYTES = 256 << 20;
+
 interface Loc {
   shard: string;
   offset: number;
   length: number;
+  inline?: string;
 }
 
 export class AppendStore {
   private readonly index = new Map<string, Loc>();
   private readonly fds = new Map<string, number>();
+  /** Whole shards read once (up to WHOLE_SHARD_BYTES each): 100k lookups then cost no syscalls. */
+  private readonly loaded = new Map<string, Buffer>();
   private shardName?: string;
   private shardSize = 0;
 
@@ -32,31 +38,49 @@ export class AppendStore {
   }
 
   private load(): void {
-    const file = path.join(this.dir, 'index.jsonl');
+    const file = path.join(this.dir, 'index.tsv');
     if (!fs.existsSync(file)) return;
+    // Shard name → its size, or -1 when missing/invalid (validated once per shard, not per line: hot path).
     const sizes = new Map<string, number>();
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-      if (!line) continue;
-      let rec: { k?: unknown; s?: unknown; o?: unknown; n?: unknown };
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        continue; // torn line from a crash
+    for (const line of fs.readFileSync(file, 'latin1').split('\n')) {
+      const f = line.split('\t');
+      // The trailing "." field proves the line is complete: a torn line may end inside the length digits.
+      if (f.length !== 5 || f[4] !== '.' || !f[0]) continue; // empty or torn line from a crash
+      if (f[1] === '=') {
+        this.index.set(f[0], { shard: '', offset: 0, length: 0, inline: f[2] });
+        continue;
       }
-      if (typeof rec.k !== 'string' || typeof rec.s !== 'string' || typeof rec.o !== 'number' || typeof rec.n !== 'number') continue;
-      if (!/^shard-[\w.-]+\.bin$/.test(rec.s)) continue;
-      let size = sizes.get(rec.s);
+      const o = Number(f[2]);
+      const n = Number(f[3]);
+      if (!Number.isSafeInteger(o) || !Number.isSafeInteger(n) || o < 0 || n < 0) continue;
+      let size = sizes.get(f[1]);
       if (size === undefined) {
-        try {
-          size = fs.statSync(path.join(this.dir, rec.s)).size;
-        } catch {
-          size = -1;
+        size = -1;
+        if (/^shard-[\w.-]+\.bin$/.test(f[1])) {
+          try {
+            size = fs.statSync(path.join(this.dir, f[1])).size;
+          } catch {
+            size = -1;
+          }
         }
-        sizes.set(rec.s, size);
+        sizes.set(f[1], size);
       }
-      if (rec.o + rec.n > size) continue;
-      this.index.set(rec.k, { shard: rec.s, offset: rec.o, length: rec.n });
+      if (o + n > size) continue;
+      this.index.set(f[0], { shard: f[1], offset: o, length: n });
     }
+  }
+
+  /** Small string values stored in the index line itself (no shard read): e.g. text → feature key. */
+  getInline(key: string): string | undefined {
+    return this.index.get(key)?.inline;
+  }
+
+  putInline(records: Array<[string, string]>): void {
+    const fresh = records.filter(([k]) => !this.index.has(k));
+    if (fresh.length === 0) return;
+    for (const [k, v] of fresh) if (/[\t\n]/.test(k + v)) throw new Error(`feature cache: tab or newline in ${JSON.stringify(k)} / ${JSON.stringify(v)}`);
+    this.appendIndex(fresh.map(([k, v]) => `${k}\t=\t${v}\t0\t.`));
+    for (const [k, v] of fresh) this.index.set(k, { shard: '', offset: 0, length: 0, inline: v });
   }
 
   get size(): number {
@@ -69,7 +93,16 @@ export class AppendStore {
 
   get(key: string): Uint8Array | undefined {
     const loc = this.index.get(key);
-    if (!loc) return undefined;
+    if (!loc || loc.inline !== undefined) return undefined;
+    let whole = this.loaded.get(loc.shard);
+    if (!whole && !this.fds.has(loc.shard)) {
+      const file = path.join(this.dir, loc.shard);
+      if (fs.statSync(file).size <= WHOLE_SHARD_BYTES) {
+        whole = fs.readFileSync(file);
+        this.loaded.set(loc.shard, whole);
+      }
+    }
+    if (whole) return whole.subarray(loc.offset, loc.offset + loc.length);
     let fd = this.fds.get(loc.shard);
     if (fd === undefined) {
       fd = fs.openSync(path.join(this.dir, loc.shard), 'r');
@@ -103,14 +136,22 @@ export class AppendStore {
       for (const [k, bytes] of fresh) {
         fs.writeSync(fd, bytes);
         locs.push([k, { shard: this.shardName, offset: this.shardSize, length: bytes.length }]);
-        lines.push(JSON.stringify({ k, s: this.shardName, o: this.shardSize, n: bytes.length }));
+        if (/[\t\n]/.test(k)) throw new Error(`feature cache key with a tab or newline: ${JSON.stringify(k)}`);
+        lines.push(`${k}\t${this.shardName}\t${this.shardSize}\t${bytes.length}\t.`);
         this.shardSize += bytes.length;
       }
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    const indexPath = path.join(this.dir, 'index.jsonl');
+    this.appendIndex(lines);
+    for (const [k, loc] of locs) this.index.set(k, loc);
+    this.loaded.delete(this.shardName);
+  }
+
+  /** Appends complete index lines durably, after the data they name is on disk. */
+  private appendIndex(lines: string[]): void {
+    const indexPath = path.join(this.dir, 'index.tsv');
     const ifd = fs.openSync(indexPath, 'a+');
     try {
       // A crash may have left a torn last line without its newline: start ours on a fresh line.
@@ -122,12 +163,12 @@ export class AppendStore {
     } finally {
       fs.closeSync(ifd);
     }
-    for (const [k, loc] of locs) this.index.set(k, loc);
   }
 
   close(): void {
     for (const fd of this.fds.values()) fs.closeSync(fd);
     this.fds.clear();
+    this.loaded.clear();
   }
 }
 

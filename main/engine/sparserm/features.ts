@@ -66,7 +66,8 @@ export interface ExtractResult {
 }
 
 function sha(s: string): string {
-  return crypto.createHash('sha256').update(s).digest('hex');
+  // crypto.hash (Node ≥ 20.12) skips the Hash object: ~3× faster on the 100k-short-strings re-scoring path.
+  return crypto.hash ? crypto.hash('sha256', s, 'hex') : crypto.createHash('sha256').update(s).digest('hex');
 }
 
 export function featureKey(e: Pick<ChatEncoding, 'ids' | 'poolStart' | 'poolEnd'>): string {
@@ -135,12 +136,12 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
   const keys = new Array<string>(responses.length);
   const encodings = new Array<ChatEncoding | undefined>(responses.length);
-  const newText: Array<[string, Uint8Array]> = [];
+  const newText: Array<[string, string]> = [];
   let tokenizer: Awaited<ReturnType<typeof loadTokenizer>> | undefined;
   for (let i = 0; i < responses.length; i++) {
-    const known = textStore.get(textKeys[i]);
+    const known = textStore.getInline(textKeys[i]);
     if (known) {
-      keys[i] = Buffer.from(known).toString('latin1');
+      keys[i] = known;
       continue;
     }
     tokenizer ??= await loadTokenizer(opts.checkpoint);
@@ -187,10 +188,10 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     encodings.forEach((e, i) => {
       if (e && zStore.has(keys[i]) && !seenText.has(textKeys[i])) {
         seenText.add(textKeys[i]);
-        newText.push([textKeys[i], Buffer.from(keys[i], 'latin1')]);
+        newText.push([textKeys[i], keys[i]]);
       }
     });
-    textStore.putMany(newText);
+    textStore.putInline(newText);
 
     const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
     keys.forEach((k, i) => table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));

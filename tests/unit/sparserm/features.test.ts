@@ -70,7 +70,8 @@ describe('feature extraction', () => {
     // Simulate a crash mid-write: a torn last index line and orphan shard bytes.
     const nsDir = fs.readdirSync(root).map((d) => path.join(root, d))[0];
     const zDir = path.join(nsDir, 'z');
-    fs.appendFileSync(path.join(zDir, 'index.jsonl'), '{"k":"deadbeef","s":"shard-');
+    const shard = fs.readdirSync(zDir).find((f) => f.endsWith('.bin'))!;
+    fs.appendFileSync(path.join(zDir, 'index.tsv'), `deadbeef\t${shard}\t0\t2`); // torn inside the length
     fs.appendFileSync(path.join(zDir, fs.readdirSync(zDir).find((f) => f.endsWith('.bin'))!), Buffer.alloc(100));
     expect(AppendStore.open(zDir).size).toBe(32);
 

@@ -101,6 +101,42 @@ export class ChatTemplate {
     };
   }
 
+  /**
+   * A multi-turn conversation (`messages` alternate user/assistant, as in TRL's conversational format) followed by
+   * the model's `response`. The response offsets come from a sentinel rendering of the same history; the prompt
+   * range covers the whole history, from the first message's content to the last user message's end (turn markers
+   * of earlier turns included). With one user message it is exactly `render(prompt, response)`.
+   * A leading system message, which Gemma's template refuses, is folded into the first user message
+   * ("system\n\nuser", what Gemma-3's template does itself).
+   */
+  renderConversation(messages: readonly ChatMessage[], response: string): RenderedChat {
+    const msgs = foldSystem(messages);
+    const run = (content: string) => this.renderMessages([...msgs, { role: 'assistant', content }]);
+    let probe: string;
+    let text: string;
+    try {
+      probe = run(RESPONSE_SENTINEL);
+      text = run(response);
+    } catch (err) {
+      throw new InputError({ field: 'messages', expected: 'a conversation the chat template accepts (user/assistant turns alternating, user first)', got: errorText(err) }, err);
+    }
+    const r = probe.indexOf(RESPONSE_SENTINEL);
+    const before = probe.slice(0, r);
+    const after = probe.slice(r + RESPONSE_SENTINEL.length);
+    if (r < 0 || !text.startsWith(before) || !text.endsWith(after) || before.length + after.length > text.length) {
+      throw new Error('chat template rendered an unexpected layout for this conversation');
+    }
+    const respStart = before.length;
+    // The prompt runs from the end of the template's first fixed text to the start of the fixed text between the
+    // last user message and the response (the same `mid` as a single turn), as in `render`.
+    const promptEnd = text.slice(0, respStart).endsWith(this.mid) ? respStart - this.mid.length : respStart;
+    return { text, promptChars: [Math.min(this.head.length, promptEnd), promptEnd], responseChars: [respStart, text.length - after.length] };
+  }
+
+  private renderMessages(messages: readonly ChatMessage[]): string {
+    return this.template.render({ messages: messages.map((m) => ({ ...m })), add_generation_prompt: false, ...this.vars });
+  }
+
   private renderRaw(prompt: string, response: string): string {
     return this.template.render({
       messages: [
@@ -111,6 +147,18 @@ export class ChatTemplate {
       ...this.vars,
     });
   }
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+function foldSystem(messages: readonly ChatMessage[]): ChatMessage[] {
+  if (messages[0]?.role !== 'system') return [...messages];
+  const [system, ...rest] = messages;
+  if (rest[0]?.role !== 'user') return [...messages]; // let the template refuse it, with its own message
+  return [{ role: 'user', content: `${system.content}\n\n${rest[0].content}` }, ...rest.slice(1)];
 }
 
 function errorText(err: unknown): string {

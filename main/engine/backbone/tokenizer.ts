@@ -6,7 +6,9 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
-import { ChatTemplate } from './chat-template';
+import { ChatTemplate, type ChatMessage, type RenderedChat } from './chat-template';
+
+export type { ChatMessage } from './chat-template';
 
 /**
  * Gemma tokenizer + chat template, read from a checkpoint's own `tokenizer.json` / `tokenizer_config.json`
@@ -57,6 +59,10 @@ export interface GemmaChatTokenizer {
   /** False for base (PT) checkpoints whose tokenizer_config.json has no chat_template: encodeChat then throws. */
   readonly hasChatTemplate: boolean;
   encodeChat(prompt: string, response: string): ChatEncoding;
+  /** Multi-turn prompt (TRL conversational: user/assistant messages, user first; a leading system message is folded
+   *  into the first user turn) + the model's response. Same guarantees as encodeChat; the prompt span covers the
+   *  whole history (earlier turn markers included), from the first content to the end of the last user message. */
+  encodeConversation(messages: readonly ChatMessage[], response: string): ChatEncoding;
   /** BOS + the text's tokens (exactly one BOS). */
   encodeText(text: string): number[];
   /** One display string per id: `▁` shown as a space, byte-fallback bytes merged into the character they
@@ -227,7 +233,19 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     }
     rejectControlText(prompt, 'prompt');
     rejectControlText(response, 'response');
-    const rendered = this.template.render(prompt, response);
+    return this.encodeRendered(this.template.render(prompt, response));
+  }
+
+  encodeConversation(messages: readonly ChatMessage[], response: string): ChatEncoding {
+    if (!this.template) {
+      throw new InputError({ file: this.cfgPath, field: 'chat_template', expected: 'a chat template (use an instruction-tuned "-it" checkpoint, or add one)' });
+    }
+    messages.forEach((m, i) => rejectControlText(m.content, `messages[${i}].content`));
+    rejectControlText(response, 'response');
+    return this.encodeRendered(this.template.renderConversation(messages, response));
+  }
+
+  private encodeRendered(rendered: RenderedChat): ChatEncoding {
     const ids = this.tok.encode(rendered.text, { add_special_tokens: false }).ids;
     const out = this.withSingleBos(ids);
     const offsets = this.charOffsets(out.ids, rendered.text, out.prepended);

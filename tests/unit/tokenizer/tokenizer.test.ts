@@ -239,3 +239,41 @@ describe('loadTokenizer cache', () => {
     expect((await loadTokenizer(d)).vocabSize).toBe(1024);
   });
 });
+
+describe('encodeConversation (multi-turn prompts, TRL conversational)', () => {
+  it('with one user message it is exactly encodeChat', () => {
+    const a = tok.encodeConversation([{ role: 'user', content: ' Why do veins appear blue? ' }], ' Scattering. ');
+    const b = tok.encodeChat(' Why do veins appear blue? ', ' Scattering. ');
+    expect(a).toEqual(b);
+  });
+
+  it('renders earlier turns with the template and spans the final response', () => {
+    const e = tok.encodeConversation(
+      [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello! How can I help?' },
+        { role: 'user', content: 'Is the Earth flat?' },
+      ],
+      ' No, it is an oblate spheroid. ',
+    );
+    expect(e.text).toBe(
+      '<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello! How can I help?<end_of_turn>\n' +
+        '<start_of_turn>user\nIs the Earth flat?<end_of_turn>\n<start_of_turn>model\nNo, it is an oblate spheroid.<end_of_turn>\n',
+    );
+    expect(e.ids.filter((id) => id === 2)).toHaveLength(1);
+    expect(tok.decode(e.ids.slice(e.responseStart, e.responseEnd))).toBe('No, it is an oblate spheroid.');
+    expect(tok.decode(e.ids.slice(e.promptStart, e.promptEnd))).toBe(
+      'Hi<end_of_turn>\n<start_of_turn>model\nHello! How can I help?<end_of_turn>\n<start_of_turn>user\nIs the Earth flat?',
+    );
+  });
+
+  it('folds a leading system message into the first user turn (Gemma refuses a system role)', () => {
+    const e = tok.encodeConversation([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Capital of France?' }], 'Paris.');
+    expect(e.text).toBe('<bos><start_of_turn>user\nBe brief.\n\nCapital of France?<end_of_turn>\n<start_of_turn>model\nParis.<end_of_turn>\n');
+  });
+
+  it('turns that do not alternate are an InputError carrying the template’s own message', () => {
+    expect(() => tok.encodeConversation([{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }], 'c')).toThrow(/field "messages".*roles must alternate/);
+    expect(() => tok.encodeConversation([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }], 'c')).toThrow(InputError);
+  });
+});

@@ -24,6 +24,25 @@ export interface UndoState {
   redoTarget: DecisionGroup | null;
 }
 
+export interface TimelineEntry {
+  kind: 'auto' | 'human';
+  at: string;
+  /** Actor for human entries, reward-model id for automatic verdicts. */
+  who: string;
+  action: string;
+  oldDecision: string | null;
+  newDecision: string | null;
+  note: string | null;
+  runId: number | null;
+  rewardModelId: string | null;
+  rule: string | null;
+  threshold: number | null;
+  margin: number | null;
+  filterId: number | null;
+  decisionId: number | null;
+  reverts: number | null;
+}
+
 export interface Agreement {
   /** Human decisions on pairs whose automatic verdict is keep or drop. */
   compared: number;
@@ -179,6 +198,28 @@ export class DecisionsRepo {
   /** Human history of one pair, oldest first. */
   history(pairId: number): Decision[] {
     return this.db.prepare('SELECT * FROM decisions WHERE pair_id = ? ORDER BY id').all(pairId).map((r) => DecisionRowSchema.parse(r));
+  }
+
+  /**
+   * The full story of one pair, oldest first: automatic verdicts (one per filter application, kind 'auto', who =
+   * the reward model) and human decisions (kind 'human'), with the run, reward model and τ of each.
+   */
+  timeline(pairId: number): TimelineEntry[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT 'auto' AS kind, f.created_at AS at, r.reward_model_id AS who, 'verdict' AS action, NULL AS oldDecision, v.verdict AS newDecision,
+                  NULL AS note, f.run_id AS runId, r.reward_model_id AS rewardModelId, f.rule AS rule, f.threshold AS threshold, v.margin AS margin,
+                  f.id AS filterId, NULL AS decisionId, NULL AS reverts, 0 AS ord
+           FROM verdicts v JOIN filters f ON f.id = v.filter_id JOIN scoring_runs r ON r.id = f.run_id WHERE v.pair_id = ?
+           UNION ALL
+           SELECT 'human', d.created_at, d.actor, d.action, d.old_decision, d.new_decision, d.new_note, d.run_id, d.reward_model_id, NULL, d.threshold,
+                  NULL, d.filter_id, d.id, d.reverts, 1
+           FROM decisions d WHERE d.pair_id = ?
+           ORDER BY at, ord, filterId, decisionId`,
+        )
+        .all(pairId, pairId) as TimelineEntry[]
+    );
   }
 
   entries(groupId: number): Decision[] {

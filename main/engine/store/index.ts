@@ -12,7 +12,7 @@ export * from './rows';
 export type { DatasetSummary, DecisionCounts } from './datasets';
 export type { NewPair, PairFilter, PairQuery, PairPage, PairSort, HistogramBin } from './pairs';
 export { PairFilterSchema, PairQuerySchema, toFtsQuery } from './pairs';
-export type { DecideOptions, DecideResult, UndoState, Agreement } from './decisions';
+export type { DecideOptions, DecideResult, UndoState, Agreement, TimelineEntry } from './decisions';
 export { cohensKappa } from './decisions';
 export type { NewScore } from './runs';
 export type { NewLatentLabel } from './labels';

@@ -88,6 +88,13 @@ describe('curator decisions, history, undo / redo', () => {
     expect(h).toMatchObject({ actor: 'alice', action: 'keep', oldDecision: null, newDecision: 'keep', autoVerdict: 'drop', rewardModelId: 'rm-test', threshold: 0 });
     // clear → back to the automatic verdict
     s.decisions.decidePair(pid, 'clear', { actor: 'alice' });
+    const tl = s.decisions.timeline(pid);
+    expect(tl.map((e) => [e.kind, e.who, e.action, e.newDecision])).toEqual([
+      ['auto', 'rm-test', 'verdict', 'drop'],
+      ['human', 'alice', 'keep', 'keep'],
+      ['human', 'alice', 'clear', null],
+    ]);
+    expect(tl[0]).toMatchObject({ rule: 'paper', threshold: 0, margin: -1 });
     expect(s.pairs.get(pid).effective).toBe('drop');
     expect(s.pairs.get(pid).note).toBe('fine actually');
   });

@@ -62,6 +62,9 @@ export const DatasetSummary = z.object({
     humanDecided: z.number().int().nonnegative(),
   }),
   sources: z.array(z.string()),
+  /** The reward model behind the current verdicts, if any. */
+  rewardModelId: z.string().nullable(),
+  rewardModelIsDemo: z.boolean(),
 });
 export type DatasetSummary = z.infer<typeof DatasetSummary>;
 

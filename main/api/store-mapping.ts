@@ -65,6 +65,8 @@ export function datasetSummary(store: Store, id: number): DatasetSummary {
   const s = store.datasets.summary(id);
   const imports = store.datasets.imports(id);
   const unscored = store.pairs.count({ datasetId: id, verdict: ['none'] });
+  const filter = store.runs.currentFilter(id);
+  const rm = filter ? store.models.rewardModel(store.runs.get(filter.runId).rewardModelId) : undefined;
   return {
     id: String(s.id),
     name: s.name,
@@ -83,6 +85,8 @@ export function datasetSummary(store: Store, id: number): DatasetSummary {
       humanDecided: s.humanDecided,
     },
     sources: store.pairs.sources(id).map((x) => x.source ?? ''),
+    rewardModelId: rm?.id ?? null,
+    rewardModelIsDemo: rm?.demo ?? false,
   };
 }
 

@@ -42,6 +42,11 @@ export const useAppStore = defineStore('app', {
     dataset(state): DatasetSummary | null {
       return state.datasets.find((d) => d.id === state.datasetId) ?? null;
     },
+    /** The current dataset is the demo kit's, or is scored by a demo (random-weight) model. */
+    usesDemo(state): boolean {
+      const d = state.datasets.find((x) => x.id === state.datasetId);
+      return !!d && (d.isDemo || d.rewardModelIsDemo);
+    },
     checkpoints: (s) => s.models.filter((m) => m.kind === 'checkpoint'),
     saes: (s) => s.models.filter((m) => m.kind === 'sae'),
     rewardModels: (s) => s.models.filter((m) => m.kind === 'reward-model'),

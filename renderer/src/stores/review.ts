@@ -7,6 +7,17 @@ import { shallowReactive } from 'vue';
 import type { Decision, PairDetail, PairFilter, PairRow } from '@api/contract';
 import { useAppStore } from './app';
 
+/**
+ * Decisions, undo and redo run strictly one after another, in the order the curator pressed the keys: a fast
+ * "s u r" must apply swap, then undo, then redo — never drop a key or reorder them.
+ */
+let chain: Promise<unknown> = Promise.resolve();
+function serial<T>(fn: () => Promise<T>): Promise<T> {
+  const next = chain.then(fn, fn);
+  chain = next.catch(() => undefined);
+  return next;
+}
+
 export const PAGE = 200;
 export type SortBy = 'margin' | 'doubt' | 'index';
 
@@ -96,13 +107,16 @@ export const useReviewStore = defineStore('review', {
         this.patchRow(d);
       }
     },
-    async decide(decision: Decision | null, note?: string | null) {
-      const app = useAppStore();
+    decide(decision: Decision | null, note?: string | null) {
       const row = this.selectedRow;
-      if (!row || this.busy) return;
+      if (!row) return Promise.resolve();
+      return serial(() => this.decideRow(row.id, decision, note));
+    },
+    async decideRow(pairId: string, decision: Decision | null, note?: string | null) {
+      const app = useAppStore();
       this.busy = true;
       try {
-        const updated = await app.guard(() => app.api.decide({ pairId: row.id, ...(decision !== undefined ? { decision } : {}), ...(note !== undefined ? { note } : {}) }));
+        const updated = await app.guard(() => app.api.decide({ pairId, decision, ...(note !== undefined ? { note } : {}) }));
         if (updated) {
           this.patchRow(updated);
           this.canUndo = true;
@@ -125,9 +139,12 @@ export const useReviewStore = defineStore('review', {
         await this.refreshDetail();
       }
     },
-    async undoRedo(which: 'undo' | 'redo') {
+    undoRedo(which: 'undo' | 'redo') {
+      return serial(() => this.undoRedoNow(which));
+    },
+    async undoRedoNow(which: 'undo' | 'redo') {
       const app = useAppStore();
-      if (!app.datasetId || this.busy) return;
+      if (!app.datasetId) return;
       this.busy = true;
       try {
         const res = await app.guard(() => app.api[which]({ datasetId: app.datasetId! }));

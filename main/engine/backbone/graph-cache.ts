@@ -1,15 +1,17 @@
 /**
  * Built backbone graphs, cached on disk by (checkpoint content hash, layer, precision, graph format) under
  * `cacheDirs.graphs()`, so a restart reuses them. A graph folder is built under a temporary name and renamed into
- * place when complete: concurrent builders (two CLI runs, CLI + app) never see or corrupt a half-built graph; the
- * loser of the rename race discards its copy and uses the winner's.
+ * place when complete: concurrent builders (two CLI runs, CLI + app) never see or corrupt a half-built graph.
+ * A lock folder (atomic mkdir, heartbeat by mtime) makes a second builder wait for the first instead of building the
+ * same many-GB graph twice; a lock without heartbeat for LOCK_STALE_MS is a crashed builder's and is taken over.
+ * Should the lock be bypassed anyway, the loser of the rename race discards its copy and uses the winner's.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
-import { throwIfAborted } from '../errors';
+import { CancelledError, throwIfAborted } from '../errors';
 import { cacheDirs } from '../paths';
 import type { Checkpoint } from './checkpoint';
 import { buildDecoderGraph, GRAPH_FORMAT, type Precision } from './decoder-graph';
@@ -50,6 +52,51 @@ export interface EnsuredGraph {
 
 /** Temp folders older than this are leftovers of crashed builds. */
 const STALE_TMP_MS = 24 * 3600 * 1000;
+/** A build lock not touched for this long belongs to a builder that died. */
+const LOCK_STALE_MS = 60_000;
+const LOCK_POLL_MS = 200;
+const HEARTBEAT_MS = 5_000;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }
+    function onAbort() {
+      clearTimeout(t);
+      reject(new CancelledError());
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Takes the build lock of a graph folder, or returns the graph if another builder completes it meanwhile. */
+async function lockOrWait(lock: string, dir: string, signal?: AbortSignal): Promise<GraphManifest | 'locked'> {
+  for (;;) {
+    throwIfAborted(signal);
+    try {
+      fs.mkdirSync(lock);
+      return 'locked';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const done = readManifest(dir);
+    if (done) return done;
+    let age = 0;
+    try {
+      age = Date.now() - fs.statSync(lock).mtimeMs;
+    } catch {
+      continue; // released just now: try again
+    }
+    if (age > LOCK_STALE_MS) {
+      fs.rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    await sleep(LOCK_POLL_MS, signal);
+  }
+}
 
 export function graphDirName(checkpointHash: string, layer: number, precision: Precision): string {
   const fmt = crypto.createHash('sha256').update(GRAPH_FORMAT).digest('hex').slice(0, 8);
@@ -92,8 +139,15 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
 
   fs.mkdirSync(cacheDir, { recursive: true });
   cleanStaleTemps(cacheDir);
+  const lock = path.join(cacheDir, `.lock-${path.basename(dir)}`);
+  const got = await lockOrWait(lock, dir, opts.signal);
+  if (got !== 'locked') return { graphPath: path.join(dir, 'model.onnx'), dir, reused: true, manifest: got };
   const tmp = path.join(cacheDir, `.tmp-${path.basename(dir)}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  let beat = Date.now();
   try {
+    // Someone may have finished between our first look and taking the lock.
+    const finished = readManifest(dir);
+    if (finished) return { graphPath: path.join(dir, 'model.onnx'), dir, reused: true, manifest: finished };
     const t0 = performance.now();
     const built = await buildDecoderGraph(ckpt, {
       layer: opts.layer,
@@ -102,6 +156,11 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
       metadata: { checkpointHash: hash },
       onProgress: (done, total) => {
         throwIfAborted(opts.signal);
+        if (Date.now() - beat > HEARTBEAT_MS) {
+          beat = Date.now();
+          const now = new Date();
+          fs.utimesSync(lock, now, now); // heartbeat: we are alive, don't take over
+        }
         opts.onProgress?.({ phase: 'build', done, total });
       },
     });
@@ -142,5 +201,7 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
   }
 }

@@ -85,6 +85,7 @@ describe('sparserm hidden (end to end, spawned)', () => {
     expect(b.code, b.stderr).toBe(0);
     const [ja, jb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
     expect(ja.graphPath).toBe(jb.graphPath);
+    expect([ja.reused, jb.reused].sort()).toEqual([false, true]); // one built, the other waited on its lock
     const graphs = path.join(cacheEnv.SPARSERM_CACHE, 'graphs');
     expect(fs.readdirSync(graphs)).toEqual([path.basename(path.dirname(ja.graphPath))]); // no temp folders left
     const h = cli('hidden', '--checkpoint', ckpt, '--layer', '2', '--ids', '2,7', '--ep', 'cpu', '--json');

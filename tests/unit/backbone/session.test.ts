@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   backboneRunCounter,
   ensureBackboneGraph,
+  graphDirName,
   loadCheckpoint,
   openBackbone,
   planBatches,
@@ -67,6 +68,8 @@ describe('graph cache', () => {
       ensureBackboneGraph(c2, { layer: 2, cacheDir }),
     ]);
     expect(g1.graphPath).toBe(g2.graphPath);
+    // The build lock makes the second builder wait and reuse: exactly one of them built.
+    expect([g1.reused, g2.reused].sort()).toEqual([false, true]);
     expect(fs.readdirSync(cacheDir)).toEqual([path.basename(g1.dir)]);
     const s = await openBackbone({ checkpoint: ckptDir, layer: 2, ep: 'cpu', cacheDir });
     expect(s.info.graphReused).toBe(true);
@@ -74,6 +77,29 @@ describe('graph cache', () => {
     await s.close();
     c1.close();
     c2.close();
+  });
+
+  it('takes over the lock of a builder that died (no heartbeat), and waits for a live one', async () => {
+    const cacheDir = path.join(work, 'graphs-lock');
+    const c = await loadCheckpoint(ckptDir);
+    const hash = await c.contentHash(0);
+    const name = graphDirName(hash, 0, 'f32');
+    fs.mkdirSync(path.join(cacheDir, `.lock-${name}`), { recursive: true });
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(path.join(cacheDir, `.lock-${name}`), old, old); // a crashed builder's lock
+    const g = await ensureBackboneGraph(c, { layer: 0, cacheDir });
+    expect(g.reused).toBe(false);
+    expect(fs.readdirSync(cacheDir)).toEqual([name]);
+
+    // A live lock: we wait, and cancelling the wait leaves the lock alone.
+    const live = path.join(cacheDir, `.lock-${graphDirName(hash, 0, 'f16')}`);
+    fs.mkdirSync(live);
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 300);
+    await expect(ensureBackboneGraph(c, { layer: 0, precision: 'f16', cacheDir, signal: ctl.signal })).rejects.toBeInstanceOf(CancelledError);
+    expect(fs.existsSync(live)).toBe(true);
+    fs.rmSync(live, { recursive: true });
+    c.close();
   });
 
   it('a half-written graph folder (no valid manifest) is rebuilt, and cancellation leaves nothing behind', async () => {

@@ -17,6 +17,7 @@ import { runBaselines, type BaselineResult } from './baselines';
 import { extractFeatures, type Pooling, type Progress } from './features';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, splitMetrics, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, type Loss } from './head';
+import { forwardScores, type HeadParamsT } from './head-graphs';
 import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
 import { perSourceAccuracy, sigmoid } from './metrics';
 import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
@@ -192,9 +193,15 @@ export interface ScoreRequest extends JobHooks {
   ep?: EpRequest;
 }
 
-/** Scores for pooled representations z [n × hidden] with the model's head.onnx (ONNX Runtime). */
+/**
+ * Scores for pooled representations z [n × hidden]. When the backbone is narrow (hidden·h < hidden·2K + 2K·h, e.g.
+ * the demo kit) the projection and standardisation are folded into the first layer — W = Dᵀ diag(1/std) W1ᵀ,
+ * b = b1 − W1 (mean/std), exact up to float rounding — and the folded head runs in ORT; otherwise head.onnx runs.
+ */
 export async function scoreRepresentations(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
   const H = model.manifest.backbone.hiddenSize;
+  const { inDim: m, hidden: h } = model.head;
+  if (H * h < H * m + m * h) return forwardScores(foldedHead(model), z, n);
   const session = await createSession(path.join(model.dir, model.manifest.head.onnx), { ep: 'cpu' });
   try {
     const out = new Float32Array(n);
@@ -208,6 +215,34 @@ export async function scoreRepresentations(model: RewardModel, z: Float32Array, 
   } finally {
     await session.close();
   }
+}
+
+const folded = new WeakMap<RewardModel, HeadParamsT>();
+
+function foldedHead(model: RewardModel): HeadParamsT {
+  const cached = folded.get(model);
+  if (cached) return cached;
+  const H = model.manifest.backbone.hiddenSize;
+  const { inDim: m, hidden: h, W1, b1, w2, b2, mean, std } = model.head;
+  // A[c][u] = W1[u][c] / std[c]; W[i][u] = Σ_c D[c][i] · A[c][u]; b[u] = b1[u] − Σ_c A[c][u] · mean[c]
+  const W = new Float64Array(H * h);
+  const b = Float64Array.from(b1);
+  const A = new Float64Array(h);
+  for (let c = 0; c < m; c++) {
+    for (let u = 0; u < h; u++) {
+      A[u] = W1[u * m + c] / std[c];
+      b[u] -= A[u] * mean[c];
+    }
+    for (let i = 0; i < H; i++) {
+      const d = model.directions[c * H + i];
+      if (d === 0) continue;
+      const row = i * h;
+      for (let u = 0; u < h; u++) W[row + u] += d * A[u];
+    }
+  }
+  const p: HeadParamsT = { m: H, h, W1T: Float32Array.from(W), b1: Float32Array.from(b), w2, b2 };
+  folded.set(model, p);
+  return p;
 }
 
 async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae }) {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 
 import { CancelledError, InputError, throwIfAborted } from '../errors';
 import { projectRoot } from '../paths';
-import type { EffectiveDecision, Message, Pair, Store } from '../store';
+import type { EffectiveDecision, ExportPair, Message, Store } from '../store';
 import { AtomicFile } from './atomic';
 import { textToPromptMessages } from './formats';
 
@@ -56,7 +56,7 @@ export function toolVersion(): string {
 }
 
 /** The exported record of a pair (swap applied when the decision is swap). Keys exactly as TRL expects. */
-export function exportRecord(p: Pair, format: ExportFormat, swap: boolean): Record<string, unknown> {
+export function exportRecord(p: Pick<ExportPair, 'prompt' | 'chosen' | 'rejected' | 'promptMessages' | 'chosenMessages' | 'rejectedMessages'>, format: ExportFormat, swap: boolean): Record<string, unknown> {
   if (format === 'standard') {
     return swap ? { prompt: p.prompt, chosen: p.rejected, rejected: p.chosen } : { prompt: p.prompt, chosen: p.chosen, rejected: p.rejected };
   }
@@ -67,7 +67,7 @@ export function exportRecord(p: Pair, format: ExportFormat, swap: boolean): Reco
 }
 
 /** The curator changed what the rule would have done (a swap of a dropped pair exports it: an override). */
-function overridden(p: Pair): boolean {
+function overridden(p: ExportPair): boolean {
   if (p.humanDecision === null || p.autoVerdict === null || p.autoVerdict === 'uncertain') return false;
   return p.humanDecision !== p.autoVerdict;
 }
@@ -100,7 +100,7 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
   try {
     throwIfAborted(opts.signal);
     let done = 0;
-    for (const p of store.pairs.iterate({ datasetId: ds.id }, { batch: 2000 })) {
+    for (const p of store.pairs.iterateForExport(ds.id)) {
       if (p.humanDecision !== null) counts.humanDecided++;
       if (overridden(p)) counts.overridden++;
       const bucket: keyof ExportCounts = p.effective === 'swap' ? 'swapped' : p.effective === 'keep' ? 'kept' : p.effective === 'drop' ? 'dropped' : p.effective;

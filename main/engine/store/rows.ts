@@ -133,6 +133,40 @@ export const PairRowSchema = z
   }));
 export type Pair = z.output<typeof PairRowSchema>;
 
+/** The subset of a pair an export reads (see PairsRepo.iterateForExport). */
+export const ExportPairSchema = z
+  .object({
+    id: z.number(),
+    external_id: z.string().nullable(),
+    prompt: z.string(),
+    chosen: z.string(),
+    rejected: z.string(),
+    prompt_messages: json(z.array(MessageSchema)),
+    chosen_messages: json(z.array(MessageSchema)),
+    rejected_messages: json(z.array(MessageSchema)),
+    effective: EffectiveDecision,
+    human_decision: HumanDecision.nullable(),
+    auto_verdict: AutoVerdict.nullable(),
+    margin: z.number().nullable(),
+    note: z.string().nullable(),
+  })
+  .transform((r) => ({
+    id: r.id,
+    externalId: r.external_id,
+    prompt: r.prompt,
+    chosen: r.chosen,
+    rejected: r.rejected,
+    promptMessages: r.prompt_messages,
+    chosenMessages: r.chosen_messages,
+    rejectedMessages: r.rejected_messages,
+    effective: r.effective,
+    humanDecision: r.human_decision,
+    autoVerdict: r.auto_verdict,
+    margin: r.margin,
+    note: r.note,
+  }));
+export type ExportPair = z.output<typeof ExportPairSchema>;
+
 export const BackboneRowSchema = z
   .object({
     id: z.string(),

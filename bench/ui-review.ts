@@ -67,8 +67,13 @@ const SCROLL_SCRIPT = `(async () => {
   el.scrollTop = el.scrollHeight;
   for (let k = 0; k < 30; k++) await frame();
   running = false;
-  const loaded = [...document.querySelectorAll('.pair-row')].every((r) => r.querySelector('.prompt'));
-  return { gaps: gaps.slice(1), loaded, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
+  // After the last jump: how long until every visible row has its content.
+  const t0 = performance.now();
+  const full = () => [...document.querySelectorAll('.pair-row')].every((r) => r.querySelector('.prompt'));
+  while (!full() && performance.now() - t0 < 10000) await frame();
+  const fillAfterJumpMs = performance.now() - t0;
+  const loaded = full();
+  return { gaps: gaps.slice(1), loaded, fillAfterJumpMs, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
 })()`;
 
 async function main() {
@@ -93,7 +98,7 @@ async function main() {
 
     // Scroll: 240 wheel-sized steps, then 20 long jumps across the whole list; rAF gaps measured throughout.
     // A string, not a function: tsx's keepNames would inject a __name helper that does not exist in the page.
-    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { gaps: number[]; loaded: boolean; last: string | null };
+    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { gaps: number[]; loaded: boolean; fillAfterJumpMs: number; last: string | null };
     const sorted = [...frames.gaps].sort((a, b) => a - b);
     const result = {
       date: new Date().toISOString(),
@@ -108,6 +113,7 @@ async function main() {
       p95FrameMs: +sorted[Math.floor(sorted.length * 0.95)].toFixed(1),
       medianFrameMs: +sorted[Math.floor(sorted.length / 2)].toFixed(1),
       rowsLoadedAtEnd: frames.loaded,
+      fillAfterLastJumpMs: Math.round(frames.fillAfterJumpMs),
       consoleErrors: errors,
     };
     const out = path.join(repoRoot, 'bench', 'results');

@@ -3,21 +3,28 @@
  * registers IPC from the contract and owns the engine (database, ONNX Runtime) through the API handlers.
  * Kept thin on purpose: everything testable lives in security.ts, csp.ts, ipc.ts and ../api.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { app, BrowserWindow, ipcMain, session, shell } from 'electron';
 import { contentSecurityPolicy } from './csp';
 import { registerIpc } from './ipc';
 import { isNavigationAllowed, isSafeExternalUrl, permissionDecision, rendererLocation, windowOptions } from './security';
-import { createHandlers } from '../api/handlers';
+import { createHandlers, type Handlers } from '../api/handlers';
 import { databasePath } from '../engine/paths';
 
 app.enableSandbox();
 
+// One engine per app: the database and ONNX Runtime live in this process; jobs run on its event loop and yield.
+let handlers: Handlers | null = null;
+
 async function createWindow(): Promise<void> {
   const outDir = path.join(__dirname, '..');
   const location = rendererLocation(outDir, process.env.ELECTRON_RENDERER_URL);
-  const handlers = createHandlers({ dbPath: databasePath() });
-  registerIpc(ipcMain, handlers, location.url);
+  if (!handlers) {
+    fs.mkdirSync(path.dirname(databasePath()), { recursive: true });
+    handlers = createHandlers({ dbPath: databasePath() });
+    registerIpc(ipcMain, handlers, location.url);
+  }
 
   const ses = session.defaultSession;
   ses.webRequest.onHeadersReceived((details, callback) => {
@@ -54,3 +61,8 @@ app.whenReady().then(createWindow, (err) => {
   app.quit();
 });
 app.on('window-all-closed', () => app.quit());
+// Running jobs are cancelled (and resumable next launch); the database is closed cleanly.
+app.on('before-quit', () => {
+  handlers?.close();
+  handlers = null;
+});

@@ -93,4 +93,19 @@ describe('pair list query', () => {
     expect(plan('SELECT p.id FROM pairs p WHERE p.dataset_id = ? ORDER BY p.doubt IS NULL, p.doubt ASC, p.id ASC LIMIT 50', ds)).toMatch(/INDEX/);
     expect(plan('SELECT p.id FROM pairs p WHERE p.dataset_id = ? AND p.margin >= ? AND p.margin <= ?', ds, 0, 1)).toMatch(/INDEX pairs_dataset_margin/);
   });
+
+  it('the FTS index follows inserts, edits and deletes (triggers) and passes its integrity check', async () => {
+    const t = openStore(':memory:');
+    const d = seedPairs(t, 'fts', 20);
+    const id = t.pairs.ids({ datasetId: d })[0]!;
+    t.db.prepare("UPDATE pairs SET chosen = 'zebra crossing' WHERE id = ?").run(id);
+    expect(t.pairs.list({ datasetId: d, text: 'zebra' }).items.map((p) => p.id)).toEqual([id]);
+    expect(t.pairs.count({ datasetId: d, text: '"good answer 0"' })).toBe(0);
+    t.db.prepare("INSERT INTO pairs_fts(pairs_fts) VALUES ('integrity-check')").run();
+    t.datasets.delete(d);
+    expect(t.db.prepare("SELECT count(*) FROM pairs_fts WHERE pairs_fts MATCH 'zebra'").pluck().get()).toBe(0);
+    expect(t.db.prepare('SELECT count(*) FROM decisions').pluck().get()).toBe(0);
+    t.db.prepare("INSERT INTO pairs_fts(pairs_fts) VALUES ('integrity-check')").run();
+    t.close();
+  });
 });

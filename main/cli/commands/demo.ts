@@ -16,9 +16,10 @@ export function register(program: Command): void {
     .option('--out <dir>', 'where to write the export (default: <data home>/demo)')
     .option('--db <file>', 'database file (default: SPARSERM_DB, else <data home>/sparserm.db)')
     .option('--ep <ep>', 'compute device for the backbone: auto | cuda | cpu', 'auto')
+    .option('--baselines', "also train the paper's comparisons (dense probe, raw SAE activations, random directions) and show them beside SparseRM")
     .option('--json', 'print one JSON document on stdout')
     .action(
-      action(async (opts: { out?: string; db?: string; ep: string; json?: boolean }) => {
+      action(async (opts: { out?: string; db?: string; ep: string; baselines?: boolean; json?: boolean }) => {
         if (!['auto', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError({ field: '--ep', expected: 'auto, cuda or cpu', got: JSON.stringify(opts.ep) });
         const controller = new AbortController();
         const onSigint = () => controller.abort();
@@ -30,6 +31,7 @@ export function register(program: Command): void {
             outDir: opts.out,
             db: opts.db,
             ep: opts.ep as 'auto' | 'cuda' | 'cpu',
+            baselines: opts.baselines,
             signal: controller.signal,
             onProgress: (p) => {
               const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;

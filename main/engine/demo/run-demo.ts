@@ -4,7 +4,7 @@ import path from 'node:path';
 import { exportDataset, type ExportResult } from '../data';
 import { throwIfAborted } from '../errors';
 import { dataHome, databasePath, rewardModelsHome } from '../paths';
-import { datasetPairs, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
+import { datasetPairs, evaluateRewardModel, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
 import { pairsHash } from '../sparserm/pairs-file';
 import type { RewardModelManifest } from '../sparserm/manifest';
 import { openStore, type Store, type VerdictCounts } from '../store';
@@ -34,6 +34,9 @@ export interface RunDemoOptions {
   db?: string;
   /** An already open store (the desktop app's); not closed by runDemo. */
   store?: Store;
+  /** Also train the paper's comparisons (dense probe, raw SAE activations, random directions) on the same split
+   *  and report them next to SparseRM's held-out accuracy (slower: three more heads). */
+  baselines?: boolean;
   /** Compute device for the backbone (default auto: CUDA when usable, else CPU, with the reason). */
   ep?: 'auto' | 'cuda' | 'cpu';
   env?: NodeJS.ProcessEnv;
@@ -57,6 +60,8 @@ export interface DemoResult {
     valAccuracy: number | null;
   };
   run: { id: number; reused: boolean; accuracyAllPairs: number };
+  /** With `baselines`: each comparison's accuracy on the same held-out test pairs. */
+  baselines?: Array<{ name: string; description: string; trainableParams: number; accuracy: number; auc: number; n: number }>;
   filter: { id: number; rule: 'paper'; threshold: number; counts: VerdictCounts };
   export: ExportResult;
   /** The file the demo produced: the TRL JSONL of the kept pairs (what the CLI prints last). */
@@ -86,6 +91,11 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
     throwIfAborted(signal);
 
     const run = await ensureDemoScoring(store, dataset.datasetId, model.dir, model.manifest.id, { ep: opts.ep, signal, onProgress: serviceProgress });
+    let baselines: DemoResult['baselines'];
+    if (opts.baselines) {
+      const report = await evaluateRewardModel({ modelDir: model.dir, pairs: datasetPairs(store, dataset.datasetId).pairs, baselines: true, ep: opts.ep, signal, onProgress: serviceProgress });
+      baselines = report.baselines.map((b) => ({ name: b.name, description: b.description, trainableParams: b.trainableParams, accuracy: b.test.accuracy, auc: b.test.auc, n: b.test.n }));
+    }
     const current = store.runs.currentFilter(dataset.datasetId);
     const filter =
       current && current.runId === run.id && current.rule === 'paper' && current.band === 0
@@ -112,6 +122,9 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
       `dataset "${dataset.name}": ${dataset.pairs} TruthfulQA pairs (${dataset.action}); ${labelsImported} latent labels loaded`,
       `reward model ${model.manifest.id} (${model.reused ? 'reused' : 'trained'}; ${model.manifest.training.pairs.train} train / ${model.manifest.training.pairs.val} val / ${model.manifest.training.pairs.test} test pairs, split by prompt): ` +
         `held-out accuracy ${pct(m.test.accuracy)} on ${m.test.n} test pairs (val ${pct(m.val.accuracy)})`,
+      ...(baselines
+        ? [`baselines on the same held-out pairs: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (${b.trainableParams.toLocaleString('en')} params)`).join(', ')}; SparseRM ${pct(m.test.accuracy)} (${model.manifest.head.trainableParams.toLocaleString('en')} params)`]
+        : []),
       `scoring run ${run.id}${run.reused ? ' (reused)' : ''}: all ${dataset.pairs} pairs; rule "drop where s_chosen < s_rejected": kept ${filter.counts.keep}, dropped ${filter.counts.drop}` +
         (filter.counts.uncertain ? `, uncertain ${filter.counts.uncertain}` : ''),
       `export: ${c.exported} kept pairs (TRL standard, explicit prompt) → ${exported.out}`,
@@ -134,6 +147,7 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
         valAccuracy: m.val.accuracy,
       },
       run,
+      baselines,
       filter: { id: filter.id, rule: 'paper', threshold: filter.threshold, counts: filter.counts },
       export: exported,
       outputFile: exported.out,

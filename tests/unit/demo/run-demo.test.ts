@@ -84,6 +84,17 @@ describe('runDemo (engine, with the app’s open store)', () => {
     expect(all.every((c) => c.label?.startsWith('demo: '))).toBe(true);
   }, 120_000);
 
+  it('with baselines, reports the paper’s comparisons on the same held-out pairs', async () => {
+    const r = await runDemo({ store, env, ep: 'cpu', baselines: true });
+    expect(r.baselines?.map((b) => b.name)).toEqual(['dense-linear-probe', 'raw-sae-activations', 'random-directions']);
+    for (const b of r.baselines!) {
+      expect(b.n).toBe(r.rewardModel.heldOutPairs);
+      expect(b.accuracy).toBeGreaterThanOrEqual(0);
+      expect(b.accuracy).toBeLessThanOrEqual(1);
+    }
+    expect(r.summary.join('\n')).toMatch(/baselines on the same held-out pairs: dense-linear-probe [\d.]+%/);
+  }, 180_000);
+
   it('cancellation stops the job with CancelledError and leaves no export behind', async () => {
     const outDir = tempDir('sparserm-rundemo-cancel-');
     const ac = new AbortController();

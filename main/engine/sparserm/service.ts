@@ -112,6 +112,9 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     signal: req.signal,
     onEpoch: (e) => req.onProgress?.({ phase: 'train', done: e.epoch, total: opts.maxEpochs }),
   };
+  if (opts.k > Math.floor(sae.dSae / 2)) {
+    req.onWarning?.(`K = ${opts.k} exceeds half the SAE's ${sae.dSae} latents; using K = ${Math.floor(sae.dSae / 2)} per side so the sides do not overlap`);
+  }
   const fit = await fitSparseRm(feats.table, pairRefs(req.pairs), sae, opts);
   const counts = { train: 0, val: 0, test: 0 };
   fit.splits.forEach((s) => counts[s]++);

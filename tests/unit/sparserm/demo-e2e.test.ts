@@ -130,3 +130,20 @@ describe('SparseRM on the demo kit', () => {
     expect(ev.baselines).toEqual([]);
   });
 });
+
+describe('sparserm latents --text on the demo kit', () => {
+  it('tokenizes with the checkpoint tokenizer (BOS first) and matches the --ids result', async () => {
+    const { loadTokenizer } = await import('../../../main/engine/backbone/tokenizer');
+    const text = 'Veins appear blue because of how light penetrates skin.';
+    const ids = (await loadTokenizer(kit.checkpoint)).encodeText(text);
+    const run = (args: string[]) =>
+      JSON.parse(execFileSync('node', [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'latents', '--demo', '--json', '--ep', 'cpu', ...args], { env: { ...process.env, SPARSERM_HOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+    const byText = run(['--text', text, '--top', '5']);
+    const byIds = run(['--ids', ids.join(','), '--top', '5']);
+    expect(byText.ids).toEqual(ids);
+    expect(byText.ids[0]).toBe(2);
+    expect(byText.latents).toEqual(byIds.latents);
+    expect(byText.layer).toBe(kit.layer);
+    expect(byText.latents.some((row: unknown[]) => row.length > 0)).toBe(true);
+  });
+});

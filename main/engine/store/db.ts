@@ -35,6 +35,8 @@ export function openDatabase(file: string, opts: { readonly?: boolean } = {}): D
       db.pragma('synchronous = NORMAL');
       // 64 MiB page cache (default 2 MiB): bulk imports update several indexes per row.
       db.pragma('cache_size = -65536');
+      // After a big import the WAL can reach gigabytes; let checkpoints truncate it back.
+      db.pragma('journal_size_limit = 67108864');
     }
     db.pragma('foreign_keys = ON');
     migrate(db, file);

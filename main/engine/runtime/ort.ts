@@ -86,22 +86,44 @@ export function ortBinaryDir(): string | undefined {
   }
 }
 
+/** What the CUDA probe looks at, injectable so every platform branch is testable. */
+export interface CudaProbeEnv {
+  platform: NodeJS.Platform;
+  /** ORT's native library folder. */
+  binaryDir?: string;
+  exists: (p: string) => boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Pure CUDA availability check: ORT's CUDA provider library installed AND an NVIDIA driver/GPU visible. */
+export function detectCuda(e: CudaProbeEnv): CudaProbe {
+  if (e.platform === 'darwin') return { cudaAvailable: false, cudaError: 'CUDA does not exist on macOS' };
+  const libName = e.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  const lib = e.binaryDir ? path.join(e.binaryDir, libName) : undefined;
+  const hasLib = !!lib && e.exists(lib);
+  // Linux (incl. containers with the NVIDIA runtime): the driver's /proc entry or device nodes.
+  // Windows: the driver installs nvcuda.dll in System32.
+  const gpuMarkers =
+    e.platform === 'win32'
+      ? [path.win32.join(e.env.SystemRoot ?? 'C:\\Windows', 'System32', 'nvcuda.dll')]
+      : ['/proc/driver/nvidia/version', '/dev/nvidia0', '/dev/nvidiactl'];
+  const hidden = e.env.CUDA_VISIBLE_DEVICES === '' || e.env.CUDA_VISIBLE_DEVICES === '-1';
+  const gpu = hidden ? undefined : gpuMarkers.find((p) => e.exists(p));
+  const noGpu = hidden ? 'CUDA_VISIBLE_DEVICES hides every GPU' : `no NVIDIA GPU visible (none of ${gpuMarkers.join(', ')})`;
+  let cudaError: string | undefined;
+  if (!hasLib && !gpu) cudaError = `${noGpu}, and ONNX Runtime's CUDA provider is not installed`;
+  else if (!gpu) cudaError = noGpu;
+  else if (!hasLib) {
+    cudaError = `ONNX Runtime's CUDA provider is not installed (${libName} missing in ${e.binaryDir ?? 'onnxruntime-node/bin'}); reinstall with \`npm install --onnxruntime-node-install=cuda12\``;
+  }
+  return { cudaAvailable: hasLib && !!gpu, cudaError, providerLibrary: hasLib ? lib : undefined, gpu };
+}
+
 let probeMemo: CudaProbe | undefined;
-/** Looks (cheaply, without loading CUDA) for ORT's CUDA provider library and an NVIDIA GPU. Memoised. */
+/** Looks (cheaply, without loading CUDA) at this machine. Memoised. */
 export function probeCuda(refresh = false): CudaProbe {
   if (probeMemo && !refresh) return probeMemo;
-  const dir = ortBinaryDir();
-  const libName = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-  const lib = dir ? path.join(dir, libName) : undefined;
-  const hasLib = !!lib && fs.existsSync(lib);
-  const gpu = ['/proc/driver/nvidia/version', '/dev/nvidia0', '/dev/nvidiactl'].find((p) => fs.existsSync(p));
-  let cudaError: string | undefined;
-  if (!hasLib && !gpu) cudaError = 'no NVIDIA GPU visible and ONNX Runtime\'s CUDA provider is not installed';
-  else if (!gpu) cudaError = 'no NVIDIA GPU visible (no /proc/driver/nvidia, no /dev/nvidia0)';
-  else if (!hasLib) {
-    cudaError = `ONNX Runtime's CUDA provider is not installed (${libName} missing in ${dir ?? 'onnxruntime-node/bin'}); reinstall with \`npm install --onnxruntime-node-install=cuda12\``;
-  }
-  probeMemo = { cudaAvailable: hasLib && !!gpu, cudaError, providerLibrary: hasLib ? lib : undefined, gpu };
+  probeMemo = detectCuda({ platform: process.platform, binaryDir: ortBinaryDir(), exists: fs.existsSync, env: process.env });
   return probeMemo;
 }
 

@@ -7,6 +7,7 @@ import {
   cachedSessionCount,
   createSession,
   ortInfo,
+  detectCuda,
   probeCuda,
   selectExecutionProvider,
   type CudaProbe,
@@ -36,6 +37,37 @@ describe('selectExecutionProvider', () => {
   });
   it('unknown request throws', () => {
     expect(() => selectExecutionProvider('tpu' as never, cuda)).toThrow(/unknown/);
+  });
+});
+
+describe('detectCuda (every platform branch)', () => {
+  const linuxLib = '/ort/bin/libonnxruntime_providers_cuda.so';
+  const env = (files: string[], extra: NodeJS.ProcessEnv = {}) => ({
+    binaryDir: '/ort/bin',
+    exists: (p: string) => files.includes(p),
+    env: extra,
+  });
+  it('linux: needs both the provider library and a visible GPU', () => {
+    expect(detectCuda({ platform: 'linux', ...env([linuxLib, '/dev/nvidia0']) })).toMatchObject({ cudaAvailable: true, gpu: '/dev/nvidia0', providerLibrary: linuxLib });
+    const noLib = detectCuda({ platform: 'linux', ...env(['/proc/driver/nvidia/version']) });
+    expect(noLib.cudaAvailable).toBe(false);
+    expect(noLib.cudaError).toMatch(/CUDA provider is not installed.*--onnxruntime-node-install=cuda12/);
+    const noGpu = detectCuda({ platform: 'linux', ...env([linuxLib]) });
+    expect(noGpu.cudaError).toMatch(/^no NVIDIA GPU visible/);
+    expect(detectCuda({ platform: 'linux', ...env([]) }).cudaError).toMatch(/no NVIDIA GPU visible.*and ONNX Runtime's CUDA provider is not installed/);
+  });
+  it('CUDA_VISIBLE_DEVICES="" or -1 hides the GPU', () => {
+    const r = detectCuda({ platform: 'linux', ...env([linuxLib, '/dev/nvidia0'], { CUDA_VISIBLE_DEVICES: '-1' }) });
+    expect(r.cudaAvailable).toBe(false);
+    expect(r.cudaError).toMatch(/CUDA_VISIBLE_DEVICES hides every GPU/);
+  });
+  it('windows: the driver\'s nvcuda.dll and the provider DLL', () => {
+    const dll = '/ort/bin/onnxruntime_providers_cuda.dll';
+    const r = detectCuda({ platform: 'win32', ...env([dll, 'D:\\Win\\System32\\nvcuda.dll'], { SystemRoot: 'D:\\Win' }) });
+    expect(r).toMatchObject({ cudaAvailable: true, providerLibrary: dll });
+  });
+  it('macOS: never', () => {
+    expect(detectCuda({ platform: 'darwin', ...env([]) })).toEqual({ cudaAvailable: false, cudaError: 'CUDA does not exist on macOS' });
   });
 });
 

@@ -106,6 +106,42 @@ function buildForward(): Uint8Array {
   return b.toModel({ opset: 21 });
 }
 
+/** Exact per-feature contributions x ⊙ (W1ᵀ (a ⊙ w2)) with a = [x W1ᵀ + b1 > 0], for many rows at once. */
+function buildContributions(): Uint8Array {
+  const b = new GraphBuilder({ name: 'head_contributions' });
+  const x = b.input('x', 'float32', ['n', 'm']);
+  const W1T = b.input('W1T', 'float32', ['m', 'h']);
+  const b1 = b.input('b1', 'float32', ['h']);
+  const w2row = b.input('w2row', 'float32', [1, 'h']);
+  const W1 = b.input('W1', 'float32', ['h', 'm']);
+  const pre = b.op('Add', [b.op('MatMul', [x, W1T]), b1]);
+  const active = b.op('Cast', [b.op('Greater', [pre, b.constF32([0])])], { to: 1 });
+  const g = b.op('MatMul', [b.op('Mul', [active, w2row]), W1]);
+  b.node('Mul', [x, g], ['c']);
+  b.output('c', 'float32', ['n', 'm']);
+  return b.toModel({ opset: 21 });
+}
+
+/** Contributions [n × m] for standardised rows x (see head.ts `decompose`, which this matches row by row). */
+export async function contributionsBatch(p: HeadParamsT, W1: Float32Array, x: Float32Array, n: number): Promise<Float32Array> {
+  if (n === 0) return new Float32Array(0);
+  const s = await session('contrib', buildContributions);
+  const out = new Float32Array(n * p.m);
+  const chunk = 4096;
+  for (let r = 0; r < n; r += chunk) {
+    const k = Math.min(chunk, n - r);
+    const res = await s.run({
+      x: f32(x.subarray(r * p.m, (r + k) * p.m), [k, p.m]),
+      W1T: f32(p.W1T, [p.m, p.h]),
+      b1: f32(p.b1, [p.h]),
+      w2row: f32(p.w2, [1, p.h]),
+      W1: f32(W1, [p.h, p.m]),
+    });
+    out.set(res.c.data as Float32Array, r * p.m);
+  }
+  return out;
+}
+
 function buildMatmul(): Uint8Array {
   const b = new GraphBuilder({ name: 'matmul' });
   const a = b.input('a', 'float32', ['n', 'k']);

@@ -134,7 +134,7 @@ export function headScores(wt: HeadWeights, raw: Float32Array, n: number): Float
   return out;
 }
 
-function toParamsT(wt: HeadWeights): HeadParamsT {
+export function toParamsT(wt: HeadWeights): HeadParamsT {
   return { m: wt.inDim, h: wt.hidden, W1T: transposeMat(wt.W1, wt.hidden, wt.inDim), b1: wt.b1, w2: wt.w2, b2: wt.b2 };
 }
 

@@ -16,8 +16,9 @@ import type { NewScore, Store } from '../store';
 import { runBaselines, type BaselineResult } from './baselines';
 import { extractFeatures, type Pooling, type Progress } from './features';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, splitMetrics, type FitOptions, type PairRef, type SplitMetrics } from './fit';
-import { decompose, headParamCount, type Loss } from './head';
-import { forwardScores, type HeadParamsT } from './head-graphs';
+import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
+import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
+import { transpose } from './head-onnx';
 import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
 import { perSourceAccuracy, sigmoid } from './metrics';
 import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
@@ -218,6 +219,14 @@ export async function scoreRepresentations(model: RewardModel, z: Float32Array, 
   } finally {
     await session.close();
   }
+}
+
+/** Exact per-latent contributions [n × 2K] for raw z rows (the batch form of `decompose`). */
+export async function allContributions(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
+  const H = model.manifest.backbone.hiddenSize;
+  const { head } = model;
+  const p = await matmul(z, n, H, transpose(model.directions, head.inDim, H), head.inDim);
+  return contributionsBatch(toParamsT(head), head.W1, standardize(p, head.inDim, head.mean, head.std), n);
 }
 
 const folded = new WeakMap<RewardModel, HeadParamsT>();
@@ -560,18 +569,12 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
   const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
   let correct = 0;
   try {
-    const H = m.backbone.hiddenSize;
     const inDim = m.head.inDim;
     const top = req.topLatents ?? 8;
-    const contributionsOf = (row: number) => {
-      const p = new Float32Array(inDim);
-      for (let c = 0; c < inDim; c++) {
-        let acc = 0;
-        for (let i = 0; i < H; i++) acc += feats.table.z[row * H + i] * model.directions[c * H + i];
-        p[c] = acc;
-      }
-      return decompose(model.head, p).contributions;
-    };
+    // Exact contributions of every response at once (ORT GEMMs; the per-response TypeScript path was O(hidden·2K)
+    // scalar work per response, far too slow for 100k-pair datasets).
+    const contrib = await allContributions(model, feats.table.z, feats.table.n);
+    const contributionsOf = (row: number) => contrib.subarray(row * inDim, (row + 1) * inDim);
     const batch: NewScore[] = [];
     for (let i = 0; i < ds.pairs.length; i++) {
       throwIfAborted(req.signal);

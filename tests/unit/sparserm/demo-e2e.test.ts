@@ -6,8 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { backboneRunCounter } from '../../../main/engine/backbone';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { readPairsJsonl, type PairInput } from '../../../main/engine/sparserm/pairs-file';
-import { evaluateRewardModel, explainPair, scorePairs, trainRewardModel, readRewardModel, scoreRepresentations } from '../../../main/engine/sparserm/service';
-import { headScores } from '../../../main/engine/sparserm/head';
+import { evaluateRewardModel, explainPair, scorePairs, trainRewardModel, readRewardModel, scoreRepresentations, allContributions } from '../../../main/engine/sparserm/service';
+import { headScores, decompose } from '../../../main/engine/sparserm/head';
 import { sigmoid } from '../../../main/engine/sparserm/metrics';
 import { dataDir, repoRoot, tempDir } from '../../helpers/paths';
 
@@ -72,6 +72,12 @@ describe('SparseRM on the demo kit', () => {
     for (let r = 0; r < 3; r++) for (let c = 0; c < m; c++) for (let i = 0; i < H; i++) p[r * m + c] += z[r * H + i] * model.directions[c * H + i];
     const viaTs = headScores(model.head, p, 3);
     for (let r = 0; r < 3; r++) expect(Math.abs(viaOnnx[r] - viaTs[r])).toBeLessThan(1e-4);
+    // The batched ORT contributions (stored per pair by scoreDatasetIntoStore) equal the exact decomposition.
+    const batch = await allContributions(model, z, 3);
+    for (let r = 0; r < 3; r++) {
+      const dec = decompose(model.head, p.subarray(r * m, (r + 1) * m));
+      for (let c = 0; c < m; c++) expect(Math.abs(batch[r * m + c] - dec.contributions[c])).toBeLessThan(1e-4);
+    }
   });
 
   it('explains a pair: contributions sum to score − bias, score matches scoring, tokens are response tokens', async () => {

@@ -63,6 +63,7 @@ const SCROLL_SCRIPT = `(async () => {
   requestAnimationFrame(tick);
   const frame = () => new Promise((r) => requestAnimationFrame(r));
   for (let i = 0; i < 240; i++) { el.scrollTop += 120; await frame(); }
+  const wheelFrames = gaps.length;
   for (let j = 1; j <= 20; j++) { el.scrollTop = (el.scrollHeight * j) / 21; for (let k = 0; k < 6; k++) await frame(); }
   el.scrollTop = el.scrollHeight;
   for (let k = 0; k < 30; k++) await frame();
@@ -73,7 +74,7 @@ const SCROLL_SCRIPT = `(async () => {
   while (!full() && performance.now() - t0 < 10000) await frame();
   const fillAfterJumpMs = performance.now() - t0;
   const loaded = full();
-  return { gaps: gaps.slice(1), loaded, fillAfterJumpMs, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
+  return { gaps: gaps.slice(1), wheelFrames, loaded, fillAfterJumpMs, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
 })()`;
 
 async function main() {
@@ -98,7 +99,7 @@ async function main() {
 
     // Scroll: 240 wheel-sized steps, then 20 long jumps across the whole list; rAF gaps measured throughout.
     // A string, not a function: tsx's keepNames would inject a __name helper that does not exist in the page.
-    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { gaps: number[]; loaded: boolean; fillAfterJumpMs: number; last: string | null };
+    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { gaps: number[]; wheelFrames: number; loaded: boolean; fillAfterJumpMs: number; last: string | null };
     const sorted = [...frames.gaps].sort((a, b) => a - b);
     const result = {
       date: new Date().toISOString(),
@@ -110,6 +111,9 @@ async function main() {
       firstRenderMs: Math.round(firstRenderMs),
       frames: frames.gaps.length,
       worstFrameMs: +sorted[sorted.length - 1].toFixed(1),
+      worstFrameWheelMs: +Math.max(...frames.gaps.slice(0, frames.wheelFrames - 1)).toFixed(1),
+      worstFrameJumpsMs: +Math.max(...frames.gaps.slice(frames.wheelFrames - 1)).toFixed(1),
+      slowFrames: frames.gaps.map((g, i) => [i, Math.round(g)]).filter(([, g]) => g > 50),
       p95FrameMs: +sorted[Math.floor(sorted.length * 0.95)].toFixed(1),
       medianFrameMs: +sorted[Math.floor(sorted.length / 2)].toFixed(1),
       rowsLoadedAtEnd: frames.loaded,

@@ -142,6 +142,8 @@ export const PairDetail = PairRow.extend({
   pChosen: z.number().min(0).max(1).nullable(),
   rewardModelId: z.string().nullable(),
   isDemoModel: z.boolean(),
+  /** The reward model's folder is here, so explainPair can compute activations and token firing. */
+  explainable: z.boolean(),
   explanation: z
     .object({
       chosen: z.array(LatentContribution),

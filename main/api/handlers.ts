@@ -2,6 +2,8 @@
  * The one place that maps contract operations to engine calls. Owns the store (one SQLite connection) and the job
  * runner for the process (Electron main or `sparserm serve`); long work runs as jobs the UI polls with getJob.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { InputError } from '../engine/errors';
 import { openStore, type Store } from '../engine/store';
 import { JobRunner } from '../engine/jobs';
@@ -83,6 +85,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         pChosen: score ? (score.pChosen ?? 1 / (1 + Math.exp(-score.margin))) : null,
         rewardModelId: rm?.id ?? null,
         isDemoModel: rm?.demo ?? false,
+        explainable: !!rm && fs.existsSync(path.join(rm.folder, 'manifest.json')),
         explanation: score && rm ? engine.explanation(p, score, rm) : null,
         history: store.decisions.history(p.id).map(toHistory).reverse(),
       };

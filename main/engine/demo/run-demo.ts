@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { loadCheckpoint } from '../backbone';
 import { exportDataset, type ExportResult } from '../data';
+import { loadSae } from '../sae';
 import { throwIfAborted } from '../errors';
 import { dataHome, databasePath, rewardModelsHome } from '../paths';
 import { datasetPairs, evaluateRewardModel, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
@@ -174,11 +176,13 @@ async function ensureDemoRewardModel(
   if (fs.existsSync(dir)) {
     const existing = await readRewardModel(dir).catch(() => undefined);
     const m = existing?.manifest;
-    if (m && m.training.dataHash === pairsHash(pairs) && path.resolve(m.sae.path) === path.resolve(kit.sae) && path.resolve(m.backbone.checkpoint) === path.resolve(kit.checkpoint)) {
+    // Same pairs AND the very same SAE and backbone weights (a regenerated kit keeps its paths but may change bytes).
+    if (m && m.training.dataHash === pairsHash(pairs) && m.sae.hash === (await loadSae(kit.sae)).hash && m.backbone.contentHash === (await backboneHash(kit))) {
       if (!store.models.rewardModel(m.id)) registerRewardModel(store, dir, m, { demo: true });
       return { dir, manifest: m, reused: true };
     }
-    // Stale or broken: retrain in place (the old scoring runs keep their scores in the store).
+    // Stale or broken: retrain in place. Older scoring runs keep their scores in the store; their model folder is gone
+    // (it described a kit that no longer exists).
     fs.rmSync(dir, { recursive: true, force: true });
   }
   fs.mkdirSync(path.dirname(dir), { recursive: true });
@@ -196,6 +200,15 @@ async function ensureDemoRewardModel(
   });
   registerRewardModel(store, res.modelDir, res.manifest, { demo: true });
   return { dir: res.modelDir, manifest: res.manifest, reused: false };
+}
+
+async function backboneHash(kit: DemoKit): Promise<string> {
+  const ckpt = await loadCheckpoint(kit.checkpoint);
+  try {
+    return await ckpt.contentHash(kit.layer);
+  } finally {
+    ckpt.close();
+  }
 }
 
 /** Reuses the latest finished scoring run of this model on the dataset when it covers every pair; else scores. */

@@ -119,7 +119,7 @@ export class SourceReader {
     const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
     if (all[firstNonBlank] === 0x5b /* [ */) {
       this.container = 'json-array';
-      yield* jsonArrayRecords(all, rest, this.info.file);
+      yield* jsonArrayRecords(all, rest);
     } else {
       this.container = 'jsonl';
       yield* jsonlRecords(all, rest);
@@ -206,7 +206,7 @@ function isBlank(b: Buffer): boolean {
  * Cuts the top-level elements of a JSON array at the byte level (JSON's structural characters are ASCII, so this is
  * safe on UTF-8), without parsing the whole document. `line` of a record = the element's 1-based index.
  */
-async function* jsonArrayRecords(start: Buffer, rest: AsyncIterable<Buffer>, file: string): AsyncGenerator<RawRecord> {
+async function* jsonArrayRecords(start: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<RawRecord> {
   let state: 'before' | 'value' | 'after' | 'end' = 'before';
   let depth = 0;
   let inString = false;
@@ -293,5 +293,4 @@ async function* jsonArrayRecords(start: Buffer, rest: AsyncIterable<Buffer>, fil
       yield { line: index + 1, error: 'truncated JSON array: the file ends without the closing "]"' };
     }
   }
-  void file;
 }

@@ -14,7 +14,7 @@ export type { NewPair, PairFilter, PairQuery, PairPage, PairSort, HistogramBin }
 export { PairFilterSchema, PairQuerySchema, toFtsQuery } from './pairs';
 export type { DecideOptions, DecideResult, UndoState, Agreement, TimelineEntry } from './decisions';
 export { cohensKappa } from './decisions';
-export type { NewScore } from './runs';
+export type { NewScore, VerdictHistoryEntry } from './runs';
 export type { NewLatentLabel } from './labels';
 export { SCHEMA_VERSION } from './migrations';
 

@@ -15,6 +15,18 @@ export interface NewScore {
   latents?: { latent: number; side: 'chosen' | 'rejected' | 'diff'; activation?: number | null; contribution?: number | null }[];
 }
 
+export interface VerdictHistoryEntry {
+  filterId: number;
+  runId: number;
+  rewardModelId: string;
+  rule: FilterRule;
+  threshold: number;
+  band: number;
+  verdict: 'keep' | 'drop' | 'uncertain';
+  margin: number;
+  createdAt: string;
+}
+
 /** Scoring runs, their scores, and the filter applications (automatic verdicts) computed from them. */
 export class RunsRepo {
   constructor(private readonly db: Db) {}
@@ -161,12 +173,12 @@ export class RunsRepo {
   }
 
   /** Automatic verdicts a pair received over time (one per filter application that scored it). */
-  verdictHistory(pairId: number): { filterId: number; runId: number; rewardModelId: string; rule: FilterRule; threshold: number; band: number; verdict: string; margin: number; createdAt: string }[] {
+  verdictHistory(pairId: number): VerdictHistoryEntry[] {
     return this.db
       .prepare(
         `SELECT f.id AS filterId, f.run_id AS runId, r.reward_model_id AS rewardModelId, f.rule, f.threshold, f.band, v.verdict, v.margin, f.created_at AS createdAt
          FROM verdicts v JOIN filters f ON f.id = v.filter_id JOIN scoring_runs r ON r.id = f.run_id WHERE v.pair_id = ? ORDER BY f.id`,
       )
-      .all(pairId) as never;
+      .all(pairId) as VerdictHistoryEntry[];
   }
 }

@@ -182,11 +182,30 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     tensorsThrough,
     contentHash(layer, opts) {
       const names = layer === undefined ? [...tensors.keys()].sort() : tensorsThrough(layer);
-      return checkpointContentHash(path.join(root, 'config.json'), names.map(tensor), opts);
+      return checkpointContentHash(hashedConfig(c), names.map(tensor), opts);
     },
     close() {
       for (const st of opened) st.close();
     },
+  };
+}
+
+/** The config values that can change activations (what the content hash covers of config.json). */
+function hashedConfig(c: ModelConfig): Record<string, string | number | null> {
+  return {
+    architecture: c.arch.id,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    vocabSize: c.vocabSize,
+    rmsNormEps: c.rmsNormEps,
+    ropeTheta: c.ropeTheta,
+    queryScale: c.queryScale,
+    attnSoftcap: c.attnSoftcap,
+    slidingWindow: c.slidingWindow,
   };
 }
 

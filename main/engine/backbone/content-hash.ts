@@ -1,8 +1,11 @@
 /**
  * Checkpoint content hash: it keys the graph cache and, downstream, the feature cache and reward-model manifests.
  *
- * What it covers (format "sparserm-ckpt-v1"), sha256 over, in order:
- *   - the bytes of config.json;
+ * What it covers (format "sparserm-ckpt-v2"), sha256 over, in order:
+ *   - the architecture id and every config.json number the forward pass reads (the validated ModelConfig: sizes,
+ *     heads, head_dim, eps, rope theta, query scale, softcap, window), as canonical JSON — so metadata-only edits
+ *     of config.json (transformers_version, torch_dtype, comments) don't invalidate caches, while any change that
+ *     alters the math does;
  *   - for each covered tensor, in the order given (embedding, then block 0's tensors, block 1's, ...):
  *     name, dtype, shape and sha256 of the tensor's raw bytes.
  * For a layer L the covered tensors are exactly those resid_post(L) depends on (embedding + blocks 0..L), so the
@@ -22,7 +25,7 @@ import { throwIfAborted } from '../errors';
 import { cacheHome } from '../paths';
 import type { TensorRef } from './checkpoint';
 
-const FORMAT = 'sparserm-ckpt-v1';
+const FORMAT = 'sparserm-ckpt-v2';
 const CHUNK = 16 * 1024 * 1024;
 
 interface ShardMemo {
@@ -89,7 +92,8 @@ async function tensorDigest(t: TensorRef, onBytes: (n: number) => void, signal?:
 }
 
 export async function checkpointContentHash(
-  configFile: string,
+  /** Canonical description of the numbers the forward pass reads (see hashedConfig in checkpoint.ts). */
+  config: Record<string, string | number | null>,
   tensors: TensorRef[],
   opts: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {
@@ -100,7 +104,7 @@ export async function checkpointContentHash(
   const dirty = new Set<ShardMemo>();
   const h = crypto.createHash('sha256');
   h.update(`${FORMAT}\n`);
-  h.update(fs.readFileSync(configFile));
+  h.update(JSON.stringify(Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1)))));
   h.update('\n');
   for (const t of tensors) {
     const memo = memos.get(t.file)!;

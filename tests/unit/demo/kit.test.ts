@@ -60,25 +60,34 @@ describe('ensureDemoKit', () => {
     expect(fs.statSync(path.join(kit.dir, 'kit.json')).mtimeMs).toBe(stamp);
   });
 
-  it('regenerates a kit that is incomplete or from another version', async () => {
+  it('regenerates a kit that is incomplete, altered or from another version', async () => {
     const dir = path.join(root, 'c');
-    fs.cpSync(kit.dir, dir, { recursive: true });
+    const reset = () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.cpSync(kit.dir, dir, { recursive: true });
+      expect(readKit(dir)).toBeDefined();
+    };
+    // Each defect alone makes the kit invalid (cheap checks) ...
+    reset();
     fs.rmSync(path.join(dir, 'checkpoint', 'model.safetensors'));
     expect(readKit(dir)).toBeUndefined();
-    const fixed = await ensureDemoKit({ dir });
-    expect(fs.readFileSync(path.join(fixed.checkpoint, 'model.safetensors')).equals(fs.readFileSync(path.join(kit.checkpoint, 'model.safetensors')))).toBe(true);
-
-    // A file altered in place (not just missing) is caught too.
-    fs.appendFileSync(path.join(dir, 'labels', 'demo-latent-labels.jsonl'), '{"tampered": true}\n');
-    expect(readKit(dir)).toBeUndefined();
-    await ensureDemoKit({ dir });
-    expect(fs.readFileSync(path.join(dir, 'labels', 'demo-latent-labels.jsonl'), 'utf8')).not.toContain('tampered');
-
+    reset();
     const kitJson = path.join(dir, 'kit.json');
     fs.writeFileSync(kitJson, JSON.stringify({ ...JSON.parse(fs.readFileSync(kitJson, 'utf8')), version: DEMO_KIT_VERSION - 1 }));
     expect(readKit(dir)).toBeUndefined();
-    await ensureDemoKit({ dir });
-    expect(JSON.parse(fs.readFileSync(kitJson, 'utf8')).version).toBe(DEMO_KIT_VERSION);
+    reset();
+    fs.writeFileSync(kitJson, '{"label": "demo (random weights)"');
+    expect(readKit(dir)).toBeUndefined();
+    reset();
+    // ... and ensureDemoKit repairs one: an altered file (not just a missing one) is caught and regenerated.
+    const labels = path.join(dir, 'labels', 'demo-latent-labels.jsonl');
+    fs.appendFileSync(labels, '{"tampered": true}\n');
+    fs.rmSync(path.join(dir, 'checkpoint', 'tokenizer.json'));
+    expect(readKit(dir)).toBeUndefined();
+    const fixed = await ensureDemoKit({ dir });
+    expect(fs.readFileSync(labels, 'utf8')).not.toContain('tampered');
+    for (const f of listFiles(kit.dir)) expect(fs.readFileSync(path.join(fixed.dir, f)).equals(fs.readFileSync(path.join(kit.dir, f))), f).toBe(true);
+    expect(fs.readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]); // no temp or stale folders left
   }, 240_000);
 });
 

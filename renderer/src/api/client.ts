@@ -2,38 +2,13 @@
  * The renderer's one client interface (ApiClient from the contract), implemented twice: over the preload bridge
  * under Electron and over fetch against `sparserm serve` in a browser. Screens never know which one they use.
  */
-import { opNames, ApiCallError, type ApiClient, type ApiEnvelope, type ApiError } from '@api/contract';
+import type { ApiClient } from '../../../main/api/contract';
+import { httpClient } from './http-client';
+
+export { httpClient };
 
 export function ipcClient(bridge: ApiClient): ApiClient {
   return bridge;
-}
-
-export function httpClient(token: string, base = ''): ApiClient {
-  const client: Record<string, (input: unknown) => Promise<unknown>> = {};
-  for (const name of opNames) {
-    client[name] = async (input: unknown) => {
-      let res: Response;
-      try {
-        res = await fetch(`${base}/api/${name}`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-          body: JSON.stringify(input ?? {}),
-        });
-      } catch (err) {
-        throw new ApiCallError('internal', `cannot reach sparserm serve: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      let env: ApiEnvelope;
-      try {
-        env = (await res.json()) as ApiEnvelope;
-      } catch {
-        throw new ApiCallError('internal', `${name}: HTTP ${res.status} without a JSON body`);
-      }
-      if (env.ok) return env.value;
-      const e = env.error as ApiError;
-      throw new ApiCallError(e.kind, e.message);
-    };
-  }
-  return client as ApiClient;
 }
 
 /**

@@ -36,7 +36,8 @@ export function register(program: Command): void {
           if (o.json) printJson(r);
           else {
             const c = r.counts;
-            process.stdout.write(`wrote ${c.exported} pairs to ${r.out} (${c.kept} kept, ${c.swapped} swapped; left out: ${c.dropped} dropped, ${c.uncertain} uncertain, ${c.undecided} undecided; ${c.overridden} curator overrides)\n`);
+            process.stdout.write(`wrote ${c.exported} of ${c.total} pairs to ${r.out} (${c.total - c.exported} left out)\n`);
+            process.stdout.write(`decisions: ${c.kept} keep, ${c.swapped} swap, ${c.dropped} drop, ${c.uncertain} uncertain, ${c.undecided} undecided; ${c.overridden} curator overrides of the rule\n`);
             process.stdout.write(`provenance: ${r.provenance}\n`);
             if (r.dropped) process.stdout.write(`left-out pairs: ${r.dropped}\n`);
           }

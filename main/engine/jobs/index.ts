@@ -58,6 +58,9 @@ interface Live {
 
 const PERSIST_EVERY_MS = 200;
 
+/** Jobs executing in this process, across every JobRunner instance (the app may open several over its life). */
+const runningInProcess = new Set<string>();
+
 /**
  * Runs long jobs in this process, persisting each one in the `jobs` table: status, progress, checkpoint, result.
  * Events: 'progress' and 'status' with a JobSnapshot (subscribe() for one job or all).
@@ -85,7 +88,7 @@ export class JobRunner extends EventEmitter {
 
   /** Marks jobs left running by a dead process as interrupted. Call once at startup. */
   recoverInterrupted(): string[] {
-    const ids = this.store.jobs.markInterrupted().filter((id) => !this.live.has(id));
+    const ids = this.store.jobs.markInterrupted(undefined, (id) => runningInProcess.has(id));
     for (const id of ids) this.emit('status', this.snapshot(id));
     return ids;
   }
@@ -162,6 +165,7 @@ export class JobRunner extends EventEmitter {
     }
     const l: Live = { controller, eta: new EtaEstimator(), lastPersist: 0, startedMs: Date.now() };
     this.live.set(id, l);
+    runningInProcess.add(id);
     const jobs = this.store.jobs;
     jobs.setStatus(id, 'running');
     this.emit('status', this.snapshot(id));
@@ -211,6 +215,7 @@ export class JobRunner extends EventEmitter {
         throw err;
       } finally {
         this.live.delete(id);
+        runningInProcess.delete(id);
         this.emit('status', this.snapshot(id));
       }
     })();

@@ -91,7 +91,7 @@ export class JobsRepo {
    * At startup: jobs still marked running or queued belong to a process that died (crash, kill -9, power loss);
    * mark them interrupted so they can be resumed. Returns their ids.
    */
-  markInterrupted(isAlive: (pid: number) => boolean = pidAlive): string[] {
+  markInterrupted(isAlive: (pid: number) => boolean = pidAlive, runningHere: (jobId: string) => boolean = () => false): string[] {
     return this.db.transaction(() => {
       const rows = this.db.prepare("SELECT id, owner_pid, owner_host FROM jobs WHERE status IN ('running','queued')").all() as {
         id: string;
@@ -101,7 +101,14 @@ export class JobsRepo {
       const host = os.hostname();
       // Another live process (the CLI beside the app, on this machine) may be running a job: leave those alone.
       // Jobs owned by another host cannot be checked; a shared database across hosts is not supported.
-      const dead = rows.filter((r) => r.owner_pid === null || r.owner_host !== host || (r.owner_pid !== process.pid && !isAlive(r.owner_pid)));
+      // Jobs of this very process are alive only if a runner here is executing them (a runner that was closed, or a
+      // row left by an earlier process that had the same pid, is not).
+      const dead = rows.filter(
+        (r) =>
+          r.owner_pid === null ||
+          r.owner_host !== host ||
+          (r.owner_pid === process.pid ? !runningHere(r.id) : !isAlive(r.owner_pid)),
+      );
       const stmt = this.db.prepare(
         "UPDATE jobs SET status = 'interrupted', updated_at = ?, finished_at = ?, error = 'the process running it stopped (crash or kill)' WHERE id = ?",
       );

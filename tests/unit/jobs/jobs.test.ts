@@ -124,6 +124,22 @@ describe('long jobs', () => {
     expect(s.db.prepare("SELECT count(*) FROM test_batches WHERE job = 'crashed'").pluck().get()).toBe(5);
   });
 
+  it('in one process: a job running in another runner is left alone, a stale row owned by this pid is interrupted', async () => {
+    const s = openStore(path.join(tempDir(), 'jobs2.db'));
+    const a = new JobRunner(s);
+    const log: number[] = [];
+    defineBatchJob(a, log);
+    const h = a.start('batches', { batches: 30, delayMs: 5 });
+    s.jobs.create({ id: 'stale', kind: 'batches', params: { batches: 1 } });
+    s.jobs.setStatus('stale', 'running'); // owned by this pid, but nobody runs it
+    const b = new JobRunner(s);
+    defineBatchJob(b, log);
+    expect(b.recoverInterrupted()).toEqual(['stale']);
+    expect(s.jobs.get(h.id).status).toBe('running');
+    a.cancel(h.id);
+    await expect(h.result).rejects.toBeInstanceOf(CancelledError);
+  });
+
   it('yields to the event loop between batches (other callbacks and timers run while a job works)', async () => {
     const runner = new JobRunner(openStore(':memory:'));
     let interleaved = 0;

@@ -94,7 +94,16 @@ interface TrainOpts extends BackboneOpts, DataOpts {
   lr?: string;
   maxEpochs?: string;
   patience?: string;
+  labels?: string;
   json?: boolean;
+}
+
+/** `MODEL_ID/SAE_ID` (Neuronpedia ids, e.g. gemma-2-2b/12-gemmascope-res-16k) → the ids labels are keyed by. */
+export function parseLabelSet(v: string | undefined): { modelId: string; saeId: string } | undefined {
+  if (v === undefined) return undefined;
+  const i = v.indexOf('/');
+  if (i <= 0 || i === v.length - 1) throw new InputError({ field: '--labels', expected: 'MODEL_ID/SAE_ID, e.g. gemma-2-2b/12-gemmascope-res-16k', got: JSON.stringify(v) });
+  return { modelId: v.slice(0, i), saeId: v.slice(i + 1) };
 }
 
 export function register(program: Command): void {
@@ -118,6 +127,7 @@ export function register(program: Command): void {
     .option('--max-epochs <n>', 'epoch limit (early stopping on the validation split usually stops sooner)', '40')
     .option('--patience <n>', 'epochs without validation improvement before stopping', '5')
     .option('--out <dir>', 'output folder for the reward model (default: <data home>/reward-models/<id>)')
+    .option('--labels <model/sae>', 'Neuronpedia ids the store\'s latent labels use for this SAE (shown in explanations)')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
     .option('--json', 'print the result as one JSON document on stdout')
     .action(
@@ -141,6 +151,7 @@ export function register(program: Command): void {
             maxEpochs: parseIntOpt('--max-epochs', o.maxEpochs, 1),
             patience: parseIntOpt('--patience', o.patience, 1),
             datasetName: data.datasetName,
+            labelSet: parseLabelSet(o.labels) ?? bb.labelSet,
             onProgress: progressPrinter(),
             onWarning: (w) => progress(`warning: ${w}`),
           });

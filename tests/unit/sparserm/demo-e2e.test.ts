@@ -153,3 +153,22 @@ describe('sparserm latents --text on the demo kit', () => {
     expect(byText.latents.some((row: unknown[]) => row.length > 0)).toBe(true);
   });
 });
+
+describe('explanations show latent labels from the store', () => {
+  it('score --explain prints the label of each latent (demo kit label ids recorded in the manifest)', async () => {
+    const { openStore } = await import('../../../main/engine/store');
+    const data = path.join(home, 'pairs-labels.jsonl');
+    fs.writeFileSync(data, pairs.slice(0, 30).map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const run = (args: string[]) =>
+      JSON.parse(execFileSync('node', [path.join(repoRoot, 'bin', 'sparserm.mjs'), ...args, '--json'], { env: { ...process.env, SPARSERM_HOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+    const t = run(['train', '--demo', '--data', data, '--k', '3', '--out', path.join(home, 'labelled'), '--ep', 'cpu']);
+    const m = (await readRewardModel(t.modelDir)).manifest;
+    expect(m.sae.labels).toEqual({ modelId: kit.modelId, saeId: kit.saeId });
+    const store = openStore(); // SPARSERM_HOME → the same database the CLI opens
+    store.labels.upsertMany(m.selected.map((s) => ({ modelId: kit.modelId, saeId: kit.saeId, latentIndex: s.index, description: `label of ${s.index}` })));
+    store.close();
+    const ex = run(['score', '--model', t.modelDir, '--data', data, '--explain', '0', '--top', '6', '--ep', 'cpu']);
+    expect(ex.chosen.contributions).toHaveLength(6);
+    for (const c of [...ex.chosen.contributions, ...ex.rejected.contributions]) expect(c.label).toBe(`label of ${c.latent}`);
+  });
+});

@@ -149,30 +149,25 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     },
     embeddingRows(ids) {
       const t = checkTensor(c.arch.tensors.embed, embedShape);
-      const itemsize = t.dtype === 'F32' ? 4 : 2;
-      const rowBytes = c.hiddenSize * itemsize;
-      const out = new Float32Array(ids.length * c.hiddenSize);
-      const fd = fs.openSync(t.file, 'r');
-      try {
-        const buf = Buffer.alloc(rowBytes);
-        const seen = new Map<number, number>();
-        ids.forEach((id, row) => {
-          if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
-            throw new InputError({ field: 'ids', expected: `token ids in 0..${c.vocabSize - 1} (vocab_size)`, got: String(id) });
-          }
-          const prev = seen.get(id);
-          if (prev !== undefined) {
-            out.copyWithin(row * c.hiddenSize, prev * c.hiddenSize, (prev + 1) * c.hiddenSize);
-            return;
-          }
-          const n = fs.readSync(fd, buf, 0, rowBytes, t.begin + id * rowBytes);
-          if (n !== rowBytes) throw new InputError({ file: t.file, tensor: t.name, expected: `${rowBytes} bytes for row ${id} (file truncated?)`, got: `${n}` });
-          out.set(toF32(buf, t.dtype as 'F32' | 'BF16' | 'F16'), row * c.hiddenSize);
-          seen.set(id, row);
-        });
-      } finally {
-        fs.closeSync(fd);
+      const rowBytes = c.hiddenSize * (t.dtype === 'F32' ? 4 : 2);
+      // Each distinct id is read once (pread on the shard's open descriptor), then all rows convert in one pass.
+      const slot = new Map<number, number>();
+      for (const id of ids) {
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+          throw new InputError({ field: 'ids', expected: `token ids in 0..${c.vocabSize - 1} (vocab_size)`, got: String(id) });
+        }
+        if (!slot.has(id)) slot.set(id, slot.size);
       }
+      const raw = Buffer.allocUnsafe(slot.size * rowBytes);
+      const st = byFile.get(t.file)!;
+      for (const [id, k] of slot) st.readRawRange(t.name, id * rowBytes, rowBytes, raw, k * rowBytes);
+      const rows = toF32(raw, t.dtype as 'F32' | 'BF16' | 'F16');
+      const H = c.hiddenSize;
+      const out = new Float32Array(ids.length * H);
+      ids.forEach((id, i) => {
+        const k = slot.get(id)!;
+        out.set(rows.subarray(k * H, (k + 1) * H), i * H);
+      });
       return out;
     },
     validateThrough(layer) {

@@ -50,6 +50,11 @@ export interface SafetensorsFile {
   readF32(name: string): Float32Array;
   /** The tensor's raw little-endian bytes, exactly as stored. */
   readRaw(name: string): Buffer;
+  /**
+   * `length` raw bytes of a tensor starting `offset` bytes into its data, read into `dest` at `destOffset`
+   * (e.g. embedding rows). Bounds-checked against the tensor.
+   */
+  readRawRange(name: string, offset: number, length: number, dest: Uint8Array, destOffset?: number): void;
   close(): void;
 }
 
@@ -141,9 +146,22 @@ function parse(file: string, fd: number): SafetensorsFile {
     if (n !== buf.length) throw new InputError({ file, tensor: name, expected: `${buf.length} bytes of data (file truncated?)`, got: `${n} bytes` });
     return buf;
   };
+  const readRawRange = (name: string, offset: number, length: number, dest: Uint8Array, destOffset = 0): void => {
+    const e = entryOf(name);
+    if (offset < 0 || length < 0 || e.begin + offset + length > e.end) {
+      throw new RangeError(`${file}: bytes [${offset}, ${offset + length}) are outside tensor ${name} (${e.end - e.begin} bytes)`);
+    }
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, dest, destOffset + done, length - done, e.begin + offset + done);
+      if (n === 0) throw new InputError({ file, tensor: name, expected: `${length} bytes at offset ${offset} (file truncated?)`, got: `${done} bytes` });
+      done += n;
+    }
+  };
   return {
     path: file,
     entries,
+    readRawRange,
     metadata,
     headerBytes: dataStart,
     headerJson,

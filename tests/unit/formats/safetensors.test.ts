@@ -53,6 +53,18 @@ describe('openSafetensors on real files', () => {
     for (const i of [0, 1, 777, x.length - 1]) expect(x[i]).toBe(all.readFloatLE(e.begin + 4 * i));
   });
 
+  it('readRawRange reads a slice of one tensor (embedding rows) and refuses bytes outside it', () => {
+    const st = openSafetensors(bf16Ckpt);
+    const name = 'model.embed_tokens.weight';
+    const full = st.readRaw(name);
+    const dest = Buffer.alloc(64 + 8);
+    st.readRawRange(name, 7 * 64, 64, dest, 8); // row 7 of a [270, 32] BF16 tensor
+    expect(dest.subarray(8).equals(full.subarray(7 * 64, 8 * 64))).toBe(true);
+    expect(() => st.readRawRange(name, 269 * 64, 65, Buffer.alloc(65))).toThrow(RangeError);
+    expect(() => st.readRawRange(name, -1, 2, Buffer.alloc(2))).toThrow(RangeError);
+    st.close();
+  });
+
   it('converts BF16 to f32 exactly: the bf16 checkpoint is the f32 one rounded to nearest even', () => {
     const a = openSafetensors(f32Ckpt);
     const b = openSafetensors(bf16Ckpt);

@@ -9,7 +9,7 @@ import { loadTokenizer } from '../backbone/tokenizer';
 import { throwIfAborted } from '../errors';
 import { openSafetensors } from '../formats/safetensors';
 import { writeNpz } from '../formats/npz';
-import { demoKitDir, projectRoot } from '../paths';
+import { dataHome, demoKitDir, projectRoot } from '../paths';
 import { DEMO_MODEL_SHAPE, writeDemoCheckpoint } from './checkpoint-builder';
 import { demoPairsPath, readDemoPairs, tokenizerCorpus } from './demo-data';
 import { buildDemoLabels } from './labels-builder';
@@ -86,7 +86,7 @@ export interface EnsureDemoKitOptions {
 
 /** Returns the kit, generating it first if it is missing, incomplete or from another kit version. */
 export async function ensureDemoKit(opts: EnsureDemoKitOptions = {}): Promise<DemoKit> {
-  const dir = path.resolve(opts.dir ?? demoKitDir);
+  const dir = path.resolve(opts.dir ?? defaultKitDir());
   if (!opts.force) {
     const existing = readKit(dir);
     if (existing) return existing;
@@ -118,8 +118,46 @@ export async function ensureDemoKit(opts: EnsureDemoKitOptions = {}): Promise<De
   }
 }
 
-/** The kit at `dir` if it is complete and current, else undefined. */
-export function readKit(dir: string = demoKitDir): DemoKit | undefined {
+/**
+ * Where the kit lives: `models/demo` in the project (a checkout), unless that can't be written (an installed app
+ * whose files are read-only) and holds no valid kit — then the per-user data folder.
+ */
+export function defaultKitDir(env: NodeJS.ProcessEnv = process.env): string {
+  const userDir = path.join(dataHome(env), 'demo-kit');
+  if (isKit(demoKitDir)) return demoKitDir;
+  if (isKit(userDir)) return userDir;
+  return writableFolder(path.dirname(demoKitDir)) ? demoKitDir : userDir;
+}
+
+function isKit(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'kit.json')) && readKit(dir) !== undefined;
+}
+
+/** True when `dir` (or its nearest existing ancestor) accepts new files. */
+function writableFolder(dir: string): boolean {
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d)) {
+    const up = path.dirname(d);
+    if (up === d) return false;
+    d = up;
+  }
+  try {
+    fs.accessSync(d, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The kit at `dir` (default: where ensureDemoKit puts it) if it is complete and current, else undefined. */
+export function readKit(dir?: string): DemoKit | undefined {
+  if (dir === undefined) {
+    for (const d of [demoKitDir, path.join(dataHome(), 'demo-kit')]) {
+      const k = readKit(d);
+      if (k) return k;
+    }
+    return undefined;
+  }
   let json: KitJson;
   try {
     json = KitJson.parse(JSON.parse(fs.readFileSync(path.join(dir, 'kit.json'), 'utf8')));

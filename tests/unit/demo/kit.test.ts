@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { loadTokenizer, openBackbone } from '../../../main/engine/backbone';
 import { checkSaeForBackbone, loadSae } from '../../../main/engine/sae';
-import { DEMO_KIT_VERSION, DEMO_LABEL, ensureDemoKit, readKit, type DemoKit } from '../../../main/engine/demo/kit';
+import { DEMO_KIT_VERSION, DEMO_LABEL, defaultKitDir, ensureDemoKit, readKit, type DemoKit } from '../../../main/engine/demo/kit';
+import { demoKitDir } from '../../../main/engine/paths';
 import { jumpRelu } from '../../../main/engine/demo/sae-builder';
 import { readDemoPairs } from '../../../main/engine/demo/demo-data';
 import { tempDir } from '../../helpers/paths';
@@ -89,6 +90,12 @@ describe('ensureDemoKit', () => {
     for (const f of listFiles(kit.dir)) expect(fs.readFileSync(path.join(fixed.dir, f)).equals(fs.readFileSync(path.join(kit.dir, f))), f).toBe(true);
     expect(fs.readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]); // no temp or stale folders left
   }, 240_000);
+});
+
+describe('defaultKitDir', () => {
+  it('is models/demo in a writable checkout (the per-user folder is only for read-only installs)', () => {
+    expect(defaultKitDir()).toBe(demoKitDir);
+  });
 });
 
 describe('the kit works with the real engines', () => {

@@ -3,6 +3,7 @@
  * on the training split → top-K selection → projection onto the selected decoder rows → reward head.
  * Everything the CLI/service does after feature extraction, so tests can drive it with synthetic features.
  */
+import { InputError } from '../errors';
 import { latentStats, selectLatents, gatherDirections, type SelectedLatent, type SparseRow } from './selection';
 import { trainHead, headScoresOrt, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type Loss, type PairMatrix } from './head';
 import { splitByPrompt, type SplitName } from './splits';
@@ -111,7 +112,13 @@ export async function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: Sa
   const train = bySplit('train');
   const val = bySplit('val');
   const test = bySplit('test');
-  if (train.length === 0) throw new Error('fitSparseRm: no training pairs after the split');
+  if (train.length === 0) {
+    throw new InputError({
+      field: 'pairs',
+      expected: `enough distinct prompts that a training split remains (pairs are split by prompt; ${new Set(pairs.map((p) => p.prompt.trim())).size} distinct prompt(s) here) — add data or lower the val/test fractions`,
+      got: `${pairs.length} pair(s), all in val/test`,
+    });
+  }
 
   const stats = latentStats(sae.dSae, train.map((p) => table.latents[p.chosen]), train.map((p) => table.latents[p.rejected]));
   const selected = selectLatents(stats, opts.k);

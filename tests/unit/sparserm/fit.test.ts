@@ -35,6 +35,13 @@ describe('SparseRM on synthetic features with planted preference latents', () =>
   });
 });
 
+describe('too little data', () => {
+  it('is an InputError explaining the prompt-grouped split, not a crash', async () => {
+    const d = plantedData({ pairs: 10, pairsPerPrompt: 10 });
+    await expect(fitSparseRm(d.table, d.pairs, d.sae, { k: 2, hidden: 8 })).rejects.toThrow(/distinct prompts.*1 distinct prompt/);
+  });
+});
+
 describe('selection', () => {
   it('breaks frequency ties by mean activation difference, then lower index', () => {
     // Latents 0..5; 1 and 2 have the same frequency gap, 2 has the larger activation gap; 4 and 5 tie fully.

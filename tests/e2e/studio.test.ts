@@ -148,6 +148,25 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     await page.keyboard.press('Control+Shift+z');
     await decisionIs('drop');
 
+    // Bulk: keep all pairs the model would drop, after a confirmation naming N; one undo reverts all of them.
+    await page.selectOption('[data-testid="filter-verdict"]', 'drop');
+    await page.waitForFunction(() => !/^790 /.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('[data-testid="match-count"]')?.textContent ?? ''));
+    const n = Number((await page.textContent('[data-testid="match-count"] b'))!.replace(/,/g, ''));
+    expect(n).toBeGreaterThan(0);
+    await page.click('[data-testid="bulk-keep"]');
+    await page.waitForSelector('[data-testid="confirm"]');
+    expect(await page.textContent('[data-testid="confirm"]')).toContain(`all ${n.toLocaleString()} pairs matching`);
+    await page.click('[data-testid="confirm-ok"]');
+    await page.waitForSelector(`.toast >> text=keep: ${n} pairs`);
+    await page.selectOption('[data-testid="filter-decision"]', 'keep');
+    await page.waitForFunction((want) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('[data-testid="match-count"] b')?.textContent === want, n.toLocaleString());
+    await page.locator('[data-testid="pair-list"]').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('u');
+    await page.waitForSelector(`.toast >> text=undid a bulk action on ${n} pairs`);
+    await page.selectOption('[data-testid="filter-decision"]', 'any');
+    await page.selectOption('[data-testid="filter-verdict"]', 'any');
+    await page.waitForSelector('[data-testid="match-count"] b:text-is("790")');
+
     await page.keyboard.press('?');
     await page.waitForSelector('[data-testid="cheat-sheet"]');
     await shot('07-review-cheatsheet');

@@ -72,6 +72,19 @@ export interface TrainResult {
   features: { responsesComputed: number; responsesCached: number; tokensComputed: number };
 }
 
+/**
+ * sha256 of the checkpoint's small files (config, tokenizer, chat template). The weights are covered by the
+ * content hash (exactly the tensors resid_post(L) depends on), which scoring checks.
+ */
+function smallFileHashes(checkpoint: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json']) {
+    const p = path.join(checkpoint, f);
+    if (fs.existsSync(p)) out[f] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  }
+  return out;
+}
+
 function responsesOf(pairs: PairInput[]) {
   return pairs.flatMap((p) => [
     { prompt: p.prompt, response: p.chosen },
@@ -127,7 +140,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     version: 1,
     id,
     created,
-    backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize },
+    backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize, files: smallFileHashes(req.checkpoint) },
     sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
     pooling,
     k: fit.selected.length / 2,

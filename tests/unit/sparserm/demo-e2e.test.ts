@@ -47,6 +47,7 @@ describe('SparseRM on the demo kit', () => {
     // The manifest records what a curator needs to trust the model.
     const m = b.manifest;
     expect(m.backbone.contentHash).toMatch(/^[0-9a-f]{16,}/);
+    expect(Object.keys(m.backbone.files ?? {})).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json', 'tokenizer_config.json']));
     expect(m.sae.hash).toHaveLength(64);
     expect(m.training.pairs.train + m.training.pairs.val + m.training.pairs.test).toBe(pairs.length);
     expect(m.head.trainableParams).toBe(16 * 512 + 512 + 512 + 1);

@@ -19,6 +19,32 @@ function sizeOf(p: string): { path: string; exists: boolean; sizeBytes: number; 
   return { path: p, exists: true, sizeBytes: st.isDirectory() ? walk(p) : st.size, entries: st.isDirectory() ? fs.readdirSync(p).length : 1 };
 }
 
+/** Built backbone graphs in the cache, from their manifests (what they are, for which checkpoint). */
+function graphEntries(dir: string): Array<{ name: string; architecture?: string; layer?: number; precision?: string; checkpointDir?: string; createdAt?: string; sizeBytes: number }> {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((n) => !n.startsWith('.'))
+    .map((name) => {
+      const p = path.join(dir, name);
+      let m: Record<string, unknown> = {};
+      try {
+        m = JSON.parse(fs.readFileSync(path.join(p, 'manifest.json'), 'utf8'));
+      } catch {
+        /* incomplete folder: listed with its size only */
+      }
+      return {
+        name,
+        architecture: m.architecture as string | undefined,
+        layer: m.layer as number | undefined,
+        precision: m.precision as string | undefined,
+        checkpointDir: m.checkpointDir as string | undefined,
+        createdAt: m.createdAt as string | undefined,
+        sizeBytes: sizeOf(p).sizeBytes,
+      };
+    });
+}
+
 /** nvidia-smi's GPU list, or why there is none. */
 function nvidiaSmi(): { found: boolean; gpus?: string[]; error?: string } {
   const r = spawnSync('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000 });
@@ -98,7 +124,7 @@ export function register(program: Command): void {
             cacheHome: cacheHome(),
           },
           caches: {
-            graphs: sizeOf(cacheDirs.graphs()),
+            graphs: { ...sizeOf(cacheDirs.graphs()), items: graphEntries(cacheDirs.graphs()) },
             features: sizeOf(cacheDirs.features()),
             checkpointDigests: sizeOf(path.join(cacheHome(), 'checkpoint-digests')),
           },
@@ -118,6 +144,9 @@ export function register(program: Command): void {
           `CUDA libraries: ${Object.entries(report.gpu.cudaLibraries).map(([k, v]) => `${k} ${v ? 'found' : 'missing'}`).join(', ')}`,
           `database: ${report.locations.database}`,
           ...Object.entries(report.caches).map(([k, v]) => `cache ${k}: ${v.path} (${v.exists ? `${mb(v.sizeBytes)}, ${v.entries} entries` : 'empty'})`),
+          ...report.caches.graphs.items.map(
+            (g) => `  graph ${g.name}: ${g.architecture ?? '?'} L=${g.layer ?? '?'} ${g.precision ?? '?'} ${mb(g.sizeBytes)} from ${g.checkpointDir ?? '(incomplete)'}`,
+          ),
         ];
         process.stdout.write(lines.join('\n') + '\n');
       }),

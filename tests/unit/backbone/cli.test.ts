@@ -67,6 +67,8 @@ describe('sparserm hidden (end to end, spawned)', () => {
     expect(doc.executionProvider.live.ok).toBe(true);
     expect(doc.caches.graphs.path).toBe(path.join(env.SPARSERM_CACHE, 'graphs'));
     expect(doc.caches.graphs.entries).toBe(3); // L1 and L2 from the hidden test, L3 here
+    expect(doc.caches.graphs.items.map((g: { layer: number }) => g.layer).sort()).toEqual([1, 2, 3]);
+    expect(doc.caches.graphs.items[0]).toMatchObject({ architecture: 'gemma2', precision: 'f32', checkpointDir: path.resolve(ckpt) });
   });
 
   it('two processes building the same graph at once both succeed and leave one complete graph', async () => {

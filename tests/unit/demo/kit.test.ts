@@ -9,6 +9,7 @@ import { DEMO_KIT_VERSION, DEMO_LABEL, defaultKitDir, ensureDemoKit, readKit, ty
 import { demoKitDir } from '../../../main/engine/paths';
 import { jumpRelu } from '../../../main/engine/demo/sae-builder';
 import { readDemoPairs } from '../../../main/engine/demo/demo-data';
+import { CancelledError } from '../../../main/engine/errors';
 import { tempDir } from '../../helpers/paths';
 
 // Graph and feature caches go to a throwaway home, never the user's.
@@ -90,6 +91,25 @@ describe('ensureDemoKit', () => {
     for (const f of listFiles(kit.dir)) expect(fs.readFileSync(path.join(fixed.dir, f)).equals(fs.readFileSync(path.join(kit.dir, f))), f).toBe(true);
     expect(fs.readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]); // no temp or stale folders left
   }, 240_000);
+});
+
+describe('ensureDemoKit cancellation', () => {
+  it('a cancelled generation leaves nothing behind (no kit, no temp folder)', async () => {
+    const parent = tempDir('sparserm-kit-cancel-');
+    const ac = new AbortController();
+    const phases: string[] = [];
+    const p = ensureDemoKit({
+      dir: path.join(parent, 'kit'),
+      signal: ac.signal,
+      onProgress: (e) => {
+        phases.push(e.phase);
+        if (e.done === 1) ac.abort(); // after the tokenizer, before the backbone
+      },
+    });
+    await expect(p).rejects.toBeInstanceOf(CancelledError);
+    expect(phases[0]).toBe('demo kit: tokenizer');
+    expect(fs.readdirSync(parent)).toEqual([]);
+  }, 120_000);
 });
 
 describe('defaultKitDir', () => {

@@ -16,10 +16,13 @@ app.enableSandbox();
 
 // One engine per app: the database and ONNX Runtime live in this process; jobs run on its event loop and yield.
 let handlers: Handlers | null = null;
+/** The renderer's own URL: the only place any of our web contents may be. */
+let rendererUrl: string | null = null;
 
 async function createWindow(): Promise<void> {
   const outDir = path.join(__dirname, '..');
   const location = rendererLocation(outDir, process.env.ELECTRON_RENDERER_URL);
+  rendererUrl = location.url;
   if (!handlers) {
     fs.mkdirSync(path.dirname(databasePath()), { recursive: true });
     handlers = createHandlers({ dbPath: databasePath() });
@@ -50,9 +53,17 @@ async function createWindow(): Promise<void> {
   else await win.loadURL(location.url);
 }
 
+// Every web contents, present or future: no redirects or navigation away from the renderer, no webviews, no popups.
 app.on('web-contents-created', (_e, contents) => {
-  contents.on('will-redirect', (event, url) => {
-    if (!url.startsWith('file:') && !url.startsWith('http://localhost')) event.preventDefault();
+  const guard = (event: { preventDefault(): void }, url: string) => {
+    if (!rendererUrl || !isNavigationAllowed(url, rendererUrl)) event.preventDefault();
+  };
+  contents.on('will-redirect', guard);
+  contents.on('will-navigate', guard);
+  contents.on('will-attach-webview', (event) => event.preventDefault());
+  contents.setWindowOpenHandler(({ url }) => {
+    if (isSafeExternalUrl(url)) void shell.openExternal(url);
+    return { action: 'deny' };
   });
 });
 

@@ -81,6 +81,24 @@ describe('SparseRM on the demo kit', () => {
     }
   });
 
+  it('scores with the folded head (narrow backbone, K = 128) exactly like head.onnx', async () => {
+    const { createSession } = await import('../../../main/engine/runtime/ort');
+    const before = backboneRunCounter();
+    const big = await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs, k: 128, maxEpochs: 3, outDir: path.join(home, 'mBig'), cacheRoot, ep: 'cpu' });
+    expect(backboneRunCounter()).toBe(before);
+    const model = await readRewardModel(big.modelDir);
+    const H = model.manifest.backbone.hiddenSize;
+    const { inDim: m, hidden: h } = model.head;
+    expect(H * h).toBeLessThan(H * m + m * h); // this model takes the folded path
+    const n = 50;
+    const z = Float32Array.from({ length: n * H }, (_, i) => Math.cos(i * 0.37) * 2);
+    const folded = await scoreRepresentations(model, z, n);
+    const s = await createSession(path.join(model.dir, 'head.onnx'), { ep: 'cpu' });
+    const viaOnnx = (await s.run({ z: { type: 'float32', data: z, dims: [n, H] } })).score.data as Float32Array;
+    await s.close();
+    for (let r = 0; r < n; r++) expect(Math.abs(folded[r] - viaOnnx[r])).toBeLessThan(1e-4);
+  });
+
   it('explains a pair: contributions sum to score − bias, score matches scoring, tokens are response tokens', async () => {
     const model = await readRewardModel(modelA);
     const p = pairs[0];

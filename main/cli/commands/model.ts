@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 
-import { ensureBackboneGraph, loadCheckpoint } from '../../engine/backbone';
+import { ensureBackboneGraph, loadCheckpoint, pruneGraphCache } from '../../engine/backbone';
+import { InputError } from '../../engine/errors';
 import { action, printJson, progress } from '../output';
 import { openProgress, parseLayer, parsePrecision } from './hidden';
 
@@ -56,6 +57,26 @@ export function register(program: Command): void {
           }
         } finally {
           ckpt.close();
+        }
+      }),
+    );
+
+  model
+    .command('prune')
+    .description('free graph-cache space: half-written graphs, older graph formats, graphs of deleted checkpoints, crashed-build leftovers')
+    .option('--all', 'remove every cached graph (they are rebuilt on demand)')
+    .option('--unused-for <days>', 'also remove graphs not built or reused for this many days')
+    .option('--dry-run', 'only list what would be removed')
+    .option('--json', 'print one JSON document on stdout')
+    .action(
+      action((opts: { all?: boolean; unusedFor?: string; dryRun?: boolean; json?: boolean }) => {
+        const days = opts.unusedFor === undefined ? undefined : Number(opts.unusedFor);
+        if (days !== undefined && !(days >= 0)) throw new InputError({ field: '--unused-for', expected: 'a number of days ≥ 0', got: JSON.stringify(opts.unusedFor) });
+        const r = pruneGraphCache({ all: opts.all, unusedForDays: days, dryRun: opts.dryRun });
+        if (opts.json) printJson({ ...r, dryRun: !!opts.dryRun });
+        else {
+          for (const x of r.removed) process.stdout.write(`${opts.dryRun ? 'would remove' : 'removed'} ${x.name} (${(x.sizeBytes / 1e6).toFixed(1)} MB): ${x.reason}\n`);
+          progress(`${opts.dryRun ? 'would free' : 'freed'} ${(r.freedBytes / 1e6).toFixed(1)} MB; ${r.kept} graph(s) kept`);
         }
       }),
     );

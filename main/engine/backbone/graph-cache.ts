@@ -113,6 +113,16 @@ function readManifest(dir: string): GraphManifest | undefined {
   }
 }
 
+/** Reuse touches the manifest, so `pruneGraphCache({ unusedForDays })` can tell idle graphs apart. */
+function markUsed(dir: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(path.join(dir, 'manifest.json'), now, now);
+  } catch {
+    /* read-only cache: pruning by age just sees the build time */
+  }
+}
+
 function cleanStaleTemps(cacheDir: string): void {
   try {
     for (const e of fs.readdirSync(cacheDir)) {
@@ -135,7 +145,10 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
   throwIfAborted(opts.signal);
   const dir = path.join(cacheDir, graphDirName(hash, opts.layer, precision));
   const existing = readManifest(dir);
-  if (existing) return { graphPath: path.join(dir, 'model.onnx'), dir, reused: true, manifest: existing };
+  if (existing) {
+    markUsed(dir);
+    return { graphPath: path.join(dir, 'model.onnx'), dir, reused: true, manifest: existing };
+  }
 
   fs.mkdirSync(cacheDir, { recursive: true });
   cleanStaleTemps(cacheDir);
@@ -203,5 +216,70 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
     throw err;
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+export interface PruneResult {
+  removed: Array<{ name: string; reason: string; sizeBytes: number }>;
+  kept: number;
+  freedBytes: number;
+}
+
+function folderBytes(p: string): number {
+  try {
+    const st = fs.statSync(p);
+    if (!st.isDirectory()) return st.size;
+    return fs.readdirSync(p).reduce((a, n) => a + folderBytes(path.join(p, n)), 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Reclaims graph-cache space. Always removes: folders without a valid manifest (half-written), graphs of an older
+ * GRAPH_FORMAT (never used again), graphs whose source checkpoint folder is gone, and leftovers of crashed builds
+ * (temp folders and locks idle for over a minute). With `unusedForDays`, graphs not built or reused for that long;
+ * with `all`, every graph. Active builds are left alone.
+ */
+export function pruneGraphCache(opts: { cacheDir?: string; all?: boolean; unusedForDays?: number; dryRun?: boolean } = {}): PruneResult {
+  const cacheDir = opts.cacheDir ?? cacheDirs.graphs();
+  const result: PruneResult = { removed: [], kept: 0, freedBytes: 0 };
+  if (!fs.existsSync(cacheDir)) return result;
+  const currentFmt = graphDirName('0'.repeat(64), 0, 'f32').split('-').pop()!;
+  for (const name of fs.readdirSync(cacheDir)) {
+    const p = path.join(cacheDir, name);
+    let reason: string | undefined;
+    if (name.startsWith('.tmp-') || name.startsWith('.lock-')) {
+      const idle = Date.now() - fs.statSync(p).mtimeMs;
+      // A live build touches its lock every few seconds; its temp folder gets a new file per tensor.
+      if (idle > LOCK_STALE_MS && !(name.startsWith('.tmp-') && Date.now() - newestMtime(p) < LOCK_STALE_MS)) reason = 'leftover of an interrupted build';
+    } else {
+      const m = readManifest(p);
+      if (opts.all) reason = 'all graphs requested';
+      else if (!m) reason = 'incomplete (no valid manifest)';
+      else if (!name.endsWith(`-${currentFmt}`) || m.format !== GRAPH_FORMAT) reason = `older graph format (${m.format})`;
+      else if (!fs.existsSync(m.checkpointDir)) reason = `source checkpoint ${m.checkpointDir} no longer exists`;
+      else if (opts.unusedForDays !== undefined) {
+        const idleDays = (Date.now() - fs.statSync(path.join(p, 'manifest.json')).mtimeMs) / 86_400_000;
+        if (idleDays > opts.unusedForDays) reason = `unused for ${idleDays.toFixed(1)} days`;
+      }
+    }
+    if (!reason) {
+      result.kept++;
+      continue;
+    }
+    const sizeBytes = folderBytes(p);
+    if (!opts.dryRun) fs.rmSync(p, { recursive: true, force: true });
+    result.removed.push({ name, reason, sizeBytes });
+    result.freedBytes += sizeBytes;
+  }
+  return result;
+}
+
+function newestMtime(dir: string): number {
+  try {
+    return Math.max(fs.statSync(dir).mtimeMs, ...fs.readdirSync(dir).map((n) => fs.statSync(path.join(dir, n)).mtimeMs));
+  } catch {
+    return 0;
   }
 }

@@ -4,7 +4,7 @@ export * from './config';
 export { loadCheckpoint, type Checkpoint, type TensorRef, type LayerTensorKey } from './checkpoint';
 export { clearContentHashMemory } from './content-hash';
 export { buildDecoderGraph, GRAPH_FORMAT, GRAPH_INPUT, GRAPH_OUTPUT, type Precision } from './decoder-graph';
-export { ensureBackboneGraph, graphDirName, type GraphManifest, type EnsuredGraph } from './graph-cache';
+export { ensureBackboneGraph, graphDirName, pruneGraphCache, type GraphManifest, type EnsuredGraph, type PruneResult } from './graph-cache';
 export {
   openBackbone,
   backboneRunCounter,

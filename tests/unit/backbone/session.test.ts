@@ -7,6 +7,7 @@ import {
   ensureBackboneGraph,
   graphDirName,
   loadCheckpoint,
+  pruneGraphCache,
   openBackbone,
   planBatches,
 } from '../../../main/engine/backbone';
@@ -120,6 +121,39 @@ describe('graph cache', () => {
     });
     await expect(p).rejects.toBeInstanceOf(CancelledError);
     expect(fs.readdirSync(cacheDir)).toEqual([path.basename(g.dir)]);
+    c.close();
+  });
+});
+
+describe('pruneGraphCache', () => {
+  it('removes half-written, older-format, orphaned and idle graphs and crashed-build leftovers; keeps live ones', async () => {
+    const cacheDir = path.join(work, 'graphs-prune');
+    const other = writeRandomCheckpoint(path.join(work, 'ckpt-gone'), cfg, { seed: 99 });
+    const [c, o] = [await loadCheckpoint(ckptDir), await loadCheckpoint(other)];
+    const keep = await ensureBackboneGraph(c, { layer: 0, cacheDir });
+    const idle = await ensureBackboneGraph(c, { layer: 1, cacheDir });
+    const orphan = await ensureBackboneGraph(o, { layer: 0, cacheDir });
+    o.close();
+    fs.rmSync(other, { recursive: true });
+    const old = new Date(Date.now() - 10 * 86_400_000);
+    fs.utimesSync(path.join(idle.dir, 'manifest.json'), old, old);
+    fs.mkdirSync(path.join(cacheDir, 'deadbeef-L0-f32-00000000')); // older format, no manifest
+    fs.mkdirSync(path.join(cacheDir, '.tmp-crashed'));
+    fs.utimesSync(path.join(cacheDir, '.tmp-crashed'), old, old);
+    fs.mkdirSync(path.join(cacheDir, '.lock-live')); // a build in progress: fresh lock
+
+    const dry = pruneGraphCache({ cacheDir, unusedForDays: 7, dryRun: true });
+    expect(dry.removed.map((r) => r.name).sort()).toEqual(['.tmp-crashed', 'deadbeef-L0-f32-00000000', path.basename(idle.dir), path.basename(orphan.dir)].sort());
+    expect(fs.readdirSync(cacheDir)).toHaveLength(6); // dry run removes nothing
+    const r = pruneGraphCache({ cacheDir, unusedForDays: 7 });
+    expect(r.freedBytes).toBeGreaterThan(0);
+    expect(r.removed.find((x) => x.name === path.basename(orphan.dir))!.reason).toMatch(/no longer exists/);
+    expect(fs.readdirSync(cacheDir).sort()).toEqual(['.lock-live', path.basename(keep.dir)].sort());
+    // Reuse refreshes the idle clock.
+    fs.utimesSync(path.join(keep.dir, 'manifest.json'), old, old);
+    await ensureBackboneGraph(c, { layer: 0, cacheDir });
+    expect(pruneGraphCache({ cacheDir, unusedForDays: 7 }).removed).toEqual([]);
+    expect(pruneGraphCache({ cacheDir, all: true }).removed.map((x) => x.name)).toEqual([path.basename(keep.dir)]);
     c.close();
   });
 });

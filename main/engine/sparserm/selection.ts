@@ -79,21 +79,6 @@ export function selectLatents(stats: LatentStats, k: number): SelectedLatent[] {
   return [...pos.map((j) => mk(j, 'positive')), ...neg.map((j) => mk(j, 'negative'))];
 }
 
-/** p = [⟨z, W_dec[j]⟩ for the selected j] for each row of z [n × dIn] (no b_dec, no normalisation). */
-export function project(z: Float32Array, n: number, dIn: number, directions: Float32Array, m: number): Float32Array {
-  const out = new Float32Array(n * m);
-  for (let r = 0; r < n; r++) {
-    const zb = r * dIn;
-    for (let c = 0; c < m; c++) {
-      const db = c * dIn;
-      let s = 0;
-      for (let i = 0; i < dIn; i++) s += z[zb + i] * directions[db + i];
-      out[r * m + c] = s;
-    }
-  }
-  return out;
-}
-
 /** The decoder rows of the selected latents, stacked [m × dIn]. */
 export function gatherDirections(wDec: Float32Array, dIn: number, latents: number[]): Float32Array {
   const out = new Float32Array(latents.length * dIn);

@@ -348,12 +348,18 @@ export async function explainResponse(req: ExplainRequest): Promise<ResponseExpl
   return explainWith(model, req);
 }
 
-async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelDir'>): Promise<ResponseExplanation> {
+async function modelSae(model: RewardModel): Promise<Sae> {
+  const m = model.manifest;
+  const sae = await loadSae(m.sae.path);
+  if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
+  return sae;
+}
+
+async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelDir'>, saeIn?: Sae): Promise<ResponseExplanation> {
   const m = model.manifest;
   const H = m.backbone.hiddenSize;
   const checkpoint = req.checkpoint ?? m.backbone.checkpoint;
-  const sae = await loadSae(m.sae.path);
-  if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
+  const sae = saeIn ?? (await modelSae(model));
   const feats = await pooledFor(model, [{ prompt: req.prompt, response: req.response }], { ...req, checkpoint });
   const z = feats.table.z;
   const inDim = m.head.inDim;
@@ -412,8 +418,9 @@ export interface PairExplanation {
 
 export async function explainPair(req: Omit<ExplainRequest, 'response'> & { chosen: string; rejected: string }): Promise<PairExplanation> {
   const model = await readRewardModel(req.modelDir);
-  const chosen = await explainWith(model, { ...req, response: req.chosen });
-  const rejected = await explainWith(model, { ...req, response: req.rejected });
+  const sae = await modelSae(model); // once for both sides: a Gemma Scope SAE can be GBs
+  const chosen = await explainWith(model, { ...req, response: req.chosen }, sae);
+  const rejected = await explainWith(model, { ...req, response: req.rejected }, sae);
   const margin = chosen.score - rejected.score;
   return { chosen, rejected, margin, pChosen: sigmoid(margin) };
 }
@@ -448,7 +455,7 @@ export interface EvalReport {
 export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
-  const sae = await loadSae(m.sae.path);
+  const sae = await modelSae(model);
   const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae });
   const scores = await scoreRepresentations(model, feats.table.z, feats.table.n);
   const margins = req.pairs.map((_, i) => scores[2 * i] - scores[2 * i + 1]);

@@ -5,11 +5,10 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 
 import { CancelledError, InputError, throwIfAborted } from '../errors';
-import { openDatabase, type Db } from '../store/db';
-import { DatasetsRepo } from '../store/datasets';
 import { now, type ImportReport, type SkippedRow, type Store } from '../store';
 import { detectFormat, FORMATS, normalizeRow, RowError, type FormatName, type FormatOptions } from './formats';
 import { contentHash } from './hash';
+import { copyStagedHere, copyStagedInWorker, type CopyArgs } from './copy-staged';
 import { SourceReader, type RawRecord } from './source';
 
 export interface ImportOptions extends FormatOptions {
@@ -82,9 +81,6 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
   removeStaleStaging(stagingDir);
   const stagingFile = path.join(stagingDir, `.sparserm-import-${process.pid}-${randomBytes(4).toString('hex')}.staging.db`);
   const staging = new Database(stagingFile);
-  let main: Db | null = null;
-  let ownMain = false;
-  let began = false;
   try {
     staging.pragma('journal_mode = OFF');
     staging.pragma('synchronous = OFF');
@@ -194,48 +190,29 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
     throwIfAborted(opts.signal);
     staging.close();
 
-    // Phase 2: one transaction on the store. Its own connection (file stores) so that ATTACH and the transaction
-    // never leak into statements other code runs on the shared connection.
-    ownMain = store.path !== ':memory:';
-    main = ownMain ? openDatabase(store.path) : store.db;
-    main.prepare('ATTACH DATABASE ? AS staging').run(stagingFile);
-    const datasets = new DatasetsRepo(main);
-    main.exec('BEGIN IMMEDIATE');
-    began = true;
-    // Rows are indexed for search in one statement (see migration 2), not row by row.
-    main.exec('UPDATE fts_control SET bulk_fts = 1');
-    const firstId = ((main.prepare('SELECT max(id) AS m FROM main.pairs').get() as { m: number | null }).m ?? 0) + 1;
-    const dataset = datasets.byName(datasetName) ?? datasets.create(datasetName);
-    const importId = datasets.recordImport({
-      datasetId: dataset.id,
-      file: abs,
-      fileSha256: reader.sha256,
-      fileBytes: reader.info.bytes,
-      format: fmt,
-      options: { format: opts.format ?? 'auto', strict: !!opts.strict, pkuPreference: opts.pkuPreference ?? 'safer' },
-      imported: 0,
-      duplicates: 0,
-      report: { skipped: [], duplicateLines: [], notes: [] },
-      startedAt,
-    });
-    const imported = main
-      .prepare(
-        `INSERT INTO main.pairs(dataset_id, import_id, line, source, external_id, prompt, chosen, rejected, prompt_messages, chosen_messages,
-           rejected_messages, metadata_json, raw_json, content_hash)
-         SELECT ?, ?, line, source, external_id, prompt, chosen, rejected, prompt_messages, chosen_messages, rejected_messages, metadata_json,
-           raw_json, content_hash FROM staging.staged WHERE 1 ORDER BY line
-         ON CONFLICT(dataset_id, content_hash) DO NOTHING`,
-      )
-      .run(dataset.id, importId).changes;
-    // Another process may have added some of these pairs to the dataset between the phases.
-    duplicates += staged - imported;
-    main.prepare('INSERT INTO main.pairs_fts(rowid, prompt, chosen, rejected) SELECT id, prompt, chosen, rejected FROM main.pairs WHERE id >= ? AND import_id = ?').run(firstId, importId);
-    main.exec('UPDATE fts_control SET bulk_fts = 0');
+    // Phase 2: one transaction on the store, in a worker thread with its own connection (file stores) so this
+    // thread stays responsive; on this thread for in-memory stores.
     const report: ImportReport = { skipped, duplicateLines, notes };
-    datasets.finishImport(importId, imported, duplicates, report);
-    await holdForCrashTest();
-    main.exec('COMMIT');
-    began = false;
+    const copyArgs: CopyArgs = {
+      stagingFile,
+      datasetName,
+      file: abs,
+      sha256: reader.sha256,
+      bytes: reader.info.bytes,
+      format: fmt,
+      optionsJson: JSON.stringify({ format: opts.format ?? 'auto', strict: !!opts.strict, pkuPreference: opts.pkuPreference ?? 'safer' }),
+      reportJson: JSON.stringify(report),
+      skipped: skipped.length,
+      duplicates,
+      staged,
+      startedAt,
+      now: now(),
+    };
+    const copied = store.path === ':memory:' ? copyStagedHere(store.db, copyArgs) : await copyStagedInWorker(store.path, copyArgs);
+    const imported = copied.imported;
+    duplicates = copied.duplicates;
+    const dataset = { id: copied.datasetId, name: copied.datasetName };
+    const importId = copied.importId;
     opts.onProgress?.({ bytesRead: reader.bytesRead, totalBytes: reader.info.bytes, rows, imported });
     return {
       dataset: dataset.name,
@@ -254,15 +231,6 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
     };
   } finally {
     if (staging.open) staging.close();
-    if (main) {
-      if (began && main.inTransaction) main.exec('ROLLBACK');
-      try {
-        main.exec('DETACH DATABASE staging');
-      } catch {
-        /* not attached */
-      }
-      if (ownMain) main.close();
-    }
     fs.rmSync(stagingFile, { force: true });
     fs.rmSync(stagingFile + '-journal', { force: true });
   }
@@ -291,15 +259,4 @@ function removeStaleStaging(dir: string): void {
     }
     if (!alive) fs.rmSync(path.join(dir, n), { force: true });
   }
-}
-
-/**
- * Test hook for the kill -9 test: with SPARSERM_TEST_COMMIT_MARKER set, the import writes that file and waits just
- * before COMMIT, with every row of the transaction written, so the test can kill it at the worst moment.
- */
-async function holdForCrashTest(): Promise<void> {
-  const marker = process.env.SPARSERM_TEST_COMMIT_MARKER;
-  if (!marker) return;
-  fs.writeFileSync(marker, String(process.pid));
-  await new Promise((r) => setTimeout(r, 60_000));
 }

@@ -38,4 +38,41 @@ describe('import while the curator keeps working', () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes('staging'))).toEqual([]);
     s.close();
   });
+
+  it('the copy transaction runs in a worker: this thread keeps serving reads while it is open, and sees the rows only after COMMIT', async () => {
+    const dir = tempDir();
+    const dbFile = path.join(dir, 'db.sqlite');
+    const s = openStore(dbFile);
+    fs.writeFileSync(path.join(dir, 'small.jsonl'), JSON.stringify({ prompt: 'p', chosen: 'c', rejected: 'r' }) + '\n');
+    await importFile(s, path.join(dir, 'small.jsonl'), { dataset: 'small' });
+    const big = path.join(dir, 'big.jsonl');
+    fs.writeFileSync(big, Array.from({ length: 5000 }, (_, i) => JSON.stringify({ prompt: `p${i}`, chosen: `c${i}`, rejected: `r${i}` })).join('\n'));
+    const marker = path.join(dir, 'in-transaction');
+    process.env.SPARSERM_TEST_COMMIT_MARKER = marker;
+    process.env.SPARSERM_TEST_COMMIT_HOLD_MS = '1500';
+    try {
+      const pending = importFile(s, big, { dataset: 'big' });
+      // This loop only advances if the event loop is free while the transaction is open.
+      const seen = await new Promise<{ bigVisible: boolean; smallPairs: number }>((resolve, reject) => {
+        const end = Date.now() + 60_000;
+        const t = setInterval(() => {
+          if (fs.existsSync(marker)) {
+            clearInterval(t);
+            resolve({ bigVisible: s.datasets.byName('big') !== undefined, smallPairs: s.pairs.count({ datasetId: s.datasets.byName('small')!.id }) });
+          } else if (Date.now() > end) {
+            clearInterval(t);
+            reject(new Error('the copy transaction never started'));
+          }
+        }, 20);
+      });
+      expect(seen).toEqual({ bigVisible: false, smallPairs: 1 });
+      const r = await pending;
+      expect(r.imported).toBe(5000);
+      expect(s.pairs.count({ datasetId: s.datasets.byName('big')!.id })).toBe(5000);
+    } finally {
+      delete process.env.SPARSERM_TEST_COMMIT_MARKER;
+      delete process.env.SPARSERM_TEST_COMMIT_HOLD_MS;
+      s.close();
+    }
+  });
 });

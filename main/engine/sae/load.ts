@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { InputError } from '../errors';
 import { openNpz } from '../formats/npz';
 import { openSafetensors } from '../formats/safetensors';
+import { cacheHome } from '../paths';
 
 export interface Sae {
   /** Human-readable id: the Gemma Scope path tail (layer_N/width_W/average_l0_K) or the folder name, + hash prefix. */
@@ -92,7 +93,7 @@ async function loadNpzSae(file: string): Promise<Sae> {
     await npz.close();
   }
   const { dIn, dSae } = checkShapes(file, t);
-  return finish(file, 'npz', t, dIn, dSae, false, hookLayerFrom(file), gemmaScopeId(file));
+  return finish(file, 'npz', t, dIn, dSae, false, hookLayerFrom(file), gemmaScopeId(file), [file]);
 }
 
 async function loadSaeLens(dir: string): Promise<Sae> {
@@ -139,7 +140,7 @@ async function loadSaeLens(dir: string): Promise<Sae> {
   if (cfg.d_sae !== dSae) throw new InputError({ file: cfgFile, field: 'd_sae', expected: `${dSae} (W_enc columns in sae_weights.safetensors)`, got: String(cfg.d_sae) });
   const hookName = cfg.hook_name ?? cfg.metadata?.hook_name;
   const hookLayer = hookLayerFrom(hookName) ?? cfg.hook_layer;
-  return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir));
+  return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir), [cfgFile, weightsFile]);
 }
 
 function checkShapes(file: string, t: Tensors): { dIn: number; dSae: number } {
@@ -159,6 +160,36 @@ function checkShapes(file: string, t: Tensors): { dIn: number; dSae: number } {
   return { dIn, dSae };
 }
 
+const MEMO_MIN_BYTES = 64 << 20;
+
+/**
+ * Hashing a 3.8 GB SAE takes seconds on every load; big SAEs memoise their hash by (path, size, mtime) of the
+ * source files in the cache (same policy as the backbone content hash). Small SAEs are simply rehashed.
+ */
+function memoisedHash(files: string[], compute: () => string): string {
+  const stats = files.map((f) => fs.statSync(f));
+  if (stats.reduce((a, s) => a + s.size, 0) < MEMO_MIN_BYTES) return compute();
+  const memoFile = path.join(cacheHome(), 'sae-hashes.json');
+  const key = JSON.stringify(files.map((f, i) => [path.resolve(f), stats[i].size, stats[i].mtimeMs]));
+  let memo: Record<string, string> = {};
+  try {
+    memo = z.record(z.string(), z.string()).parse(JSON.parse(fs.readFileSync(memoFile, 'utf8')));
+  } catch {
+    memo = {};
+  }
+  if (memo[key]) return memo[key];
+  const hash = compute();
+  try {
+    fs.mkdirSync(path.dirname(memoFile), { recursive: true });
+    const tmp = `${memoFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify({ ...memo, [key]: hash }));
+    fs.renameSync(tmp, memoFile);
+  } catch {
+    // a read-only cache only costs the next load a rehash
+  }
+  return hash;
+}
+
 function gemmaScopeId(file: string): string {
   // …/layer_12/width_16k/average_l0_82/params.npz → layer_12/width_16k/average_l0_82
   const parts = path.resolve(file).split(path.sep);
@@ -176,15 +207,19 @@ function finish(
   applyBDecToInput: boolean,
   hookLayer: number | undefined,
   baseId: string,
+  sourceFiles: string[],
 ): Sae {
-  const h = crypto.createHash('sha256');
-  for (const name of TENSORS) {
-    h.update(`${name}:${t[name].shape.join('x')};`);
-    const d = t[name].data;
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  h.update(`apply_b_dec_to_input:${applyBDecToInput}`);
-  const hash = h.digest('hex');
+  const compute = () => {
+    const h = crypto.createHash('sha256');
+    for (const name of TENSORS) {
+      h.update(`${name}:${t[name].shape.join('x')};`);
+      const d = t[name].data;
+      h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
+    h.update(`apply_b_dec_to_input:${applyBDecToInput}`);
+    return h.digest('hex');
+  };
+  const hash = memoisedHash(sourceFiles, compute);
   return {
     id: `${baseId}@${hash.slice(0, 12)}`,
     path: where,

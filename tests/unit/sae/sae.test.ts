@@ -163,3 +163,34 @@ describe('loadSae on SAEs it has never seen', () => {
     expect(hookLayerFrom('blocks.13.hook_mlp_out')).toBeUndefined();
   });
 });
+
+describe('SAE hash memo for big SAEs', () => {
+  it('memoises the hash by file identity and still gives the true content hash', async () => {
+    const dir = tempDir();
+    process.env.SPARSERM_CACHE = path.join(dir, 'cache');
+    try {
+      const dIn = 256;
+      const dSae = 36 * 1024; // ≈ 72 MB of weights: above the memo threshold
+      const W = new Float32Array(dIn * dSae);
+      for (let i = 0; i < W.length; i += 97) W[i] = (i % 13) / 13;
+      const file = path.join(dir, 'big.npz');
+      await writeNpz(file, {
+        W_enc: { shape: [dIn, dSae], data: W }, W_dec: { shape: [dSae, dIn], data: W },
+        b_enc: { shape: [dSae], data: new Float32Array(dSae) }, b_dec: { shape: [dIn], data: new Float32Array(dIn) }, threshold: { shape: [dSae], data: new Float32Array(dSae).fill(0.5) },
+      });
+      const a = await loadSae(file);
+      const memo = JSON.parse(fs.readFileSync(path.join(dir, 'cache', 'sae-hashes.json'), 'utf8')) as Record<string, string>;
+      expect(Object.values(memo)).toEqual([a.hash]);
+      const b = await loadSae(file);
+      expect(b.hash).toBe(a.hash);
+      // A tampered memo entry is used only for the identical file: touching the file forces a true rehash.
+      fs.writeFileSync(path.join(dir, 'cache', 'sae-hashes.json'), JSON.stringify(Object.fromEntries(Object.keys(memo).map((k) => [k, 'stale']))));
+      expect((await loadSae(file)).hash).toBe('stale');
+      const later = new Date(Date.now() + 5000);
+      fs.utimesSync(file, later, later);
+      expect((await loadSae(file)).hash).toBe(a.hash);
+    } finally {
+      delete process.env.SPARSERM_CACHE;
+    }
+  });
+});

@@ -207,7 +207,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     return manifests.get(rm.folder)!;
   }
   function labelsFor(rm: RewardModel, indices: number[]): Map<number, string> {
-    const set = manifestOf(rm)?.sae.labels;
+    const m = manifestOf(rm);
+    // The model's own label set, else the one later attached to its SAE (labels imported after training).
+    const saeRow = m ? store.models.saes().find((x) => x.hash === m.sae.hash && x.metadata.neuronpedia) : undefined;
+    const set = m?.sae.labels ?? (saeRow?.metadata.neuronpedia as { modelId: string; saeId: string } | undefined);
     return set ? store.labels.best(set.modelId, set.saeId, indices) : new Map();
   }
   const explainCache = new Map<string, OpOutput<'explainPair'>>();
@@ -458,6 +461,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const sae = saeId ? requireSae(saeId) : undefined;
       const np = sae?.metadata.neuronpedia as { modelId?: string; saeId?: string } | undefined;
       const r = await importLabels(store, file, { ...(np?.modelId ? { model: np.modelId } : {}), ...(np?.saeId ? { sae: np.saeId } : {}) });
+      // Remember which label set describes this SAE, so models trained on it (and their explanations) show labels.
+      if (sae && !np && r.sets.length === 1) {
+        store.models.upsertSae({ ...sae, metadata: { ...sae.metadata, neuronpedia: { modelId: r.sets[0].modelId, saeId: r.sets[0].saeId } } });
+      }
       return { imported: r.imported };
     },
     resultView(kind, result) {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
@@ -39,6 +40,21 @@ describe('models through the API', () => {
     expect(tooDeep.ok).toBe(false);
     expect(tooDeep.problems.join(' ')).toMatch(/layer 9 does not exist: the checkpoint has 4 layers/);
     await expect(h.checkCompatibility({ checkpointId: 'nope', saeId: s.id, layer: 1 })).rejects.toThrow(/registered checkpoint/);
+  });
+
+  it('imports Neuronpedia latent labels and attaches the label set to the chosen SAE', async () => {
+    const s = await h.addSae({ path: sae });
+    const file = path.join(tempDir(), 'labels.jsonl');
+    fs.writeFileSync(
+      file,
+      [
+        { modelId: 'gemma-2-tiny', layer: '2-tiny-res-64', index: '5', description: 'negation / disagreement', explanationModelName: 'gpt-4o-mini', typeName: 'oai_token-act-pair' },
+        { modelId: 'gemma-2-tiny', layer: '2-tiny-res-64', index: '17', description: 'wrong, untrue remarks', explanationModelName: 'gpt-4o-mini', typeName: 'oai_token-act-pair' },
+      ].map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
+    expect(await h.importLabels({ path: file, saeId: s.id })).toEqual({ imported: 2 });
+    expect(h.store.labels.best('gemma-2-tiny', '2-tiny-res-64', [5, 17])).toEqual(new Map([[5, 'negation / disagreement'], [17, 'wrong, untrue remarks']]));
+    expect(h.store.models.sae(s.id)!.metadata.neuronpedia).toEqual({ modelId: 'gemma-2-tiny', saeId: '2-tiny-res-64' });
   });
 
   it('refuses a folder that is not a checkpoint with an input error naming it', async () => {

@@ -195,6 +195,8 @@ export const TrainResult = z.object({
 export type TrainResult = z.infer<typeof TrainResult>;
 
 export const ExportFormat = z.enum(['standard', 'conversational']);
+/** Besides kept and swapped pairs: also pairs the rule left uncertain, or never scored/decided. */
+export const ExportInclude = z.object({ uncertain: z.boolean().default(false), undecided: z.boolean().default(false) }).default({ uncertain: false, undecided: false });
 export const ExportCounts = z.object({
   total: z.number().int(),
   kept: z.number().int(),
@@ -311,12 +313,19 @@ export const contract = {
   // --- export -----------------------------------------------------------------------------------------------
   exportPreview: op(
     'The first lines of the export, its counts and provenance, without writing anything.',
-    z.object({ datasetId: Id, format: ExportFormat, lines: z.number().int().min(1).max(50).default(5) }),
+    z.object({ datasetId: Id, format: ExportFormat, lines: z.number().int().min(1).max(50).default(5), include: ExportInclude }),
     z.object({ lines: z.array(z.string()), counts: ExportCounts, provenance: z.record(z.string(), z.unknown()) }),
   ),
   exportDataset: op(
     'Write the curated JSONL (kept pairs, swaps applied) and its provenance sidecar. Runs as a job.',
-    z.object({ datasetId: Id, format: ExportFormat, path: z.string().min(1).max(4096) }),
+    z.object({
+      datasetId: Id,
+      format: ExportFormat,
+      path: z.string().min(1).max(4096),
+      include: ExportInclude,
+      /** Also write the pairs left out, with their decision, to this file (for audit). */
+      droppedPath: z.string().min(1).max(4096).optional(),
+    }),
     JobRef,
   ),
 

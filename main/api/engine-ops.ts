@@ -34,11 +34,16 @@ export interface EngineOps {
   startScore(i: { datasetId: number; rewardModelId: string }): string;
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
-  exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number }): Promise<OpOutput<'exportPreview'>>;
-  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string }): string;
+  exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number; include: ExportSelection }): Promise<OpOutput<'exportPreview'>>;
+  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string }): string;
   importLabels(i: OpParsedInput<'importLabels'>): Promise<OpOutput<'importLabels'>>;
   /** How a finished job's stored result is shown to the UI (e.g. an import's result as an ImportReport). */
   resultView(kind: string, result: unknown): unknown;
+}
+
+export interface ExportSelection {
+  uncertain: boolean;
+  undecided: boolean;
 }
 
 export interface EngineContext {
@@ -424,15 +429,16 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       if (explainCache.size > 64) explainCache.delete(explainCache.keys().next().value!);
       return out;
     },
-    async exportPreview({ datasetId, format, lines }) {
+    async exportPreview({ datasetId, format, lines, include }) {
       const ds = store.datasets.get(datasetId);
       const sum = store.datasets.summary(datasetId);
+      const selection: ('keep' | 'swap' | 'uncertain' | 'undecided')[] = ['keep', 'swap', ...(include.uncertain ? ['uncertain' as const] : []), ...(include.undecided ? ['undecided' as const] : [])];
       const out: string[] = [];
-      for (const p of store.pairs.iterate({ datasetId, effective: ['keep', 'swap'] }, { batch: lines })) {
+      for (const p of store.pairs.iterate({ datasetId, effective: selection }, { batch: lines })) {
         out.push(JSON.stringify(exportRecord(p, format, p.effective === 'swap')));
         if (out.length >= lines) break;
       }
-      const exported = sum.counts.keep + sum.counts.swap;
+      const exported = selection.reduce((n, k) => n + sum.counts[k], 0);
       const filter = store.runs.currentFilter(datasetId);
       const run = filter ? store.runs.get(filter.runId) : undefined;
       const rm = run ? store.models.rewardModel(run.rewardModelId) : undefined;
@@ -446,16 +452,23 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
           sources: store.datasets.imports(datasetId).map((i) => ({ file: i.file, sha256: i.fileSha256, format: i.format, imported: i.imported })),
           reward_model: rm ? { id: rm.id, name: rm.name, manifest_hash: rm.manifestHash, layer: rm.layer, demo: rm.demo, ...(rm.demo ? { label: DEMO_LABEL } : {}) } : null,
           rule: filter ? { name: filter.rule, threshold: filter.threshold, band: filter.band } : null,
-          selection: ['keep', 'swap'],
+          selection,
           format,
           curator_decisions: sum.humanDecided,
         },
       };
     },
-    startExport({ datasetId, format, path: out }) {
+    startExport({ datasetId, format, path: out, include, droppedPath }) {
       const dir = path.dirname(path.resolve(out));
       if (!fs.existsSync(dir)) throw new InputError({ file: out, expected: 'an output path in an existing folder' });
-      return runner.start('export', { dataset: datasetId, out: path.resolve(out), format }).id;
+      return runner.start('export', {
+        dataset: datasetId,
+        out: path.resolve(out),
+        format,
+        includeUncertain: include.uncertain,
+        includeUndecided: include.undecided,
+        ...(droppedPath ? { dropped: path.resolve(droppedPath) } : {}),
+      }).id;
     },
     async importLabels({ path: file, saeId }) {
       const sae = saeId ? requireSae(saeId) : undefined;

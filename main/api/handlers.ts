@@ -139,8 +139,9 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       return { keep: f.counts.keep, drop: f.counts.drop, uncertain: f.counts.uncertain };
     },
 
-    exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines }),
-    exportDataset: async (i) => ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path }) }),
+    exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines, include: i.include }),
+    exportDataset: async (i) =>
+      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
 
     listJobs: async () => ({ jobs: runner.list({ limit: 50 }).map((s) => jobView(s.id)) }),
     getJob: async ({ jobId }) => {

@@ -67,17 +67,27 @@ describe('long jobs through the API (real engine: import, export)', () => {
     const page = await h.queryPairs({ datasetId, offset: 0, limit: 3, filter: { decision: 'any', verdict: 'any' }, sort: { by: 'index', dir: 'asc' } });
     await h.decide({ pairId: page.rows[0].id, decision: 'swap' });
     await h.decide({ pairId: page.rows[1].id, decision: 'keep' });
-    const preview = await h.exportPreview({ datasetId, format: 'standard', lines: 5 });
+    const none = { uncertain: false, undecided: false };
+    const preview = await h.exportPreview({ datasetId, format: 'standard', lines: 5, include: none });
     expect(preview.counts).toMatchObject({ total: 790, kept: 2, swapped: 1 });
     expect(preview.lines.map((l) => JSON.parse(l))).toEqual([
       { prompt: page.rows[0].prompt, chosen: page.rows[0].rejected, rejected: page.rows[0].chosen },
       { prompt: page.rows[1].prompt, chosen: page.rows[1].chosen, rejected: page.rows[1].rejected },
     ]);
     const out = path.join(dir, 'curated.jsonl');
-    const job = await follow(h, (await h.exportDataset({ datasetId, format: 'standard', path: out })).jobId);
+    const dropped = path.join(dir, 'left-out.jsonl');
+    const job = await follow(h, (await h.exportDataset({ datasetId, format: 'standard', path: out, include: none, droppedPath: dropped })).jobId);
     expect(job.state).toBe('done');
     expect(fs.readFileSync(out, 'utf8').trim().split('\n')).toEqual(preview.lines);
     expect((job.result as { path: string }).path).toBe(out);
-    await expect(h.exportDataset({ datasetId, format: 'standard', path: '/nonexistent-dir/x.jsonl' })).rejects.toThrow(/existing folder/);
+    // The audit file holds the 788 pairs left out (never scored, never decided), each with its decision.
+    const left = fs.readFileSync(dropped, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { decision: string });
+    expect(left).toHaveLength(788);
+    expect(new Set(left.map((l) => l.decision))).toEqual(new Set(['undecided']));
+    // Including undecided pairs exports everything (the swap still applied).
+    const all = await h.exportPreview({ datasetId, format: 'conversational', lines: 1, include: { uncertain: false, undecided: true } });
+    expect(all.counts.kept).toBe(790);
+    expect(JSON.parse(all.lines[0]).chosen).toEqual([{ role: 'assistant', content: page.rows[0].rejected }]);
+    await expect(h.exportDataset({ datasetId, format: 'standard', path: '/nonexistent-dir/x.jsonl', include: none })).rejects.toThrow(/existing folder/);
   });
 });

@@ -602,7 +602,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
       if (margin > 0) correct++;
       const cw = contributionsOf(2 * i);
       const cl = contributionsOf(2 * i + 1);
-      const order = Array.from({ length: inDim }, (_, c) => c).sort((a, b) => Math.abs(cw[b] - cl[b]) - Math.abs(cw[a] - cl[a]) || a - b).slice(0, top);
+      const order = topByMagnitude(inDim, top, (c) => cw[c] - cl[c]);
       const latents = order.map((c) => ({ latent: m.selected[c].index, side: 'diff' as const, contribution: cw[c] - cl[c] }));
       batch.push({
         pairId: ds.pairIds[i],
@@ -623,6 +623,33 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
     throw err;
   }
   return { runId: run.id, pairs: ds.pairs.length, accuracy: correct / ds.pairs.length };
+}
+
+/**
+ * Indices of the `top` largest |value(c)| for c < n, largest first, ties to the lower index — a bounded insertion
+ * scan (O(n·top)) instead of sorting all 2K latents for each of 100k pairs.
+ */
+export function topByMagnitude(n: number, top: number, value: (c: number) => number): number[] {
+  const idx: number[] = [];
+  const mag: number[] = [];
+  for (let c = 0; c < n; c++) {
+    const v = Math.abs(value(c));
+    if (idx.length === top && v <= mag[top - 1]) continue;
+    let i = Math.min(idx.length, top - 1);
+    if (idx.length < top) {
+      idx.push(c);
+      mag.push(v);
+      i = idx.length - 1;
+    }
+    while (i > 0 && mag[i - 1] < v) {
+      idx[i] = idx[i - 1];
+      mag[i] = mag[i - 1];
+      i--;
+    }
+    idx[i] = c;
+    mag[i] = v;
+  }
+  return idx;
 }
 
 /** Trains on a store dataset and registers the model in the store. */

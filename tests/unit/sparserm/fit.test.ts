@@ -103,3 +103,12 @@ describe('explanations', () => {
     }
   });
 });
+
+describe('topByMagnitude', () => {
+  it('agrees with a full sort by |value| (ties to the lower index)', async () => {
+    const { topByMagnitude } = await import('../../../main/engine/sparserm/service');
+    const vals = [0.5, -3, 2, -2, 0, 3, 1, -0.5, 2];
+    const full = vals.map((_, c) => c).sort((a, b) => Math.abs(vals[b]) - Math.abs(vals[a]) || a - b);
+    for (const top of [1, 3, 5, 9, 12]) expect(topByMagnitude(vals.length, top, (c) => vals[c])).toEqual(full.slice(0, top));
+  });
+});

@@ -545,11 +545,16 @@ export function datasetPairs(store: Store, dataset: string | number): { datasetI
   return { datasetId: ds.id, name: ds.name, pairs, pairIds };
 }
 
-/** Registers a trained model folder in the store (reward_models, backbones, saes). */
+/** Registers a trained model folder in the store (reward_models; backbones and saes rows only when missing). */
 export function registerRewardModel(store: Store, modelDir: string, manifest: RewardModelManifest, opts: { demo?: boolean } = {}): void {
   const manifestHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(modelDir, 'manifest.json'))).digest('hex');
-  store.models.upsertBackbone({ id: manifest.backbone.contentHash, name: path.basename(manifest.backbone.checkpoint), path: manifest.backbone.checkpoint, configHash: manifest.backbone.contentHash });
-  store.models.upsertSae({ id: manifest.sae.hash, name: manifest.sae.id, path: manifest.sae.path, hash: manifest.sae.hash, backboneId: manifest.backbone.contentHash, layer: manifest.backbone.layer, dSae: manifest.sae.dSae });
+  // Backbone / SAE rows are keyed by content hash; rows a user already registered (names, metadata) are kept.
+  if (!store.models.backbone(manifest.backbone.contentHash)) {
+    store.models.upsertBackbone({ id: manifest.backbone.contentHash, name: path.basename(manifest.backbone.checkpoint), path: manifest.backbone.checkpoint, configHash: manifest.backbone.contentHash });
+  }
+  if (!store.models.sae(manifest.sae.hash)) {
+    store.models.upsertSae({ id: manifest.sae.hash, name: manifest.sae.id, path: manifest.sae.path, hash: manifest.sae.hash, backboneId: manifest.backbone.contentHash, layer: manifest.backbone.layer, dSae: manifest.sae.dSae });
+  }
   store.models.upsertRewardModel({
     id: manifest.id,
     name: manifest.id,

@@ -54,9 +54,10 @@ export class SaeEncoder {
     private readonly session: OrtSession,
   ) {}
 
-  static async open(sae: Sae, opts: { ep?: EpRequest; graphsDir?: string } = {}): Promise<SaeEncoder> {
+  /** `worker`: run in ORT's worker thread so a server's event loop stays free (see runtime/ort.ts). */
+  static async open(sae: Sae, opts: { ep?: EpRequest; graphsDir?: string; worker?: boolean } = {}): Promise<SaeEncoder> {
     const model = ensureSaeGraph(sae, opts.graphsDir);
-    return new SaeEncoder(sae, await createSession(model, { ep: opts.ep }));
+    return new SaeEncoder(sae, await createSession(model, { ep: opts.ep, worker: opts.worker }));
   }
 
   get ep(): string {

@@ -51,6 +51,8 @@ export interface ExtractOptions {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
+  /** Run the backbone and SAE sessions in ORT worker threads (servers / Electron main keep their event loop). */
+  worker?: boolean;
 }
 
 export interface ExtractResult {
@@ -170,7 +172,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     const started = Date.now();
     for (let b = 0; b < todo.length; b += batchSize) {
       throwIfAborted(signal);
-      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, ep: opts.ep, signal });
+      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, ep: opts.ep, signal, worker: opts.worker });
       const batch = todo.slice(b, b + batchSize);
       const hidden = await backbone.hidden(batch.map((i) => encodings[i]!.ids), { signal });
       const records: Array<[string, Uint8Array]> = batch.map((i, j) => {
@@ -211,7 +213,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     const encBatch = 256;
     for (let b = 0; b < latTodo.length; b += encBatch) {
       throwIfAborted(signal);
-      encoder ??= await SaeEncoder.open(sae, { ep: opts.ep });
+      encoder ??= await SaeEncoder.open(sae, { ep: opts.ep, worker: opts.worker });
       const batch = latTodo.slice(b, b + encBatch);
       const x = new Float32Array(batch.length * hiddenSize);
       batch.forEach((i, j) => x.set(table.z.subarray(i * hiddenSize, (i + 1) * hiddenSize), j * hiddenSize));

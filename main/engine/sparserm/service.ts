@@ -34,6 +34,8 @@ export interface JobHooks {
   onWarning?: (message: string) => void;
   /** Root of the feature cache (default cacheDirs.features()). */
   cacheRoot?: string;
+  /** Run backbone / SAE / scoring sessions in ORT worker threads so the caller's event loop stays responsive. */
+  worker?: boolean;
 }
 
 export interface BackboneSpec {
@@ -113,6 +115,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     signal: req.signal,
     onProgress: req.onProgress,
     onWarning: req.onWarning,
+    worker: req.worker,
   });
   throwIfAborted(req.signal);
   const opts: FitOptions = {
@@ -283,6 +286,7 @@ async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; 
     signal: hooks.signal,
     onProgress: hooks.onProgress,
     onWarning: hooks.onWarning,
+    worker: hooks.worker,
   });
   if (feats.backboneHash !== m.backbone.contentHash) {
     throw new InputError({
@@ -376,7 +380,7 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
   // Token-level firing, on demand: one backbone run for this response.
   const tokenizer = await loadTokenizer(checkpoint);
   const enc = feats.encodings[0] ?? tokenizer.encodeChat(req.prompt, req.response);
-  const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal });
+  const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {
     [hidden] = await backbone.hidden([enc.ids], { signal: req.signal });
@@ -494,6 +498,7 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
 // token-level latents
 
 export interface LatentsRequest extends BackboneSpec {
+  worker?: boolean;
   ids?: number[];
   text?: string;
   top?: number;
@@ -512,7 +517,7 @@ export async function extractLatents(req: LatentsRequest): Promise<LatentsResult
   if ((req.ids === undefined) === (req.text === undefined)) throw new InputError({ field: 'ids/text', expected: 'exactly one of --ids or --text' });
   const ids = req.ids ?? (await loadTokenizer(req.checkpoint)).encodeText(req.text!);
   const sae = await loadSae(req.sae);
-  const backbone = await openBackbone({ checkpoint: req.checkpoint, layer: req.layer, ep: req.ep, signal: req.signal });
+  const backbone = await openBackbone({ checkpoint: req.checkpoint, layer: req.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {
     const { warnings } = checkSaeForBackbone(sae, { checkpoint: req.checkpoint, hiddenSize: backbone.info.hiddenSize, layer: req.layer });
@@ -521,7 +526,7 @@ export async function extractLatents(req: LatentsRequest): Promise<LatentsResult
   } finally {
     await backbone.close();
   }
-  const enc = await SaeEncoder.open(sae, { ep: req.ep });
+  const enc = await SaeEncoder.open(sae, { ep: req.ep, worker: req.worker });
   try {
     return { layer: req.layer, ids, latents: await enc.encodeSparse(hidden, ids.length, { top: req.top, signal: req.signal }) };
   } finally {

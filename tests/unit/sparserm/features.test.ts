@@ -94,4 +94,13 @@ describe('feature extraction', () => {
     expect(cached.encodings.every((e) => e === undefined)).toBe(true);
     expect(Array.from(cached.table.z)).toEqual(Array.from(res.table.z));
   });
+
+  it('gives identical features with the backbone and SAE in ORT worker threads', async () => {
+    const few = responses.slice(0, 6);
+    const a = await extractFeatures(few, { checkpoint: kit.checkpoint, layer: kit.layer, sae, pooling: 'mean', cacheRoot: tempDir(), ep: 'cpu' });
+    const b = await extractFeatures(few, { checkpoint: kit.checkpoint, layer: kit.layer, sae, pooling: 'mean', cacheRoot: tempDir(), ep: 'cpu', worker: true });
+    expect(b.responsesComputed).toBe(few.length);
+    expect(Array.from(b.table.z)).toEqual(Array.from(a.table.z));
+    expect(b.table.latents.map((l) => Array.from(l.idx))).toEqual(a.table.latents.map((l) => Array.from(l.idx)));
+  });
 });

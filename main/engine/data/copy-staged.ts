@@ -101,7 +101,8 @@ try {
     db.pragma('busy_timeout = 10000');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    db.pragma('cache_size = -65536');
+    // 16 MiB: the worker's cache adds to the process's peak RSS (1 GB import: 277 MB with 64 MiB).
+    db.pragma('cache_size = -16384');
     const result = copyStaged(db, workerData.args, () => holdBeforeCommit(fs.writeFileSync));
     parentPort.postMessage({ ok: true, result });
   } finally {

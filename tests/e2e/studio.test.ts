@@ -26,7 +26,14 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
   const home = tempDir('sparserm-e2e-');
   const exportPath = path.join(home, 'curated.jsonl');
   const shot = (name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: false });
-  const decisionIs = (v: string) => page.waitForSelector(`[data-testid="decision"]:text-is("${v}")`, { timeout: 15_000 });
+  const decisionIs = async (v: string) => {
+    try {
+      await page.waitForSelector(`[data-testid="decision"]:text-is("${v}")`, { timeout: 15_000 });
+    } catch (err) {
+      await shot(`failure-decision-${v}`);
+      throw err;
+    }
+  };
   /** Waits for `selector`, failing at once (with the error shown) if a job fails or an error toast appears. */
   const untilDoneOrFailed = async (selector: string, timeout: number) => {
     const hit = await page.waitForSelector(`${selector}, .job.failed, .toast.error`, { timeout });
@@ -117,11 +124,13 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     // Typing in the search box must not fire shortcuts ('d' would drop, 's' swap).
     await page.click('[data-testid="search"]');
     await page.keyboard.type('ds');
-    await page.keyboard.press('Escape');
-    await page.fill('[data-testid="search"]', '');
-    await page.locator('[data-testid="pair-list"]').click({ position: { x: 5, y: 5 } });
     await page.waitForTimeout(400);
     expect(await page.textContent('[data-testid="decision"]')).not.toMatch(/^(drop|swap)$/);
+    await page.fill('[data-testid="search"]', '');
+    await page.waitForSelector('[data-testid="match-count"] b:text-is("790")');
+    // Esc leaves the field; the review keys work again.
+    await page.keyboard.press('Escape');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { tagName: string } | null } }).document.activeElement?.tagName)).not.toBe('INPUT');
 
     // Pair 1: swap with `s`, then undo with `u`, redo with `r`.
     await page.keyboard.press('g');

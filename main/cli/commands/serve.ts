@@ -1,7 +1,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { action, progress } from '../output';
+import { action, printJson, progress } from '../output';
 import { InputError } from '../../engine/errors';
 import { databasePath, projectRoot } from '../../engine/paths';
 import { createHandlers } from '../../api/handlers';
@@ -22,8 +22,9 @@ export function register(program: Command): void {
     })
     .option('--db <path>', 'database file (default: SPARSERM_DB, else the per-user database)')
     .option('--renderer <dir>', 'built renderer folder (default: out/renderer; build it with `npm run build`)')
+    .option('--json', 'first stdout line is JSON {openUrl, url, port, token, db} instead of the bare URL')
     .action(
-      action(async (opts: { port?: number; db?: string; renderer?: string }) => {
+      action(async (opts: { port?: number; db?: string; renderer?: string; json?: boolean }) => {
         const rendererDir = path.resolve(opts.renderer ?? path.join(projectRoot, 'out', 'renderer'));
         if (!fs.existsSync(path.join(rendererDir, 'index.html'))) {
           throw new InputError({ file: rendererDir, expected: 'a built renderer with index.html (run `npm run build` first)' });
@@ -32,7 +33,8 @@ export function register(program: Command): void {
         fs.mkdirSync(path.dirname(dbPath), { recursive: true });
         const handlers = createHandlers({ dbPath });
         const server = await startServer({ handlers, rendererDir, port: opts.port ?? 0 });
-        process.stdout.write(server.openUrl + '\n');
+        if (opts.json) printJson({ openUrl: server.openUrl, url: server.url, port: server.port, token: server.token, db: dbPath });
+        else process.stdout.write(server.openUrl + '\n');
         progress(`sparserm serve: listening on ${server.url} (loopback only); database ${dbPath}`);
         progress('open the URL above (it carries the access token); Ctrl+C stops the server');
         await new Promise<void>((resolve) => {

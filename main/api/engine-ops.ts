@@ -15,7 +15,7 @@ import { probeCuda, selectExecutionProvider } from '../engine/runtime';
 import { importFile, registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type FormatName, type ImportResult, type ExportResult } from '../engine/data';
 import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { demoKitDir, projectRoot } from '../engine/paths';
-import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
+import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
 import { RewardModelManifest } from '../engine/sparserm/manifest';
 import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
 
@@ -258,15 +258,19 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     };
   }
 
+  // ORT runs (backbone, SAE, head) go to worker threads: the Node binding runs inference synchronously, and this
+  // process must keep answering IPC/HTTP (listing pairs, job snapshots) while a job extracts features or scores.
+  const offThread = { worker: true } as const;
   const phaseText: Record<string, string> = { tokenize: 'tokenizing', backbone: 'running the backbone', features: 'extracting features', sae: 'SAE latents', train: 'training the head', store: 'saving scores', baselines: 'baselines' };
-  const reporter = (job: JobContext, partialCurve?: TrainResult['curve']) => (p: { phase: string; done: number; total: number } & Record<string, unknown>) => {
-    job.progress(p.done, p.total, `${phaseText[p.phase] ?? p.phase}: ${p.done}/${p.total}`);
-    // Forward-compatible live curve: used when the service reports per-epoch losses with its progress.
-    const st = (p.stats ?? p) as { epoch?: number; trainLoss?: number; valLoss?: number; valAccuracy?: number };
-    if (partialCurve && p.phase === 'train' && typeof st.trainLoss === 'number') {
-      partialCurve.push({ epoch: st.epoch ?? p.done, trainLoss: st.trainLoss, valLoss: st.valLoss ?? null, valAccuracy: st.valAccuracy ?? null });
-      ctx.partials.set(job.id, { curve: partialCurve });
+  const reporter = (job: JobContext, partialCurve?: TrainResult['curve']) => (p: Progress) => {
+    // The live curve goes into the job's partial result BEFORE the progress event, so a snapshot taken on that
+    // event (getJob, the UI's poll) already shows this epoch.
+    if (partialCurve && p.phase === 'train' && p.stats) {
+      const st = p.stats;
+      partialCurve.push({ epoch: st.epoch, trainLoss: st.trainLoss, valLoss: st.valLoss ?? null, valAccuracy: st.valAccuracy ?? null });
+      ctx.partials.set(job.id, { curve: [...partialCurve] });
     }
+    job.progress(p.done, p.total, `${phaseText[p.phase] ?? p.phase}: ${p.done}/${p.total}`);
   };
 
   runner.define(
@@ -288,7 +292,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         datasetName: ds.name,
         ...(np ? { labelSet: np } : {}),
         signal: job.signal,
-        onProgress: report as never,
+        onProgress: report,
+        ...offThread,
       });
       const demo = underDemoKit(b.path) || isDemoMeta(b.metadata);
       // registerRewardModel re-upserts the backbone/SAE rows under its ids; keep what the user registered.
@@ -298,7 +303,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       for (const r of keepB) store.models.upsertBackbone(r);
       for (const r of keepS) store.models.upsertSae(r);
       job.progress(0, 1, 'baselines on the same features');
-      const ev = await evaluateRewardModel({ modelDir: res.modelDir, pairs: ds.pairs, baselines: true, signal: job.signal, onProgress: report as never });
+      const ev = await evaluateRewardModel({ modelDir: res.modelDir, pairs: ds.pairs, baselines: true, signal: job.signal, onProgress: report, ...offThread });
       const rm = store.models.requireRewardModel(res.manifest.id);
       store.models.upsertRewardModel({
         ...rm,
@@ -318,7 +323,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     'score',
     async (params: z.infer<typeof ScoreParams>, job) => {
       const rm = store.models.requireRewardModel(params.rewardModelId);
-      const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job) as never });
+      const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job), ...offThread });
       return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy };
     },
     ScoreParams,
@@ -423,7 +428,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       if (hit) return hit;
       const m = manifestOf(rm);
       const labels = m ? labelsFor(rm, m.selected.map((s) => s.index)) : new Map<number, string>();
-      const ex: PairExplanation = await explainPair({ modelDir: rm.folder, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top, labels });
+      const ex: PairExplanation = await explainPair({ modelDir: rm.folder, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top, labels, ...offThread });
       const out = { chosen: toExplanation(ex.chosen, labels), rejected: toExplanation(ex.rejected, labels), rewardModelId: rm.id };
       explainCache.set(key, out);
       if (explainCache.size > 64) explainCache.delete(explainCache.keys().next().value!);

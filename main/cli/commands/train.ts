@@ -60,6 +60,13 @@ export function progressPrinter(): (p: Progress) => void {
   let phase = '';
   let last = 0;
   return (p) => {
+    if (p.stats) {
+      // One line per epoch: the training curve as it happens.
+      const s = p.stats;
+      const val = s.valLoss !== undefined ? `, val loss ${s.valLoss.toFixed(4)}${s.valAccuracy !== undefined ? `, val accuracy ${(100 * s.valAccuracy).toFixed(1)}%` : ''}` : '';
+      progress(`train: epoch ${s.epoch}/${p.total}, train loss ${s.trainLoss.toFixed(4)}${val}`);
+      return;
+    }
     const now = Date.now();
     if (p.phase === phase && now - last < 1000 && p.done !== p.total) return;
     phase = p.phase;

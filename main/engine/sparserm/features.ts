@@ -21,6 +21,7 @@ import { cacheDirs } from '../paths';
 import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
 import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
 import type { FeatureTable } from './fit';
+import type { EpochStats } from './head';
 
 export type Pooling = 'mean' | 'last';
 
@@ -35,6 +36,8 @@ export interface Progress {
   total: number;
   /** Seconds left, estimated from the rate so far. */
   etaS?: number;
+  /** Phase 'train': this epoch's losses and accuracies (the live training curve; the same values as curve.json). */
+  stats?: EpochStats;
 }
 
 export interface ExtractOptions {

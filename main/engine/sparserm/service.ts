@@ -127,7 +127,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
       }).filter(([, v]) => v !== undefined),
     ),
     signal: req.signal,
-    onEpoch: (e) => req.onProgress?.({ phase: 'train', done: e.epoch, total: opts.maxEpochs }),
+    onEpoch: (e) => req.onProgress?.({ phase: 'train', done: e.epoch, total: opts.maxEpochs, stats: { ...e } }),
   };
   if (opts.k > Math.floor(sae.dSae / 2)) {
     req.onWarning?.(`K = ${opts.k} exceeds half the SAE's ${sae.dSae} latents; using K = ${Math.floor(sae.dSae / 2)} per side so the sides do not overlap`);
@@ -218,11 +218,11 @@ export interface ScoreRequest extends JobHooks {
  * the demo kit) the projection and standardisation are folded into the first layer — W = Dᵀ diag(1/std) W1ᵀ,
  * b = b1 − W1 (mean/std), exact up to float rounding — and the folded head runs in ORT; otherwise head.onnx runs.
  */
-export async function scoreRepresentations(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
+export async function scoreRepresentations(model: RewardModel, z: Float32Array, n: number, opts: { worker?: boolean } = {}): Promise<Float32Array> {
   const H = model.manifest.backbone.hiddenSize;
   const { inDim: m, hidden: h } = model.head;
   if (H * h < H * m + m * h) return forwardScores(foldedHead(model), z, n);
-  const session = await createSession(path.join(model.dir, model.manifest.head.onnx), { ep: 'cpu' });
+  const session = await createSession(path.join(model.dir, model.manifest.head.onnx), { ep: 'cpu', worker: opts.worker });
   try {
     const out = new Float32Array(n);
     const chunk = 16384;
@@ -301,7 +301,7 @@ async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; 
 export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
   const model = await readRewardModel(req.modelDir);
   const feats = await pooledFor(model, responsesOf(req.pairs), req);
-  const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   return req.pairs.map((p, i) => {
     const margin = s[2 * i] - s[2 * i + 1];
     return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin) };
@@ -461,7 +461,7 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
   const m = model.manifest;
   const sae = await modelSae(model);
   const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae });
-  const scores = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  const scores = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   const margins = req.pairs.map((_, i) => scores[2 * i] - scores[2 * i + 1]);
   const sameData = pairsHash(req.pairs) === m.training.dataHash;
   const splits = splitByPrompt(req.pairs.map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
@@ -595,7 +595,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
   const ds = datasetPairs(store, req.dataset);
   if (!store.models.rewardModel(m.id)) registerRewardModel(store, model.dir, m);
   const feats = await pooledFor(model, responsesOf(ds.pairs), req);
-  const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
+  const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
   let correct = 0;
   try {

@@ -7,7 +7,8 @@ import { backboneRunCounter } from '../../../main/engine/backbone';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { readPairsJsonl, type PairInput } from '../../../main/engine/sparserm/pairs-file';
 import { evaluateRewardModel, explainPair, scorePairs, trainRewardModel, readRewardModel, scoreRepresentations, allContributions } from '../../../main/engine/sparserm/service';
-import { headScores, decompose } from '../../../main/engine/sparserm/head';
+import { headScores, decompose, type EpochStats } from '../../../main/engine/sparserm/head';
+import type { Progress } from '../../../main/engine/sparserm/features';
 import { sigmoid } from '../../../main/engine/sparserm/metrics';
 import { dataDir, repoRoot, tempDir } from '../../helpers/paths';
 
@@ -30,8 +31,16 @@ describe('SparseRM on the demo kit', () => {
 
   it('trains, and a second train with another K and loss runs the backbone zero times', async () => {
     const before = backboneRunCounter();
-    const a = await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs, k: 16, outDir: path.join(home, 'mA'), cacheRoot, ep: 'cpu' });
+    const progress: Progress[] = [];
+    const a = await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs, k: 16, outDir: path.join(home, 'mA'), cacheRoot, ep: 'cpu', onProgress: (p) => progress.push(p) });
     const afterA = backboneRunCounter();
+    // Every epoch's losses arrive with the progress of the 'train' phase, live, and are exactly the saved curve.
+    const curve = JSON.parse(fs.readFileSync(path.join(a.modelDir, 'curve.json'), 'utf8')) as EpochStats[];
+    const epochs = progress.filter((p) => p.phase === 'train');
+    expect(epochs.length).toBe(a.manifest.training.epochsRun);
+    expect(epochs.map((p) => p.stats)).toEqual(curve);
+    expect(epochs.map((p) => p.done)).toEqual(curve.map((c) => c.epoch));
+    expect(curve.every((c) => Number.isFinite(c.trainLoss) && Number.isFinite(c.valLoss) && c.valAccuracy! >= 0 && c.valAccuracy! <= 1)).toBe(true);
     expect(afterA).toBeGreaterThan(before);
     expect(a.features.responsesComputed).toBe(new Set(pairs.flatMap((p) => [p.prompt + '\u0000' + p.chosen, p.prompt + '\u0000' + p.rejected])).size);
     modelA = a.modelDir;

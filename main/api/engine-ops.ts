@@ -2,7 +2,6 @@
  * Engine operations the API needs beyond the store: model registration, demo kit, import, train, score,
  * explanations, export, labels. Each maps to the public functions of the engine areas; long ones are jobs.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -12,9 +11,11 @@ import { InputError } from '../engine/errors';
 import { loadCheckpoint, ensureBackboneGraph } from '../engine/backbone';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
-import { importFile, registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type FormatName, type ImportResult, type ExportResult } from '../engine/data';
+import { registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type ImportResult, type ExportResult } from '../engine/data';
 import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
+import { ensureDemoDataset, ensureDemoLabels, ensureDemoModels } from '../engine/demo/demo-store';
 import { demoKitDir, projectRoot } from '../engine/paths';
+import { registerCheckpoint, registerSae } from '../engine/sparserm/registry';
 import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
 import { RewardModelManifest } from '../engine/sparserm/manifest';
 import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
@@ -52,13 +53,12 @@ export interface EngineContext {
   partials: Map<string, unknown>;
 }
 
-const pathId = (prefix: string, p: string) => `${prefix}-${crypto.createHash('sha256').update(path.resolve(p)).digest('hex').slice(0, 12)}`;
 const underDemoKit = (p: string | null) => !!p && (path.resolve(p) + path.sep).startsWith(path.resolve(demoKitDir) + path.sep);
 const isDemoMeta = (m: Record<string, unknown>, p: string | null = null) => m.demo === true || underDemoKit(p);
 
 /**
- * The SparseRM service registers a trained model's backbone and SAE under its own ids (content hashes); the same
- * folder may also be registered by the user. Show one entry per path: the one with the richest metadata.
+ * Registration merges rows of the same checkpoint folder / SAE (engine/sparserm/registry.ts); a database written
+ * before that may still hold two. Show one entry per path: the one with the richest metadata.
  */
 function dedupeByPath<T extends { path: string | null; metadata: Record<string, unknown> }>(rows: T[]): T[] {
   const byPath = new Map<string, T>();
@@ -104,7 +104,6 @@ function rewardModelInfo(r: RewardModel): ModelInfo {
   };
 }
 
-const ImportParams = z.object({ path: z.string(), format: z.string().optional(), name: z.string().optional() });
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
 const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']) });
 const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
@@ -112,32 +111,6 @@ const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.str
 export function createEngineOps(ctx: EngineContext): EngineOps {
   const { store, runner } = ctx;
 
-  async function registerCheckpoint(dir: string, opts: { id?: string; demo?: boolean; name?: string } = {}): Promise<Backbone> {
-    const ck = await loadCheckpoint(dir);
-    try {
-      return store.models.upsertBackbone({
-        id: opts.id ?? pathId('ckpt', dir),
-        name: opts.name ?? path.basename(path.resolve(dir)),
-        path: path.resolve(dir),
-        architecture: ck.config.hfArchitecture,
-        metadata: { hiddenSize: ck.config.hiddenSize, numLayers: ck.config.numLayers, vocabSize: ck.config.vocabSize, demo: opts.demo ?? false },
-      });
-    } finally {
-      ck.close();
-    }
-  }
-  async function registerSae(p: string, opts: { id?: string; demo?: boolean; name?: string; neuronpedia?: { modelId: string; saeId: string } } = {}): Promise<SaeRow> {
-    const sae = await loadSae(p);
-    return store.models.upsertSae({
-      id: opts.id ?? sae.id,
-      name: opts.name ?? sae.id,
-      path: path.resolve(p),
-      hash: sae.hash,
-      layer: sae.hookLayer ?? null,
-      dSae: sae.dSae,
-      metadata: { dIn: sae.dIn, format: sae.format, demo: opts.demo ?? false, ...(opts.neuronpedia ? { neuronpedia: opts.neuronpedia } : {}) },
-    });
-  }
   const requireBackbone = (id: string) => store.models.backbone(id) ?? (() => { throw new InputError({ field: 'checkpointId', expected: 'a registered checkpoint (add it on the Models screen)', got: id }); })();
   const requireSae = (id: string) => store.models.sae(id) ?? (() => { throw new InputError({ field: 'saeId', expected: 'a registered SAE (add it on the Models screen)', got: id }); })();
 
@@ -151,22 +124,6 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       problems: [...r.skipped.map((s) => ({ line: s.line, message: s.reason })), ...r.notes.map((n) => ({ line: n.line, message: n.note }))].slice(0, 1000),
     };
   }
-  async function runImport(p: z.infer<typeof ImportParams>, job: JobContext, demo = false): Promise<ImportReport> {
-    const format = p.format && p.format !== 'auto' ? p.format : 'auto';
-    if (format !== 'auto' && !(FORMATS as readonly string[]).includes(format)) {
-      throw new InputError({ field: 'format', expected: `auto or one of ${FORMATS.join(', ')}`, got: format });
-    }
-    const name = p.name?.trim() || path.basename(p.path).replace(/\.(jsonl?|gz)+$/i, '');
-    if (demo && !store.datasets.byName(name)) store.datasets.create(name, { demo: true, description: `TruthfulQA pairs of the demo kit (${DEMO_LABEL})` });
-    const r = await importFile(store, p.path, {
-      dataset: name,
-      format: format as FormatName | 'auto',
-      signal: job.signal,
-      onProgress: (x) => job.progress(x.bytesRead, x.totalBytes, `${x.imported.toLocaleString('en')} pairs`),
-    });
-    return importReport(r);
-  }
-
   // 'import' and 'export' jobs belong to the data area; the API only starts them and presents their results.
   registerDataJobs(runner);
   runner.define(
@@ -183,19 +140,16 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     },
     BuildParams,
   );
+  // The same dataset and Models rows as `sparserm demo` (demo module): "demo-truthfulqa", reused, never duplicated.
   runner.define('demo', async (_p: unknown, job) => {
     const kit = await ensureDemoKit({ signal: job.signal, onProgress: (p) => job.progress(p.done, p.total, p.phase) });
-    await importLabels(store, kit.labels, { model: kit.modelId, sae: kit.saeId });
-    const ck = await registerCheckpoint(kit.checkpoint, { id: kit.modelId, demo: true, name: 'demo Gemma-2 (tiny)' });
-    const sae = await registerSae(kit.sae, { id: kit.saeId, demo: true, name: `demo SAE L${kit.layer} (${kit.dSae} latents)`, neuronpedia: { modelId: kit.modelId, saeId: kit.saeId } });
-    store.models.upsertSae({ ...sae, layer: kit.layer, metadata: sae.metadata });
-    let datasetId: number | undefined = store.datasets.list().find((d) => d.demo)?.id;
-    let report: ImportReport | null = null;
-    if (datasetId === undefined) {
-      report = await runImport({ path: kit.dataset, name: 'TruthfulQA (demo kit)', format: 'standard' }, job, true);
-      datasetId = Number(report.datasetId);
-    }
-    return { checkpointId: ck.id, saeId: sae.id, layer: kit.layer, datasetId: String(datasetId), import: report, label: DEMO_LABEL };
+    await ensureDemoLabels(store, kit);
+    const { checkpoint, sae } = await ensureDemoModels(store, kit);
+    const dataset = await ensureDemoDataset(store, kit.dataset, {
+      signal: job.signal,
+      onProgress: (x) => job.progress(x.bytesRead, x.totalBytes, `${x.imported.toLocaleString('en')} pairs`),
+    });
+    return { checkpointId: checkpoint.id, saeId: sae.id, layer: kit.layer, datasetId: String(dataset.datasetId), dataset, label: DEMO_LABEL };
   });
 
   // ---- SparseRM: train, score, explain ----------------------------------------------------------------------
@@ -296,12 +250,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         ...offThread,
       });
       const demo = underDemoKit(b.path) || isDemoMeta(b.metadata);
-      // registerRewardModel re-upserts the backbone/SAE rows under its ids; keep what the user registered.
-      const keepB = store.models.backbones();
-      const keepS = store.models.saes();
-      registerRewardModel(store, res.modelDir, res.manifest, { demo });
-      for (const r of keepB) store.models.upsertBackbone(r);
-      for (const r of keepS) store.models.upsertSae(r);
+      // Under the rows the user picked: no second Models entry for the same checkpoint / SAE.
+      registerRewardModel(store, res.modelDir, res.manifest, { demo, backboneId: b.id, saeId: s.id });
       job.progress(0, 1, 'baselines on the same features');
       const ev = await evaluateRewardModel({ modelDir: res.modelDir, pairs: ds.pairs, baselines: true, signal: job.signal, onProgress: report, ...offThread });
       const rm = store.models.requireRewardModel(res.manifest.id);
@@ -352,10 +302,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map(rewardModelInfo)];
     },
     async addCheckpoint(p) {
-      return backboneInfo(await registerCheckpoint(p));
+      return backboneInfo(await registerCheckpoint(store, p));
     },
     async addSae(p) {
-      return saeInfo(await registerSae(p));
+      return saeInfo(await registerSae(store, p));
     },
     async checkCompatibility({ checkpointId, saeId, layer }) {
       const b = requireBackbone(checkpointId);

@@ -1,5 +1,6 @@
 import { importFile, importLabels, sha256File } from '../data';
-import type { Store } from '../store';
+import { registerCheckpoint, registerSae } from '../sparserm/registry';
+import type { Backbone, Sae, Store } from '../store';
 import { DEMO_LABEL, type DemoKit } from './kit';
 
 /** The demo dataset's name in the store. */
@@ -18,7 +19,11 @@ export interface DemoDatasetResult {
  * (same sha256, same pair count) — keeping any decisions a curator made on it — and replaced when it is
  * incomplete or came from another file. Never a second copy.
  */
-export async function ensureDemoDataset(store: Store, file: string, opts: { name?: string; signal?: AbortSignal } = {}): Promise<DemoDatasetResult> {
+export async function ensureDemoDataset(
+  store: Store,
+  file: string,
+  opts: { name?: string; signal?: AbortSignal; onProgress?: (p: { bytesRead: number; totalBytes: number; imported: number }) => void } = {},
+): Promise<DemoDatasetResult> {
   const name = opts.name ?? DEMO_DATASET;
   const sha = await sha256File(file);
   const existing = store.datasets.byName(name);
@@ -34,7 +39,7 @@ export async function ensureDemoDataset(store: Store, file: string, opts: { name
     action = 'replaced';
   }
   store.datasets.create(name, { demo: true, description: `TruthfulQA pairs of the demo kit (${DEMO_LABEL}); evaluation data: do not use to train a language model` });
-  const r = await importFile(store, file, { dataset: name, format: 'standard', strict: true, signal: opts.signal });
+  const r = await importFile(store, file, { dataset: name, format: 'standard', strict: true, signal: opts.signal, onProgress: opts.onProgress });
   return { datasetId: r.datasetId, name, pairs: r.imported, action };
 }
 
@@ -42,4 +47,21 @@ export async function ensureDemoDataset(store: Store, file: string, opts: { name
 export async function ensureDemoLabels(store: Store, kit: DemoKit): Promise<number> {
   const r = await importLabels(store, kit.labels, { model: kit.modelId, sae: kit.saeId });
   return r.imported;
+}
+
+/**
+ * Registers the kit's checkpoint and SAE under the kit's ids (kit.modelId / kit.saeId), the one identity the CLI
+ * demo and the app share: reward models trained on the kit reuse these rows, and rows an older run made for the
+ * same files (keyed by content hash) are merged into them.
+ */
+export async function ensureDemoModels(store: Store, kit: DemoKit): Promise<{ checkpoint: Backbone; sae: Sae }> {
+  const checkpoint = await registerCheckpoint(store, kit.checkpoint, { id: kit.modelId, demo: true, name: 'demo Gemma-2 (tiny)' });
+  const sae = await registerSae(store, kit.sae, {
+    id: kit.saeId,
+    demo: true,
+    name: `demo SAE L${kit.layer} (${kit.dSae} latents)`,
+    layer: kit.layer,
+    neuronpedia: { modelId: kit.modelId, saeId: kit.saeId },
+  });
+  return { checkpoint, sae };
 }

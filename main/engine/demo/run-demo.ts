@@ -10,7 +10,7 @@ import { datasetPairs, evaluateRewardModel, readRewardModel, registerRewardModel
 import { pairsHash } from '../sparserm/pairs-file';
 import type { RewardModelManifest } from '../sparserm/manifest';
 import { openStore, type Store, type VerdictCounts } from '../store';
-import { DEMO_DATASET, ensureDemoDataset, ensureDemoLabels, type DemoDatasetResult } from './demo-store';
+import { DEMO_DATASET, ensureDemoDataset, ensureDemoLabels, ensureDemoModels, type DemoDatasetResult } from './demo-store';
 import { ensureDemoKit, type DemoKit, type DemoProgress } from './kit';
 
 /**
@@ -85,6 +85,7 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
     progress({ phase: 'import', done: 0, total: 1 });
     const dataset = await ensureDemoDataset(store, kit.dataset, { signal });
     const labelsImported = await ensureDemoLabels(store, kit);
+    await ensureDemoModels(store, kit); // the same Models rows the app's demo registers
     progress({ phase: 'import', done: 1, total: 1 });
     throwIfAborted(signal);
 

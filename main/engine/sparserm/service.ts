@@ -23,6 +23,7 @@ import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } fr
 import { perSourceAccuracy, sigmoid } from './metrics';
 import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
 import { pairsHash, type PairInput } from './pairs-file';
+import { registerRewardModel } from './registry';
 import { splitByPrompt } from './splits';
 
 export type { PairInput } from './pairs-file';
@@ -550,29 +551,6 @@ export function datasetPairs(store: Store, dataset: string | number): { datasetI
   return { datasetId: ds.id, name: ds.name, pairs, pairIds };
 }
 
-/** Registers a trained model folder in the store (reward_models; backbones and saes rows only when missing). */
-export function registerRewardModel(store: Store, modelDir: string, manifest: RewardModelManifest, opts: { demo?: boolean } = {}): void {
-  const manifestHash = crypto.createHash('sha256').update(fs.readFileSync(path.join(modelDir, 'manifest.json'))).digest('hex');
-  // Backbone / SAE rows are keyed by content hash; rows a user already registered (names, metadata) are kept.
-  if (!store.models.backbone(manifest.backbone.contentHash)) {
-    store.models.upsertBackbone({ id: manifest.backbone.contentHash, name: path.basename(manifest.backbone.checkpoint), path: manifest.backbone.checkpoint, configHash: manifest.backbone.contentHash });
-  }
-  if (!store.models.sae(manifest.sae.hash)) {
-    store.models.upsertSae({ id: manifest.sae.hash, name: manifest.sae.id, path: manifest.sae.path, hash: manifest.sae.hash, backboneId: manifest.backbone.contentHash, layer: manifest.backbone.layer, dSae: manifest.sae.dSae });
-  }
-  store.models.upsertRewardModel({
-    id: manifest.id,
-    name: manifest.id,
-    folder: modelDir,
-    manifestHash,
-    backboneId: manifest.backbone.contentHash,
-    saeId: manifest.sae.hash,
-    layer: manifest.backbone.layer,
-    metrics: manifest.metrics,
-    demo: opts.demo,
-  });
-}
-
 export interface ScoreDatasetRequest extends JobHooks {
   store: Store;
   dataset: string | number;
@@ -672,3 +650,4 @@ export async function trainOnDataset(req: Omit<TrainRequest, 'pairs'> & { store:
 
 export { readRewardModel, type RewardModel } from './model-folder';
 export { readPairsJsonl } from './pairs-file';
+export { registerRewardModel, registerCheckpoint, registerSae } from './registry';

@@ -46,6 +46,25 @@ export class ModelsRepo {
     return this.db.prepare('SELECT * FROM saes ORDER BY created_at').all().map((r) => SaeRowSchema.parse(r));
   }
 
+  /** Folds backbone row `from` into `into` (same checkpoint registered twice): references move, `from` goes. */
+  mergeBackbone(from: string, into: string): void {
+    if (from === into) return;
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE reward_models SET backbone_id = ? WHERE backbone_id = ?').run(into, from);
+      this.db.prepare('UPDATE saes SET backbone_id = ? WHERE backbone_id = ?').run(into, from);
+      this.db.prepare('DELETE FROM backbones WHERE id = ?').run(from);
+    })();
+  }
+
+  /** Folds SAE row `from` into `into` (same SAE registered twice): reward models follow, `from` goes. */
+  mergeSae(from: string, into: string): void {
+    if (from === into) return;
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE reward_models SET sae_id = ? WHERE sae_id = ?').run(into, from);
+      this.db.prepare('DELETE FROM saes WHERE id = ?').run(from);
+    })();
+  }
+
   /** Registers (or refreshes) a reward-model folder. Re-registering the same id updates metrics/folder. */
   upsertRewardModel(m: {
     id: string;

@@ -63,6 +63,9 @@ describe('train and score jobs through the API (demo kit)', () => {
     expect(done.state).toBe('done');
     const final = TrainResult.parse(done.result);
     rewardModelId = final.rewardModelId;
+    // The model is registered under the checkpoint and SAE rows the user picked: no second Models entry.
+    expect(h.store.models.requireRewardModel(rewardModelId)).toMatchObject({ backboneId: checkpointId, saeId });
+    expect([h.store.models.backbones().length, h.store.models.saes().length]).toEqual([1, 1]);
 
     // The final curve is the model folder's curve.json (the training run itself), with losses at every epoch.
     const folder = (await h.listModels({})).models.find((m) => m.id === final.rewardModelId)!.path;

@@ -16,7 +16,7 @@ import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { ensureDemoDataset, ensureDemoLabels, ensureDemoModels } from '../engine/demo/demo-store';
 import { demoKitDir, projectRoot } from '../engine/paths';
 import { registerCheckpoint, registerSae } from '../engine/sparserm/registry';
-import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
+import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type SkippedPair, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
 import { RewardModelManifest } from '../engine/sparserm/manifest';
 import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
 
@@ -212,6 +212,14 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     };
   }
 
+  /** Pairs a job left out (text the tokenizer refuses), for its result: the first 1000 and how many in all. */
+  const skippedView = (skipped: SkippedPair[], pairIds?: number[]) => ({
+    skipped: skipped.slice(0, 1000).map((x) => {
+      const id = x.pairId ?? pairIds?.[x.index];
+      return { pairId: id !== undefined ? String(id) : null, index: x.index, reason: x.reason };
+    }),
+    skippedTotal: skipped.length,
+  });
   // ORT runs (backbone, SAE, head) go to worker threads: the Node binding runs inference synchronously, and this
   // process must keep answering IPC/HTTP (listing pairs, job snapshots) while a job extracts features or scores.
   const offThread = { worker: true } as const;
@@ -265,7 +273,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         },
       });
       ctx.partials.delete(job.id);
-      return trainView(store.models.requireRewardModel(res.manifest.id));
+      return { ...trainView(store.models.requireRewardModel(res.manifest.id)), ...skippedView(res.skipped, ds.pairIds) };
     },
     TrainParams,
   );
@@ -274,7 +282,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     async (params: z.infer<typeof ScoreParams>, job) => {
       const rm = store.models.requireRewardModel(params.rewardModelId);
       const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job), ...offThread });
-      return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy };
+      if (r.skipped.length) job.progress(r.pairs, r.pairs, `scored ${r.pairs} pairs; skipped ${r.skipped.length} whose text cannot be encoded`);
+      return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy, ...skippedView(r.skipped) };
     },
     ScoreParams,
   );

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { InputError } from '../../engine/errors';
-import { explainPair, scoreDatasetIntoStore, scorePairs, readRewardModel } from '../../engine/sparserm/service';
+import { explainPair, scoreDatasetIntoStore, scorePairs, readRewardModel, skipMessage, type SkippedPair } from '../../engine/sparserm/service';
 import { openStore } from '../../engine/store';
 import { action, printJson, progress } from '../output';
 import { parseEp } from './hidden';
@@ -42,7 +42,7 @@ export function register(program: Command): void {
           try {
             const res = await scoreDatasetIntoStore({ store, dataset: o.dataset, modelDir: o.model!, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
             if (o.json) printJson(res);
-            else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0) ${res.accuracy.toFixed(3)}\n`);
+            else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0) ${res.accuracy.toFixed(3)}${res.skipped.length ? `; ${res.skipped.length} pair(s) skipped (listed on stderr)` : ''}\n`);
           } finally {
             store.close();
           }
@@ -81,9 +81,14 @@ export function register(program: Command): void {
             }
             return;
           }
-          const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
+          const skipped: SkippedPair[] = [];
+          const onSkip = (sp: SkippedPair) => {
+            skipped.push(sp);
+            progress(`warning: ${skipMessage(sp)}`);
+          };
+          const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`), onSkip });
           const accuracy = scores.filter((s) => s.margin > 0).length / scores.length;
-          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, pairs: scores });
+          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, pairs: scores, skipped });
           else {
             for (const s of scores) process.stdout.write(`${s.index}\t${s.id ?? ''}\t${s.chosen.toFixed(4)}\t${s.rejected.toFixed(4)}\t${s.margin.toFixed(4)}\t${s.pChosen.toFixed(3)}\n`);
             process.stdout.write(`${scores.length} pairs, accuracy (margin > 0) ${accuracy.toFixed(3)}\n`);

@@ -177,6 +177,7 @@ export function register(program: Command): void {
             trainableParams: m.head.trainableParams,
             metrics: m.metrics,
             features: res.features,
+            skipped: res.skipped,
           };
           if (o.json) printJson(out);
           else {
@@ -185,6 +186,7 @@ export function register(program: Command): void {
             const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
             for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: ${m.metrics[s].n} pairs, accuracy ${f(m.metrics[s].accuracy)}, AUC ${f(m.metrics[s].auc)}\n`);
             process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
+            if (res.skipped.length) process.stdout.write(`skipped ${res.skipped.length} pair(s) whose text cannot be encoded (listed on stderr)\n`);
           }
         } finally {
           data.store?.close();

@@ -15,7 +15,7 @@ import path from 'node:path';
 
 import { loadCheckpoint, openBackbone, type BackboneSession } from '../backbone';
 import { loadTokenizer, type ChatEncoding } from '../backbone/tokenizer';
-import { throwIfAborted } from '../errors';
+import { InputError, throwIfAborted } from '../errors';
 import type { EpRequest } from '../runtime/ort';
 import { cacheDirs } from '../paths';
 import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
@@ -56,6 +56,20 @@ export interface ExtractOptions {
   onWarning?: (message: string) => void;
   /** Run the backbone and SAE sessions in ORT worker threads (servers / Electron main keep their event loop). */
   worker?: boolean;
+  /**
+   * Leave out responses whose text the tokenizer refuses (e.g. a control-token string such as "<end_of_turn>")
+   * and list them in `rejected`, instead of failing the whole call. Their z rows stay zero, their latents empty.
+   */
+  skipBadText?: boolean;
+}
+
+export interface RejectedResponse {
+  /** Index into the responses. */
+  index: number;
+  /** What the tokenizer refused ('prompt' or 'response') and why. */
+  field?: string;
+  expected: string;
+  got?: string;
 }
 
 export interface ExtractResult {
@@ -68,6 +82,8 @@ export interface ExtractResult {
   responsesComputed: number;
   responsesCached: number;
   warnings: string[];
+  /** With `skipBadText`: the responses left out (never cached, never run). */
+  rejected: RejectedResponse[];
 }
 
 function sha(s: string): string {
@@ -139,7 +155,8 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const tokHash = tokenizerHash(opts.checkpoint);
   const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}`));
   const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
-  const keys = new Array<string>(responses.length);
+  const keys = new Array<string | undefined>(responses.length);
+  const rejected: RejectedResponse[] = [];
   const encodings = new Array<ChatEncoding | undefined>(responses.length);
   const newText: Array<[string, string]> = [];
   let tokenizer: Awaited<ReturnType<typeof loadTokenizer>> | undefined;
@@ -150,7 +167,14 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       continue;
     }
     tokenizer ??= await loadTokenizer(opts.checkpoint);
-    encodings[i] = tokenizer.encodeChat(responses[i].prompt, responses[i].response);
+    try {
+      encodings[i] = tokenizer.encodeChat(responses[i].prompt, responses[i].response);
+    } catch (err) {
+      // Only a problem with this text is skipped; one that names a file (no chat template) concerns every row.
+      if (!opts.skipBadText || !(err instanceof InputError) || err.details.file !== undefined) throw err;
+      rejected.push({ index: i, field: err.details.field, expected: err.details.expected, got: err.details.got });
+      continue;
+    }
     keys[i] = featureKey(encodings[i]!);
   }
   onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
@@ -166,7 +190,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     const todo: number[] = [];
     const seen = new Set<string>();
     keys.forEach((k, i) => {
-      if (!zStore.has(k) && !seen.has(k)) {
+      if (k !== undefined && !zStore.has(k) && !seen.has(k)) {
         seen.add(k);
         todo.push(i);
       }
@@ -181,7 +205,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       const records: Array<[string, Uint8Array]> = batch.map((i, j) => {
         const e = encodings[i]!;
         tokensComputed += e.ids.length;
-        return [keys[i], f32Bytes(poolHidden(hidden[j], hiddenSize, e.poolStart, e.poolEnd, opts.pooling))];
+        return [keys[i]!, f32Bytes(poolHidden(hidden[j], hiddenSize, e.poolStart, e.poolEnd, opts.pooling))];
       });
       zStore.putMany(records);
       const done = Math.min(b + batchSize, todo.length);
@@ -191,24 +215,24 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     // Text index entries only for text whose features are now stored (a cancelled run records nothing dangling).
     const seenText = new Set<string>();
     encodings.forEach((e, i) => {
-      if (e && zStore.has(keys[i]) && !seenText.has(textKeys[i])) {
+      if (e && zStore.has(keys[i]!) && !seenText.has(textKeys[i])) {
         seenText.add(textKeys[i]);
-        newText.push([textKeys[i], keys[i]]);
+        newText.push([textKeys[i], keys[i]!]);
       }
     });
     textStore.putInline(newText);
 
     const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
-    keys.forEach((k, i) => table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));
+    keys.forEach((k, i) => k !== undefined && table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));
 
     // 2) active latents of z for this SAE.
     if (!sae || !latStore) {
-      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length, warnings };
+      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length - rejected.length, warnings, rejected };
     }
     const latTodo: number[] = [];
     const latSeen = new Set<string>();
     keys.forEach((k, i) => {
-      if (!latStore.has(k) && !latSeen.has(k)) {
+      if (k !== undefined && !latStore.has(k) && !latSeen.has(k)) {
         latSeen.add(k);
         latTodo.push(i);
       }
@@ -221,18 +245,19 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       const x = new Float32Array(batch.length * hiddenSize);
       batch.forEach((i, j) => x.set(table.z.subarray(i * hiddenSize, (i + 1) * hiddenSize), j * hiddenSize));
       const rows = await encoder.encodeSparse(x, batch.length, { signal });
-      latStore.putMany(batch.map((i, j) => [keys[i], encodeSparse(Int32Array.from(rows[j], (r) => r[0]), Float32Array.from(rows[j], (r) => r[1]))]));
+      latStore.putMany(batch.map((i, j) => [keys[i]!, encodeSparse(Int32Array.from(rows[j], (r) => r[0]), Float32Array.from(rows[j], (r) => r[1]))]));
       onProgress?.({ phase: 'sae', done: Math.min(b + encBatch, latTodo.length), total: latTodo.length });
     }
-    table.latents = keys.map((k) => decodeSparse(latStore.get(k)!));
+    table.latents = keys.map((k) => (k === undefined ? { idx: new Int32Array(0), val: new Float32Array(0) } : decodeSparse(latStore.get(k)!)));
     return {
       table,
       encodings,
       backboneHash,
       tokensComputed,
       responsesComputed: todo.length,
-      responsesCached: responses.length - todo.length,
+      responsesCached: responses.length - todo.length - rejected.length,
       warnings,
+      rejected,
     };
   } finally {
     zStore.close();

@@ -67,6 +67,8 @@ export const RewardModelManifest = z.object({
     pairs: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int() }),
     dataHash: z.string(),
     dataset: z.string().optional(),
+    /** Pairs of the data left out because the tokenizer refused their text (dataHash still covers all of them). */
+    skippedPairs: z.number().int().positive().optional(),
     seconds: z.number(),
   }),
   metrics: z.object({ train: splitMetrics, val: splitMetrics, test: splitMetrics }),

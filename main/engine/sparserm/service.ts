@@ -14,7 +14,7 @@ import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
 import type { NewScore, Store } from '../store';
 import { runBaselines, type BaselineResult } from './baselines';
-import { extractFeatures, type Pooling, type Progress } from './features';
+import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, splitMetrics, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
@@ -37,6 +37,48 @@ export interface JobHooks {
   cacheRoot?: string;
   /** Run backbone / SAE / scoring sessions in ORT worker threads so the caller's event loop stays responsive. */
   worker?: boolean;
+  /** Each pair left out because its text cannot be encoded (default: reported through onWarning). */
+  onSkip?: (s: SkippedPair) => void;
+}
+
+/** A pair left out of a job (the rest go on): its position, ids, and what is wrong with it. */
+export interface SkippedPair {
+  /** 0-based index in the pairs given. */
+  index: number;
+  /** The pair's own id (PairInput.id), if any. */
+  id?: string;
+  /** The store's pair id (store-backed workflows). */
+  pairId?: number;
+  reason: string;
+}
+
+export function skipMessage(s: SkippedPair): string {
+  const who = s.pairId !== undefined ? `pair ${s.pairId}` : `pair #${s.index}${s.id !== undefined ? ` (id ${s.id})` : ''}`;
+  return `skipped ${who}: ${s.reason}`;
+}
+
+/** Pairs whose responses the tokenizer refused (a refused prompt fails both sides: reported once). */
+function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], hooks: Pick<JobHooks, 'onSkip' | 'onWarning'>, pairIds?: number[]): SkippedPair[] {
+  const reasons = new Map<number, string[]>();
+  for (const r of rejected) {
+    const i = r.index >> 1;
+    const where = r.field === 'prompt' ? 'prompt' : r.index % 2 === 0 ? 'chosen response' : 'rejected response';
+    const reason = `${where}: expected ${r.expected}${r.got !== undefined ? `, got ${r.got}` : ''}`;
+    const list = reasons.get(i) ?? [];
+    if (!list.includes(reason)) list.push(reason);
+    reasons.set(i, list);
+  }
+  const out = [...reasons.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([index, rs]): SkippedPair => ({ index, ...(pairs[index].id !== undefined ? { id: pairs[index].id } : {}), ...(pairIds ? { pairId: pairIds[index] } : {}), reason: rs.join('; ') }));
+  for (const sp of out) (hooks.onSkip ? hooks.onSkip(sp) : hooks.onWarning?.(skipMessage(sp)));
+  return out;
+}
+
+/** Indices of the pairs that were not skipped. */
+function keptPairs(n: number, skipped: SkippedPair[]): number[] {
+  const bad = new Set(skipped.map((s) => s.index));
+  return Array.from({ length: n }, (_, i) => i).filter((i) => !bad.has(i));
 }
 
 export interface BackboneSpec {
@@ -73,6 +115,8 @@ export interface TrainResult {
   modelDir: string;
   manifest: RewardModelManifest;
   features: { responsesComputed: number; responsesCached: number; tokensComputed: number };
+  /** Pairs left out (text the tokenizer refuses); the model is trained on the rest. */
+  skipped: SkippedPair[];
 }
 
 /**
@@ -95,8 +139,9 @@ function responsesOf(pairs: PairInput[]) {
   ]);
 }
 
-function pairRefs(pairs: PairInput[]): PairRef[] {
-  return pairs.map((p, i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: p.prompt, source: p.source }));
+/** Feature-table rows of pairs (2i chosen, 2i + 1 rejected), for the given pair indices (default all). */
+function pairRefs(pairs: PairInput[], indices: number[] = pairs.map((_, i) => i)): PairRef[] {
+  return indices.map((i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: pairs[i].prompt, source: pairs[i].source }));
 }
 
 const nullable = (m: SplitMetrics) => ({ n: m.n, accuracy: Number.isFinite(m.accuracy) ? m.accuracy : null, auc: Number.isFinite(m.auc) ? m.auc : null });
@@ -117,8 +162,14 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     onProgress: req.onProgress,
     onWarning: req.onWarning,
     worker: req.worker,
+    skipBadText: true,
   });
   throwIfAborted(req.signal);
+  const skipped = skippedPairs(req.pairs, feats.rejected, req);
+  const kept = keptPairs(req.pairs.length, skipped);
+  if (kept.length < 2) {
+    throw new InputError({ field: 'pairs', expected: 'at least 2 preference pairs the tokenizer accepts', got: `${kept.length} of ${req.pairs.length}${skipped[0] ? ` (${skipMessage(skipped[0])})` : ''}` });
+  }
   const opts: FitOptions = {
     ...DEFAULT_FIT_OPTIONS,
     ...Object.fromEntries(
@@ -133,7 +184,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
   if (opts.k > Math.floor(sae.dSae / 2)) {
     req.onWarning?.(`K = ${opts.k} exceeds half the SAE's ${sae.dSae} latents; using K = ${Math.floor(sae.dSae / 2)} per side so the sides do not overlap`);
   }
-  const fit = await fitSparseRm(feats.table, pairRefs(req.pairs), sae, opts);
+  const fit = await fitSparseRm(feats.table, pairRefs(req.pairs, kept), sae, opts);
   const counts = { train: 0, val: 0, test: 0 };
   fit.splits.forEach((s) => counts[s]++);
   const dataHash = pairsHash(req.pairs);
@@ -177,6 +228,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
       pairs: counts,
       dataHash,
       dataset: req.datasetName,
+      ...(skipped.length ? { skippedPairs: skipped.length } : {}),
       seconds: (Date.now() - started) / 1000,
     },
     metrics: { train: nullable(fit.metrics.train), val: nullable(fit.metrics.val), test: nullable(fit.metrics.test) },
@@ -189,6 +241,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     modelDir,
     manifest,
     features: { responsesComputed: feats.responsesComputed, responsesCached: feats.responsesCached, tokensComputed: feats.tokensComputed },
+    skipped,
   };
 }
 
@@ -274,7 +327,7 @@ function foldedHead(model: RewardModel): HeadParamsT {
   return p;
 }
 
-async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae }) {
+async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae; skipBadText?: boolean }) {
   const m = model.manifest;
   const checkpoint = hooks.checkpoint ?? m.backbone.checkpoint;
   const feats = await extractFeatures(responses, {
@@ -288,6 +341,7 @@ async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; 
     onProgress: hooks.onProgress,
     onWarning: hooks.onWarning,
     worker: hooks.worker,
+    skipBadText: hooks.skipBadText,
   });
   if (feats.backboneHash !== m.backbone.contentHash) {
     throw new InputError({
@@ -299,11 +353,14 @@ async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; 
   return feats;
 }
 
+/** Scores every pair the tokenizer accepts; the others are reported through onSkip / onWarning and left out. */
 export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
   const model = await readRewardModel(req.modelDir);
-  const feats = await pooledFor(model, responsesOf(req.pairs), req);
+  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, skipBadText: true });
+  const skipped = skippedPairs(req.pairs, feats.rejected, req);
   const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
-  return req.pairs.map((p, i) => {
+  return keptPairs(req.pairs.length, skipped).map((i) => {
+    const p = req.pairs[i];
     const margin = s[2 * i] - s[2 * i + 1];
     return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin) };
   });
@@ -455,22 +512,28 @@ export interface EvalReport {
   /** Baselines: trained on the train split of `pairs` (same features, same split), tested on its test split. */
   baselines: Array<BaselineResult & { vsSparseRm?: { n: number; accuracy: number; auc: number } }>;
   baselineTestN: number;
+  /** Pairs left out (text the tokenizer refuses); the metrics are on the rest. */
+  skipped: SkippedPair[];
 }
 
 export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
   const sae = await modelSae(model);
-  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae });
+  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae, skipBadText: true });
+  const skipped = skippedPairs(req.pairs, feats.rejected, req);
+  // Positions below are into `kept`: training split the same kept pairs, so the prompt split matches.
+  const kept = keptPairs(req.pairs.length, skipped);
+  const keptPairsIn = kept.map((i) => req.pairs[i]);
   const scores = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
-  const margins = req.pairs.map((_, i) => scores[2 * i] - scores[2 * i + 1]);
+  const margins = kept.map((i) => scores[2 * i] - scores[2 * i + 1]);
   const sameData = pairsHash(req.pairs) === m.training.dataHash;
-  const splits = splitByPrompt(req.pairs.map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
-  const evalIdx = req.pairs.map((_, i) => i).filter((i) => !sameData || splits[i] === 'test');
-  const evalMargins = evalIdx.map((i) => margins[i]);
+  const splits = splitByPrompt(keptPairsIn.map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
+  const evalIdx = kept.map((_, j) => j).filter((j) => !sameData || splits[j] === 'test');
+  const evalMargins = evalIdx.map((j) => margins[j]);
   const overall = splitMetrics(evalMargins);
-  const refs = pairRefs(req.pairs);
-  const testIdx = req.pairs.map((_, i) => i).filter((i) => splits[i] === 'test');
+  const refs = pairRefs(req.pairs, kept);
+  const testIdx = kept.map((_, j) => j).filter((j) => splits[j] === 'test');
 
   let baselines: EvalReport['baselines'] = [];
   if (req.baselines !== false) {
@@ -488,10 +551,11 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
     n: overall.n,
     accuracy: overall.accuracy,
     auc: overall.auc,
-    perSource: perSourceAccuracy(evalMargins, evalIdx.map((i) => req.pairs[i].source)),
+    perSource: perSourceAccuracy(evalMargins, evalIdx.map((j) => keptPairsIn[j].source)),
     trainableParams: m.head.trainableParams,
     baselines,
     baselineTestN: testIdx.length,
+    skipped,
   };
 }
 
@@ -566,13 +630,17 @@ export interface ScoreDatasetRequest extends JobHooks {
  * difference of their contributions (chosen − rejected), so the "latent" filter and the pair view work without
  * re-running anything; token-level firing stays on demand (explainPair).
  */
-export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{ runId: number; pairs: number; accuracy: number }> {
+export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{ runId: number; pairs: number; accuracy: number; skipped: SkippedPair[] }> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
   const { store } = req;
   const ds = datasetPairs(store, req.dataset);
   if (!store.models.rewardModel(m.id)) registerRewardModel(store, model.dir, m);
-  const feats = await pooledFor(model, responsesOf(ds.pairs), req);
+  const feats = await pooledFor(model, responsesOf(ds.pairs), { ...req, skipBadText: true });
+  // A pair whose text cannot be encoded is left unscored (and reported); the others are scored.
+  const skipped = skippedPairs(ds.pairs, feats.rejected, req, ds.pairIds);
+  const kept = keptPairs(ds.pairs.length, skipped);
+  if (kept.length === 0) throw new InputError({ field: 'dataset', expected: 'pairs the tokenizer accepts', got: `none of ${ds.pairs.length} (${skipMessage(skipped[0])})` });
   const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
   let correct = 0;
@@ -584,7 +652,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
     const contrib = await allContributions(model, feats.table.z, feats.table.n);
     const contributionsOf = (row: number) => contrib.subarray(row * inDim, (row + 1) * inDim);
     const batch: NewScore[] = [];
-    for (let i = 0; i < ds.pairs.length; i++) {
+    for (const [k, i] of kept.entries()) {
       throwIfAborted(req.signal);
       const margin = s[2 * i] - s[2 * i + 1];
       if (margin > 0) correct++;
@@ -602,7 +670,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
         latents,
       });
       if (batch.length >= 1000) store.runs.addScores(run.id, batch.splice(0));
-      req.onProgress?.({ phase: 'store', done: i + 1, total: ds.pairs.length });
+      req.onProgress?.({ phase: 'store', done: k + 1, total: kept.length });
     }
     if (batch.length) store.runs.addScores(run.id, batch);
     store.runs.finish(run.id, 'done');
@@ -610,7 +678,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
     store.runs.finish(run.id, req.signal?.aborted ? 'cancelled' : 'failed');
     throw err;
   }
-  return { runId: run.id, pairs: ds.pairs.length, accuracy: correct / ds.pairs.length };
+  return { runId: run.id, pairs: kept.length, accuracy: correct / kept.length, skipped };
 }
 
 /**

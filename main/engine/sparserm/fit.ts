@@ -5,7 +5,7 @@
  */
 import { InputError } from '../errors';
 import { latentStats, selectLatents, gatherDirections, type SelectedLatent, type SparseRow } from './selection';
-import { trainHead, headScoresOrt, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type Loss, type PairMatrix } from './head';
+import { trainHead, headScoresOrt, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type PairMatrix, type TrainHeadOptions } from './head';
 import { splitByPrompt, type SplitName } from './splits';
 import { pairAccuracy, marginAuc } from './metrics';
 import { matmul } from './head-graphs';
@@ -27,20 +27,11 @@ export interface PairRef {
   source?: string;
 }
 
-export interface FitOptions {
+/** The head's own options plus what selection and the splits need. */
+export interface FitOptions extends TrainHeadOptions {
   k: number;
-  loss: Loss;
-  margin: number;
-  hidden: number;
-  lr: number;
-  batchSize: number;
-  maxEpochs: number;
-  patience: number;
-  seed: number;
   valFraction: number;
   testFraction: number;
-  signal?: AbortSignal;
-  onEpoch?: (e: EpochStats) => void;
 }
 
 export const DEFAULT_FIT_OPTIONS: FitOptions = {

@@ -78,8 +78,13 @@ export const ImportReport = z.object({
 });
 export type ImportReport = z.infer<typeof ImportReport>;
 
-/** index = file order; doubt = |margin − τ| ascending (the doubtful first; direction ignored). */
-export const PairSortKey = z.enum(['index', 'margin', 'doubt']);
+/**
+ * index = file order; doubt = |margin − τ| ascending (the doubtful first; direction ignored); decision = effective
+ * decision in review order drop, swap, uncertain, keep, undecided (desc reverses it); source = alphabetical
+ * (code-point order), pairs without a source last. Ties: file order.
+ */
+export const PairSortKey = z.enum(['index', 'margin', 'doubt', 'decision', 'source']);
+export type PairSortKey = z.infer<typeof PairSortKey>;
 export const PairFilter = z.object({
   /** The curator's decision; 'undecided' = no curator decision yet. */
   decision: z.enum(['keep', 'drop', 'swap', 'undecided', 'any']).default('any'),

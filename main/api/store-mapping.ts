@@ -4,7 +4,7 @@
  */
 import type { Store, Pair, PairFilter as StorePairFilter, PairSort, Decision as StoreDecision, JobRecord } from '../engine/store';
 import { InputError } from '../engine/errors';
-import type { DatasetSummary, HistoryEntry, Job, PairFilter, PairRow } from './contract';
+import type { DatasetSummary, HistoryEntry, Job, PairFilter, PairRow, PairSortKey } from './contract';
 
 /** Parses a contract id back to the store's integer id, naming the field on failure. */
 export function intId(value: string, field: string): number {
@@ -24,9 +24,11 @@ export function toStoreFilter(datasetId: number, f: PairFilter): StorePairFilter
   return out;
 }
 
-export function toStoreSort(by: 'index' | 'margin' | 'doubt', dir: 'asc' | 'desc'): PairSort {
+export function toStoreSort(by: PairSortKey, dir: 'asc' | 'desc'): PairSort {
   if (by === 'doubt') return 'doubt';
   if (by === 'margin') return dir === 'asc' ? 'margin' : '-margin';
+  if (by === 'decision') return dir === 'asc' ? 'decision' : '-decision';
+  if (by === 'source') return dir === 'asc' ? 'source' : '-source';
   return dir === 'asc' ? 'id' : '-id';
 }
 

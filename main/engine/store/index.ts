@@ -11,7 +11,7 @@ import { RunsRepo } from './runs';
 export * from './rows';
 export type { DatasetSummary, DecisionCounts } from './datasets';
 export type { NewPair, PairFilter, PairQuery, PairPage, PairSort, HistogramBin } from './pairs';
-export { PairFilterSchema, PairQuerySchema, toFtsQuery } from './pairs';
+export { DECISION_SORT_ORDER, pairOrderBy, PairFilterSchema, PairQuerySchema, toFtsQuery } from './pairs';
 export type { DecideOptions, DecideResult, UndoState, Agreement, TimelineEntry } from './decisions';
 export { cohensKappa } from './decisions';
 export type { NewScore, VerdictHistoryEntry } from './runs';

@@ -283,6 +283,20 @@ ALTER TABLE jobs ADD COLUMN owner_host TEXT;
 CREATE INDEX pairs_dataset_id ON pairs(dataset_id);
 `,
   },
+  {
+    version: 5,
+    description: 'indexes for sorting the review list by effective decision (drop first) and by source, id as tie-breaker',
+    // The ORDER BY of pairs.ts (DECISION_RANK, 'source IS NULL, source') must match these expressions exactly for
+    // SQLite to walk the index instead of sorting. One index per direction because the tie-breaker stays id ASC.
+    sql: /* sql */ `
+CREATE INDEX pairs_dataset_decision_asc ON pairs(dataset_id,
+  (CASE effective WHEN 'drop' THEN 0 WHEN 'swap' THEN 1 WHEN 'uncertain' THEN 2 WHEN 'keep' THEN 3 ELSE 4 END), id);
+CREATE INDEX pairs_dataset_decision_desc ON pairs(dataset_id,
+  (CASE effective WHEN 'drop' THEN 0 WHEN 'swap' THEN 1 WHEN 'uncertain' THEN 2 WHEN 'keep' THEN 3 ELSE 4 END) DESC, id);
+CREATE INDEX pairs_dataset_source_asc ON pairs(dataset_id, source IS NULL, source, id);
+CREATE INDEX pairs_dataset_source_desc ON pairs(dataset_id, source IS NULL, source DESC, id);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

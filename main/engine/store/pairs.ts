@@ -20,7 +20,7 @@ export interface NewPair {
   contentHash: string;
 }
 
-export const PairSort = z.enum(['id', '-id', 'margin', '-margin', 'doubt', 'line']);
+export const PairSort = z.enum(['id', '-id', 'margin', '-margin', 'doubt', 'line', 'decision', '-decision', 'source', '-source']);
 export type PairSort = z.infer<typeof PairSort>;
 
 /** Filters of the review list; also what bulk decisions and export select with. */
@@ -149,6 +149,14 @@ export function buildPairWhere(f: PairFilter): { sql: string; params: unknown[] 
   return { sql: where.join(' AND '), params };
 }
 
+/**
+ * Review order of effective decisions for the 'decision' sort: what a curator checks first comes first — drops
+ * (data about to be removed), swaps, uncertain, keeps, then undecided (nothing to review yet).
+ */
+export const DECISION_SORT_ORDER = ['drop', 'swap', 'uncertain', 'keep', 'undecided'] as const satisfies readonly EffectiveDecision[];
+// Must stay textually the expression of the pairs_dataset_decision_* indexes (migration 5), or SQLite sorts instead.
+const DECISION_RANK = "(CASE p.effective WHEN 'drop' THEN 0 WHEN 'swap' THEN 1 WHEN 'uncertain' THEN 2 WHEN 'keep' THEN 3 ELSE 4 END)";
+
 const ORDER: Record<PairSort, string> = {
   id: 'p.id ASC',
   '-id': 'p.id DESC',
@@ -156,7 +164,18 @@ const ORDER: Record<PairSort, string> = {
   '-margin': 'p.margin IS NULL, p.margin DESC, p.id ASC',
   doubt: 'p.doubt IS NULL, p.doubt ASC, p.id ASC',
   line: 'p.import_id ASC, p.line ASC, p.id ASC',
+  // Descending keeps id ASC as the tie-breaker (file order inside a group), like '-margin'.
+  decision: `${DECISION_RANK} ASC, p.id ASC`,
+  '-decision': `${DECISION_RANK} DESC, p.id ASC`,
+  // Code-point (BINARY) order; pairs without a source last in both directions.
+  source: 'p.source IS NULL, p.source ASC, p.id ASC',
+  '-source': 'p.source IS NULL, p.source DESC, p.id ASC',
 };
+
+/** The ORDER BY clause (alias `p`) of a sort; exported so tests can check its query plan. */
+export function pairOrderBy(sort: PairSort): string {
+  return ORDER[sort];
+}
 
 export class PairsRepo {
   private readonly insertStmt;

@@ -4,7 +4,7 @@
  */
 import { defineStore } from 'pinia';
 import { shallowReactive } from 'vue';
-import type { Decision, PairDetail, PairFilter, PairRow } from '@api/contract';
+import type { Decision, PairDetail, PairFilter, PairRow, PairSortKey } from '@api/contract';
 import { useAppStore } from './app';
 
 /**
@@ -19,7 +19,7 @@ function serial<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export const PAGE = 200;
-export type SortBy = 'margin' | 'doubt' | 'index';
+export type SortBy = PairSortKey;
 
 export const useReviewStore = defineStore('review', {
   state: () => ({

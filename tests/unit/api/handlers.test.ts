@@ -48,6 +48,42 @@ describe('API handlers over the store', () => {
     expect(doubt.rows[0].margin).toBe(0);
   });
 
+  it('sorts pairs by decision (drop, swap, uncertain, keep, undecided) and by source, page after page', async () => {
+    await h.decide({ pairId: String(ids[25]), decision: 'swap' }); // keep verdict → swap
+    await h.decide({ pairId: String(ids[4]), decision: 'keep' }); // drop verdict → keep
+    const all = async (by: 'decision' | 'source', dir: 'asc' | 'desc') => {
+      const rows = [];
+      for (let offset = 0; offset < 30; offset += 7) {
+        const page = await h.queryPairs({ datasetId, filter: { decision: 'any', verdict: 'any' }, sort: { by, dir }, offset, limit: 7 });
+        expect(page.total).toBe(30);
+        rows.push(...page.rows);
+      }
+      expect(new Set(rows.map((r) => r.id)).size).toBe(30);
+      return rows;
+    };
+    const order = ['drop', 'swap', 'uncertain', 'keep', 'undecided'];
+    const ordered = <T extends { id: string }>(rows: T[], key: (r: T) => number | string, dir: 1 | -1) =>
+      [...rows].sort((a, b) => (key(a) === key(b) ? Number(a.id) - Number(b.id) : key(a) < key(b) ? -dir : dir));
+    const byDecision = await all('decision', 'asc');
+    expect(byDecision.map((r) => r.id)).toEqual(ordered(byDecision, (r) => order.indexOf(r.effective), 1).map((r) => r.id));
+    expect(byDecision.map((r) => r.effective)).toEqual([...Array(9).fill('drop'), 'swap', ...Array(20).fill('keep')]);
+    expect(byDecision[9].id).toBe(String(ids[25]));
+    const byDecisionDesc = await all('decision', 'desc');
+    expect(byDecisionDesc.map((r) => r.id)).toEqual(ordered(byDecisionDesc, (r) => order.indexOf(r.effective), -1).map((r) => r.id));
+    expect(byDecisionDesc[0].effective).toBe('keep');
+    const bySource = await all('source', 'asc');
+    expect(bySource.map((r) => r.id)).toEqual(ordered(bySource, (r) => r.source, 1).map((r) => r.id));
+    expect(bySource.slice(0, 10).every((r) => r.source === 'alt')).toBe(true);
+    const bySourceDesc = await all('source', 'desc');
+    expect(bySourceDesc.map((r) => r.id)).toEqual(ordered(bySourceDesc, (r) => r.source, -1).map((r) => r.id));
+    expect(bySourceDesc.slice(-10).every((r) => r.source === 'alt')).toBe(true);
+    // The contract refuses an unknown sort key before any handler runs.
+    const bad = await dispatch(h, 'queryPairs', { datasetId, filter: {}, sort: { by: 'effective', dir: 'asc' }, offset: 0, limit: 5 });
+    expect(bad).toMatchObject({ ok: false, error: { kind: 'input' } });
+    const good = await dispatch(h, 'queryPairs', { datasetId, filter: {}, sort: { by: 'source', dir: 'asc' }, offset: 0, limit: 5 });
+    expect(good.ok).toBe(true);
+  });
+
   it('decides, notes, undoes and redoes; history records old → new', async () => {
     const pairId = String(ids[3]);
     const r = await h.decide({ pairId, decision: 'swap' });

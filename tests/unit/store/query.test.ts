@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { openStore, toFtsQuery, type Store } from '../../../main/engine/store';
+import { DECISION_SORT_ORDER, openStore, pairOrderBy, toFtsQuery, type Pair, type PairQuery, type PairSort, type Store } from '../../../main/engine/store';
 import { seedPairs, seedRun } from './helpers';
 
 describe('pair list query', () => {
@@ -55,6 +55,69 @@ describe('pair list query', () => {
     for (const p of doubt) expect(p.doubt).toBeCloseTo(Math.abs(p.margin! - 0.2), 9);
   });
 
+  it('sorts by effective decision and by source, stable across pages', () => {
+    // A dataset with every effective decision and a few pairs without a source (unscored → undecided).
+    const t = openStore(':memory:');
+    const d = seedPairs(t, 'sorted', 84, { sources: ['beta', 'Alpha', 'gamma', 'alpha'] });
+    t.runs.applyFilter({ datasetId: d, runId: seedRun(t, d), rule: 'margin', threshold: 0.2, band: 0.15 });
+    t.transaction(() => {
+      for (let i = 0; i < 5; i++) {
+        t.pairs.insert(d, null, { line: 100 + i, source: null, externalId: null, prompt: `late ${i}`, chosen: 'c', rejected: 'r', contentHash: `late-${i}` });
+      }
+    });
+    const ids = t.pairs.ids({ datasetId: d });
+    for (const k of [2, 30, 61]) t.decisions.decidePair(ids[k]!, 'swap'); // scattered swaps, some over keep verdicts
+    t.decisions.decidePair(ids[0]!, 'keep'); // a drop verdict overridden to keep
+    t.decisions.decidePair(ids[86]!, 'drop'); // an unscored pair decided by hand
+    const byId = t.pairs.list({ datasetId: d, limit: 500 }).items;
+    const effectives = new Set(byId.map((p) => p.effective));
+    expect([...effectives].sort()).toEqual([...DECISION_SORT_ORDER].sort());
+
+    // Pages of 13 (boundaries fall inside groups) concatenated = one big page, no overlap, nothing missing.
+    const paged = (q: Omit<PairQuery, 'datasetId'>) => {
+      const out: Pair[] = [];
+      for (let offset = 0; ; offset += 13) {
+        const page = t.pairs.list({ datasetId: d, ...q, offset, limit: 13 });
+        expect(page.total).toBe(q.source ? byId.filter((p) => q.source!.includes(p.source!)).length : byId.length);
+        out.push(...page.items);
+        if (page.items.length < 13) return out;
+      }
+    };
+    const rank = (p: Pair) => DECISION_SORT_ORDER.indexOf(p.effective);
+    const expectOrder = (sort: PairSort, cmp: (a: Pair, b: Pair) => number, source?: string[]) => {
+      const got = paged({ sort, source });
+      const all = t.pairs.list({ datasetId: d, sort, source, limit: 500 }).items;
+      expect(got.map((p) => p.id)).toEqual(all.map((p) => p.id));
+      expect(new Set(got.map((p) => p.id)).size).toBe(got.length);
+      const expected = byId.filter((p) => !source || source.includes(p.source!)).sort((a, b) => cmp(a, b) || a.id - b.id);
+      expect(got.map((p) => p.id)).toEqual(expected.map((p) => p.id));
+      return got;
+    };
+    const asc = expectOrder('decision', (a, b) => rank(a) - rank(b));
+    expect(asc[0]!.effective).toBe('drop');
+    expect(asc.at(-1)!.effective).toBe('undecided');
+    const desc = expectOrder('-decision', (a, b) => rank(b) - rank(a));
+    expect(desc[0]!.effective).toBe('undecided');
+    // Combined with a filter: the decision order inside one source.
+    expectOrder('decision', (a, b) => rank(a) - rank(b), ['gamma']);
+
+    // Code-point order (uppercase first), no-source pairs last in both directions.
+    const src = (a: Pair, b: Pair, dir: 1 | -1) =>
+      a.source === b.source ? 0 : a.source === null ? 1 : b.source === null ? -1 : dir * (a.source < b.source ? -1 : 1);
+    const bySource = expectOrder('source', (a, b) => src(a, b, 1));
+    expect([...new Set(bySource.map((p) => p.source))]).toEqual(['Alpha', 'alpha', 'beta', 'gamma', null]);
+    const bySourceDesc = expectOrder('-source', (a, b) => src(a, b, -1));
+    expect([...new Set(bySourceDesc.map((p) => p.source))]).toEqual(['gamma', 'beta', 'alpha', 'Alpha', null]);
+
+    // The order follows new decisions: a keep pair decided as drop moves into the drop group.
+    const lastKeep = asc.filter((p) => p.effective === 'keep').at(-1)!;
+    t.decisions.decidePair(lastKeep.id, 'drop');
+    const drops = t.pairs.list({ datasetId: d, sort: 'decision', limit: 500 }).items.filter((p) => p.effective === 'drop').map((p) => p.id);
+    expect(drops).toContain(lastKeep.id);
+    expect(drops).toEqual([...drops].sort((x, y) => x - y));
+    t.close();
+  });
+
   it('full-text search over prompt and responses (FTS5), safe against operator characters', () => {
     const apples = s.pairs.list({ datasetId: ds, text: 'apples', limit: 500 });
     expect(apples.total).toBe(105);
@@ -92,6 +155,19 @@ describe('pair list query', () => {
     expect(plan("SELECT p.id FROM pairs p WHERE p.dataset_id = ? AND p.effective IN ('drop') ORDER BY p.id LIMIT 50", ds)).toMatch(/USING (COVERING )?INDEX pairs_dataset_effective/);
     expect(plan('SELECT p.id FROM pairs p WHERE p.dataset_id = ? ORDER BY p.doubt IS NULL, p.doubt ASC, p.id ASC LIMIT 50', ds)).toMatch(/INDEX/);
     expect(plan('SELECT p.id FROM pairs p WHERE p.dataset_id = ? AND p.margin >= ? AND p.margin <= ?', ds, 0, 1)).toMatch(/INDEX pairs_dataset_margin/);
+    // Decision and source sorts walk their index in order: no sort step, however deep the page.
+    for (const [sort, index] of [
+      ['decision', 'pairs_dataset_decision_asc'],
+      ['-decision', 'pairs_dataset_decision_desc'],
+      ['source', 'pairs_dataset_source_asc'],
+      ['-source', 'pairs_dataset_source_desc'],
+    ] as const) {
+      const p = plan(`SELECT p.id FROM pairs p WHERE p.dataset_id = ? ORDER BY ${pairOrderBy(sort)} LIMIT 200 OFFSET 50000`, ds);
+      expect(p, sort).toMatch(new RegExp(`USING COVERING INDEX ${index}\\b`));
+      expect(p, sort).not.toMatch(/TEMP B-TREE/);
+      const filtered = plan(`SELECT p.id FROM pairs p WHERE p.dataset_id = ? AND p.source IN ('beta') ORDER BY ${pairOrderBy(sort)} LIMIT 200`, ds);
+      expect(filtered, sort).toMatch(/INDEX/);
+    }
   });
 
   it('the FTS index follows inserts, edits and deletes (triggers) and passes its integrity check', async () => {

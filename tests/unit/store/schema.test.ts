@@ -38,6 +38,9 @@ describe('store schema', () => {
     // migration 2 added the FTS bulk switch, migration 3 the job owner columns
     expect(s.db.prepare('SELECT bulk_fts FROM fts_control').pluck().get()).toBe(0);
     expect((s.db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).map((c) => c.name)).toContain('owner_pid');
+    // migration 5: the decision / source sort indexes
+    const indexes = s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pairs'").pluck().all();
+    expect(indexes).toEqual(expect.arrayContaining(['pairs_dataset_decision_asc', 'pairs_dataset_decision_desc', 'pairs_dataset_source_asc', 'pairs_dataset_source_desc']));
     s.close();
   });
 

@@ -1,6 +1,6 @@
 /**
  * Test-only, independent Gemma-2 forward pass in plain TypeScript (float64 loops), written straight from
- * ../shared/docs/gemma2.md — no ONNX, no code shared with main/engine/backbone except reading tensors.
+ * the Gemma-2 architecture (transformers eager path) — no ONNX, no code shared with main/engine/backbone except reading tensors.
  * It is first verified against the golden fixtures, then used as the oracle for configs no fixture covers.
  */
 export interface RefConfig {

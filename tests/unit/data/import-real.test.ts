@@ -32,7 +32,7 @@ const NORMALIZED = [
   'pku-saferlhf-sample/pairs_safety_contrast.jsonl',
 ];
 
-describe('importing the real datasets in /work/shared/data', () => {
+describe('importing the real datasets bundled in tests/fixtures/data', () => {
   for (const rel of NORMALIZED) {
     it(`${rel}: every row, right counts, matches PROVENANCE.json, source file untouched`, async () => {
       const file = path.join(dataDir, rel);

@@ -7,7 +7,7 @@ import { InputError } from '../errors';
 import { latentStats, selectLatents, gatherDirections, type SelectedLatent, type SparseRow } from './selection';
 import { trainHead, headScoresOrt, DEFAULT_HEAD_OPTIONS, type HeadWeights, type EpochStats, type PairMatrix, type TrainHeadOptions } from './head';
 import { splitByPrompt, type SplitName } from './splits';
-import { pairAccuracy, marginAuc } from './metrics';
+import { pairAccuracy, marginAuc, type AccuracyStats } from './metrics';
 import { matmul } from './head-graphs';
 import { transpose } from './head-onnx';
 
@@ -42,9 +42,8 @@ export const DEFAULT_FIT_OPTIONS: FitOptions = {
   testFraction: 0.1,
 };
 
-export interface SplitMetrics {
-  n: number;
-  accuracy: number;
+/** Accuracy (n, correct, ties, 95 % Wilson interval) and ROC AUC of the margins of one split. */
+export interface SplitMetrics extends AccuracyStats {
   auc: number;
 }
 
@@ -92,7 +91,7 @@ export function projector(directions: Float32Array, hiddenSize: number, m: numbe
 }
 
 export function splitMetrics(margins: Float32Array | number[]): SplitMetrics {
-  return { n: margins.length, accuracy: pairAccuracy(margins), auc: marginAuc(margins) };
+  return { ...pairAccuracy(margins), auc: marginAuc(margins) };
 }
 
 export async function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: SaeDecoder, options: Partial<FitOptions> = {}): Promise<FitResult> {
@@ -121,7 +120,7 @@ export async function fitSparseRm(table: FeatureTable, pairs: PairRef[], sae: Sa
   const valM = val.length ? await pairMatrix(table, val, featurize) : undefined;
   const res = await trainHead(trainM, valM, m, opts);
   const metricsFor = async (ps: PairRef[], pm?: PairMatrix): Promise<SplitMetrics> => {
-    if (ps.length === 0) return { n: 0, accuracy: NaN, auc: NaN };
+    if (ps.length === 0) return splitMetrics([]);
     pm ??= await pairMatrix(table, ps, featurize);
     const sw = await headScoresOrt(res.weights, pm.w, pm.n);
     const sl = await headScoresOrt(res.weights, pm.l, pm.n);

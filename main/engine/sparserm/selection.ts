@@ -3,6 +3,9 @@
  * mu_w[j] = share of chosen responses whose pooled representation fires latent j (f_j(z) > 0), mu_l[j] the same
  * over rejected responses, on the training split only. Positive latents: top K by mu_w − mu_l; negative: top K by
  * mu_l − mu_w. Ties: larger mean activation difference (in the same direction), then lower latent index.
+ * The ranking compares INTEGER firing counts (cross-multiplied by the other side's response count), never the
+ * float frequencies: 1/10 − 0/10 and 3/10 − 2/10 differ by a rounding error as doubles, so a float comparison
+ * would order them by noise and the documented tie-break would never run.
  */
 export interface SparseRow {
   idx: Int32Array;
@@ -24,27 +27,33 @@ export interface LatentStats {
   muL: Float64Array;
   actW: Float64Array;
   actL: Float64Array;
+  /** Firing counts (responses with f_j(z) > 0) and the response counts they are out of: what selection ranks by. */
+  countW: Int32Array;
+  countL: Int32Array;
+  nW: number;
+  nL: number;
 }
 
 export function latentStats(dSae: number, chosen: SparseRow[], rejected: SparseRow[]): LatentStats {
   const acc = (rows: SparseRow[]) => {
+    const count = new Int32Array(dSae);
     const freq = new Float64Array(dSae);
     const act = new Float64Array(dSae);
     for (const r of rows)
       for (let i = 0; i < r.idx.length; i++) {
-        if (r.val[i] > 0) freq[r.idx[i]] += 1;
+        if (r.val[i] > 0) count[r.idx[i]] += 1;
         act[r.idx[i]] += r.val[i];
       }
     const n = Math.max(rows.length, 1);
     for (let j = 0; j < dSae; j++) {
-      freq[j] /= n;
+      freq[j] = count[j] / n;
       act[j] /= n;
     }
-    return { freq, act };
+    return { count, freq, act };
   };
   const w = acc(chosen);
   const l = acc(rejected);
-  return { muW: w.freq, muL: l.freq, actW: w.act, actL: l.act };
+  return { muW: w.freq, muL: l.freq, actW: w.act, actL: l.act, countW: w.count, countL: l.count, nW: Math.max(chosen.length, 1), nL: Math.max(rejected.length, 1) };
 }
 
 /**
@@ -55,9 +64,13 @@ export function selectLatents(stats: LatentStats, k: number): SelectedLatent[] {
   const dSae = stats.muW.length;
   const kEff = Math.min(k, Math.floor(dSae / 2));
   const ids = Array.from({ length: dSae }, (_, j) => j);
+  // mu_w − mu_l = (countW·nL − countL·nW) / (nW·nL): the numerator is an exact integer (< 2^53 for any real
+  // data), so equal frequency differences compare exactly equal. nW = nL for pairs, but nothing here assumes it.
+  const { countW, countL, nW, nL } = stats;
+  const diff = (j: number) => countW[j] * nL - countL[j] * nW;
   const rank = (sign: 1 | -1) =>
     [...ids].sort((a, b) => {
-      const d = sign * (stats.muW[b] - stats.muL[b]) - sign * (stats.muW[a] - stats.muL[a]);
+      const d = sign * diff(b) - sign * diff(a);
       if (d !== 0) return d;
       const e = sign * (stats.actW[b] - stats.actL[b]) - sign * (stats.actW[a] - stats.actL[a]);
       if (e !== 0) return e;

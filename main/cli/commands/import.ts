@@ -5,6 +5,7 @@ import { registerDataJobs, FORMATS, type ImportResult } from '../../engine/data'
 import { JobRunner } from '../../engine/jobs';
 import { openStore } from '../../engine/store';
 import { action, printJson, progress } from '../output';
+import { formatBytes, MAX_MAX_LINE_BYTES, parseByteSize } from '../../engine/data/source';
 
 /** Runs a registered store job in this process: Ctrl-C cancels it cleanly (the transaction rolls back). */
 export async function runCliJob<R>(runner: JobRunner, kind: string, params: unknown, label: string, quiet: boolean): Promise<R> {
@@ -42,21 +43,26 @@ export function register(program: Command): void {
     .option('--strict', 'reject the whole file on any bad row (the database is left untouched)', false)
     .option('--pku-preference <label>', 'PKU-SafeRLHF: which label picks "chosen": safer | better', 'safer')
     .option('--source <label>', 'source label for rows without a "source" field (default: the file name)')
+    .option('--max-line-bytes <size>', 'largest line / JSON-array element accepted, e.g. 64MiB, 200M, 1048576 (a longer one refuses the file)', '64MiB')
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
     .option('--json', 'print the import report as JSON on stdout', false)
     .action(
-      action(async (file: string, o: { dataset: string; format: string; strict: boolean; pkuPreference: string; source?: string; db?: string; json: boolean }) => {
+      action(async (file: string, o: { dataset: string; format: string; strict: boolean; pkuPreference: string; source?: string; maxLineBytes: string; db?: string; json: boolean }) => {
         if (o.format !== 'auto' && !(FORMATS as readonly string[]).includes(o.format)) {
           throw new InputError({ field: '--format', expected: `auto or one of ${FORMATS.join(', ')}`, got: o.format });
         }
         if (o.pkuPreference !== 'safer' && o.pkuPreference !== 'better') throw new InputError({ field: '--pku-preference', expected: 'safer or better', got: o.pkuPreference });
+        const maxLineBytes = parseByteSize(o.maxLineBytes);
+        if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1 || maxLineBytes > MAX_MAX_LINE_BYTES) {
+          throw new InputError({ field: '--max-line-bytes', expected: `a size from 1 byte to ${formatBytes(MAX_MAX_LINE_BYTES)} (e.g. 64MiB, 200M, 1048576)`, got: o.maxLineBytes });
+        }
         const store = openStore(o.db);
         try {
           const runner = registerDataJobs(new JobRunner(store));
           const r = await runCliJob<ImportResult>(
             runner,
             'import',
-            { file, dataset: o.dataset, format: o.format, strict: o.strict, pkuPreference: o.pkuPreference, source: o.source },
+            { file, dataset: o.dataset, format: o.format, strict: o.strict, pkuPreference: o.pkuPreference, source: o.source, maxLineBytes },
             'import',
             o.json,
           );

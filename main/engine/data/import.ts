@@ -10,6 +10,7 @@ import { detectFormat, FORMATS, normalizeRow, RowError, type FormatName, type Fo
 import { contentHash } from './hash';
 import { copyStagedHere, copyStagedInWorker, type CopyArgs } from './copy-staged';
 import { SourceReader, type RawRecord } from './source';
+import { findUnrepresentable, unrepresentableReason } from './text';
 
 export interface ImportOptions extends FormatOptions {
   /** Dataset name; created if it does not exist, appended to otherwise (duplicates across files are detected). */
@@ -19,6 +20,11 @@ export interface ImportOptions extends FormatOptions {
   strict?: boolean;
   /** Source label for rows without a "source" field (default: the file's name). */
   source?: string;
+  /**
+   * Largest line (JSONL) / element (JSON array) accepted, in bytes; default 64 MiB. A longer one refuses the file
+   * with its line number as soon as the limit is passed (memory stays bounded by it).
+   */
+  maxLineBytes?: number;
   signal?: AbortSignal;
   onProgress?: (p: { bytesRead: number; totalBytes: number; rows: number; imported: number }) => void;
 }
@@ -53,7 +59,7 @@ const YIELD_EVERY = 1000;
  */
 export async function importFile(store: Store, file: string, opts: ImportOptions): Promise<ImportResult> {
   const abs = path.resolve(file);
-  const reader = new SourceReader(abs);
+  const reader = new SourceReader(abs, { maxLineBytes: opts.maxLineBytes });
   const datasetName = opts.dataset.trim();
   if (!datasetName) throw new InputError({ field: 'dataset', expected: 'a non-empty dataset name' });
   if (opts.format && opts.format !== 'auto' && !FORMATS.includes(opts.format)) {
@@ -81,6 +87,7 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
   removeStaleStaging(stagingDir);
   const stagingFile = path.join(stagingDir, `.sparserm-import-${process.pid}-${randomBytes(4).toString('hex')}.staging.db`);
   const staging = new Database(stagingFile);
+  let records: AsyncGenerator<RawRecord> | undefined;
   try {
     staging.pragma('journal_mode = OFF');
     staging.pragma('synchronous = OFF');
@@ -94,7 +101,7 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
     const existing = store.datasets.byName(datasetName);
     const existingLine = existing ? store.db.prepare('SELECT line FROM pairs WHERE dataset_id = ? AND content_hash = ?') : null;
 
-    const records = reader.records();
+    records = reader.records();
     // Buffer the first rows to detect the format (memory: DETECT_ROWS rows).
     const head: { rec: RawRecord; value?: unknown; parseError?: string }[] = [];
     const parse = (rec: RawRecord): { value?: unknown; parseError?: string } => {
@@ -137,6 +144,9 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
         if (e instanceof RowError) return skip(rec.line, e.message);
         throw e;
       }
+      // Lone surrogates (from \ud800-style escapes) cannot be stored as UTF-8: report the row, never store it.
+      const bad = findUnrepresentable('text' in rec ? rec.text : null, value);
+      if (bad) return skip(rec.line, unrepresentableReason(bad));
       const hash = contentHash(n.prompt, n.chosen, n.rejected);
       const dupOfExisting = existingLine ? (existingLine.get(existing!.id, hash) as { line: number | null } | undefined) : undefined;
       if (dupOfExisting) {
@@ -230,6 +240,8 @@ export async function importFile(store: Store, file: string, opts: ImportOptions
       notes,
     };
   } finally {
+    // Stopping early (strict error, cancel) closes the source file now rather than at garbage collection.
+    await records?.return(undefined).catch(() => undefined);
     if (staging.open) staging.close();
     fs.rmSync(stagingFile, { force: true });
     fs.rmSync(stagingFile + '-journal', { force: true });

@@ -4,6 +4,7 @@ import type { JobRunner } from '../jobs';
 import { FORMATS } from './formats';
 import { exportDataset, type ExportResult } from './export';
 import { importFile, type ImportResult } from './import';
+import { MAX_MAX_LINE_BYTES } from './source';
 
 export const ImportJobParams = z.object({
   file: z.string().min(1),
@@ -12,6 +13,7 @@ export const ImportJobParams = z.object({
   strict: z.boolean().default(false),
   pkuPreference: z.enum(['safer', 'better']).default('safer'),
   source: z.string().optional(),
+  maxLineBytes: z.number().int().min(1).max(MAX_MAX_LINE_BYTES).optional(),
 });
 export type ImportJobParams = z.input<typeof ImportJobParams>;
 
@@ -39,6 +41,7 @@ export function registerDataJobs(runner: JobRunner): JobRunner {
         strict: p.strict,
         pkuPreference: p.pkuPreference,
         source: p.source,
+        maxLineBytes: p.maxLineBytes,
         signal: ctx.signal,
         onProgress: (x) => ctx.progress(x.bytesRead, x.totalBytes, `${x.imported} pairs imported (${x.rows} rows read)`),
       }),

@@ -48,18 +48,60 @@ export interface ReadProgress {
   bytesRead: number;
 }
 
+/** Default maximum size of one JSONL line / JSON-array element (and of a run of blank lines): 64 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+/** Upper bound for maxLineBytes: V8 strings hold at most ~2^29 characters, so a longer line cannot be decoded anyway. */
+export const MAX_MAX_LINE_BYTES = 512 * 1024 * 1024;
+
+export interface SourceOptions {
+  /**
+   * Largest JSONL line / JSON-array element accepted, in bytes (default 64 MiB). A longer one refuses the whole file
+   * with its line (element) number as soon as the limit is passed, so memory stays bounded by the limit and time by
+   * the bytes read. The same bound applies to a run of consecutive blank lines (or whitespace between elements): a
+   * file padded with gigabytes of newlines stops there instead of being read to the end.
+   */
+  maxLineBytes?: number;
+}
+
+/** Size in words: 64 MiB, 1.5 KiB, 12 bytes. */
+export function formatBytes(n: number): string {
+  const units: [number, string][] = [[1 << 30, 'GiB'], [1 << 20, 'MiB'], [1 << 10, 'KiB']];
+  for (const [u, name] of units) if (n >= u) return `${Number.isInteger(n / u) ? n / u : (n / u).toFixed(1)} ${name}`;
+  return `${n} bytes`;
+}
+
+/** Parses a byte size: 1048576, 64MiB, 64M, 512k, 1G (binary units). Returns NaN when it is not one. */
+export function parseByteSize(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|bytes?|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
+  if (!m) return NaN;
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const mult = unit === 'k' ? 1 << 10 : unit === 'm' ? 1 << 20 : unit === 'g' ? 1 << 30 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const isWs = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /**
- * Streams records out of a JSON Lines or JSON-array file (plain or gzip) with memory independent of file size.
- * Also computes the sha256 of the file's bytes as they are read (for provenance), available once done.
+ * Streams records out of a JSON Lines or JSON-array file (plain or gzip) with memory independent of file size
+ * (bounded by maxLineBytes plus one chunk). Also computes the sha256 of the file's bytes as they are read (for
+ * provenance), available once done.
  */
 export class SourceReader {
   readonly info: SourceInfo;
+  readonly maxLineBytes: number;
   container: Container | null = null;
   bytesRead = 0;
+  /** Bytes after gunzip (= bytesRead for a plain file). */
+  bytesDecoded = 0;
   private readonly hash = createHash('sha256');
   private digest: string | null = null;
 
-  constructor(file: string) {
+  constructor(file: string, opts: SourceOptions = {}) {
+    const limit = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MAX_LINE_BYTES) {
+      throw new InputError({ field: 'maxLineBytes', expected: `a whole number of bytes from 1 to ${formatBytes(MAX_MAX_LINE_BYTES)}`, got: String(opts.maxLineBytes) });
+    }
+    this.maxLineBytes = limit;
     this.info = inspectSource(file);
   }
 
@@ -77,64 +119,335 @@ export class SourceReader {
       this.hash.update(buf);
     });
     let stream: Readable = raw;
-    if (this.info.gzip) stream = raw.pipe(zlib.createGunzip({ chunkSize: CHUNK }));
+    const gunzip = this.info.gzip ? zlib.createGunzip({ chunkSize: CHUNK }) : null;
+    if (gunzip) stream = raw.pipe(gunzip);
     try {
-      for await (const c of stream) yield c as Buffer;
+      for await (const c of stream) {
+        this.bytesDecoded += (c as Buffer).length;
+        yield c as Buffer;
+      }
     } catch (err) {
       const msg = (err as Error).message;
       if (this.info.gzip) throw new InputError({ file: this.info.file, expected: 'a complete, valid gzip stream', got: msg }, err);
       throw new InputError({ file: this.info.file, expected: 'a readable file', got: msg }, err);
     } finally {
+      // Stopping early (a refused line) must not leave the file open or zlib inflating in the background.
+      gunzip?.destroy();
       raw.destroy();
     }
     this.digest = this.hash.digest('hex');
   }
 
+  private tooLong(line: number | undefined, element: number | undefined, what: string): InputError {
+    const limit = formatBytes(this.maxLineBytes);
+    return new InputError({
+      file: this.info.file,
+      ...(line !== undefined ? { line } : {}),
+      ...(element !== undefined ? { field: `element ${element} of the JSON array` } : {}),
+      expected: `${what === 'blank' ? `at most ${limit} of consecutive blank lines or whitespace` : `a ${what} of at most ${limit}`} (raise the limit with --max-line-bytes / maxLineBytes)`,
+      got: what === 'blank' ? 'more (the file looks padded; stopped reading there)' : `a longer one (stopped reading after ${limit} of it)`,
+    });
+  }
+
   async *records(): AsyncGenerator<RawRecord> {
     const it = this.chunks();
-    // Peek at the first non-blank bytes to tell JSONL from a JSON array, and refuse binary files up front.
-    let head = Buffer.alloc(0);
-    let first: IteratorResult<Buffer>;
-    let pending: Buffer[] = [];
-    for (;;) {
-      first = await it.next();
-      if (first.done) break;
-      pending.push(first.value);
-      head = Buffer.concat([head, first.value]);
-      if (head.length >= 4096 || /\S/.test(head.toString('latin1'))) break;
+    const limit = this.maxLineBytes;
+    // The first 8 KiB tell text from binary data.
+    const pending: Buffer[] = [];
+    let have = 0;
+    while (have < 8192) {
+      const r = await it.next();
+      if (r.done) break;
+      pending.push(r.value);
+      have += r.value.length;
     }
-    let all = Buffer.concat(pending);
-    pending = [];
+    let buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
     // UTF-8 BOM
-    if (all.length >= 3 && all[0] === 0xef && all[1] === 0xbb && all[2] === 0xbf) all = all.subarray(3);
-    const firstNonBlank = all.findIndex((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-    if (firstNonBlank < 0) {
-      // Drain (hash) and refuse.
-      for await (const _ of { [Symbol.asyncIterator]: () => it }) void _;
-      throw new InputError({ file: this.info.file, expected: 'preference pairs (JSON Lines or a JSON array)', got: this.info.gzip ? 'an empty file after gunzip' : 'only whitespace' });
+    if (buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
+    if (this.bytesDecoded === 0) {
+      throw new InputError({ file: this.info.file, expected: 'preference pairs (JSON Lines or a JSON array)', got: this.info.gzip ? 'an empty file after gunzip' : 'an empty file' });
     }
-    if (looksBinary(all.subarray(0, 8192))) {
-      throw new InputError({ file: this.info.file, expected: 'a text file: JSON Lines or a JSON array (optionally gzip-compressed)', got: 'binary data' });
+    const binary = binaryReason(buf.subarray(0, 8192));
+    if (binary) {
+      await it.return(undefined);
+      throw new InputError({ file: this.info.file, expected: 'a text file: JSON Lines or a JSON array (optionally gzip-compressed)', got: `binary data (${binary} in the first ${formatBytes(Math.min(8192, buf.length))})` });
     }
-    const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
-    if (all[firstNonBlank] === 0x5b /* [ */) {
-      this.container = 'json-array';
-      yield* jsonArrayRecords(all, rest);
-    } else {
-      this.container = 'jsonl';
-      yield* jsonlRecords(all, rest);
+    // Skip leading blank lines (bounded by the limit) to find the first non-blank byte: "[" = JSON array.
+    let newlines = 0;
+    let blank = 0;
+    let lineStart = 0;
+    for (;;) {
+      let i = 0;
+      const n = buf.length;
+      while (i < n) {
+        const c = buf[i]!;
+        if (c === 0x0a) {
+          newlines++;
+          lineStart = i + 1;
+        } else if (c !== 0x20 && c !== 0x0d && c !== 0x09) break;
+        i++;
+      }
+      if (i < n) {
+        const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
+        if (buf[i] === 0x5b /* [ */) {
+          this.container = 'json-array';
+          yield* this.jsonArrayRecords(buf.subarray(i), rest);
+        } else {
+          this.container = 'jsonl';
+          yield* this.jsonlRecords(buf.subarray(lineStart), rest, newlines);
+        }
+        return;
+      }
+      blank += n;
+      if (blank > limit) {
+        await it.return(undefined);
+        throw new InputError({
+          file: this.info.file,
+          expected: 'preference pairs (JSON Lines or a JSON array)',
+          got: `only whitespace in the first ${formatBytes(limit)}${this.info.gzip ? ' after gunzip' : ''} (stopped reading there; --max-line-bytes sets this limit)`,
+        });
+      }
+      const r = await it.next();
+      if (r.done) {
+        throw new InputError({ file: this.info.file, expected: 'preference pairs (JSON Lines or a JSON array)', got: `only whitespace${this.info.gzip ? ' after gunzip' : ''}` });
+      }
+      buf = r.value;
+      lineStart = 0;
+    }
+  }
+
+  /**
+   * Cuts lines at the byte level. A line in progress is kept as a list of chunk slices and joined once (linear time,
+   * memory ≤ maxLineBytes + one chunk); runs of blank lines are skipped by a tight byte loop and bounded too.
+   */
+  private async *jsonlRecords(start: Buffer, rest: AsyncIterable<Buffer>, firstLine: number): AsyncGenerator<RawRecord> {
+    const limit = this.maxLineBytes;
+    let parts: Buffer[] = [];
+    let partsLen = 0;
+    let line = firstLine; // newlines consumed so far
+    let blankRun = 0;
+    let blankFrom = line + 1;
+    const out: RawRecord[] = [];
+    const emit = (bytes: Buffer) => {
+      line++;
+      let end = bytes.length;
+      if (end > 0 && bytes[end - 1] === 0x0d) end--;
+      const b = bytes.subarray(0, end);
+      if (isBlank(b)) {
+        if (blankRun === 0) blankFrom = line;
+        blankRun += bytes.length + 1;
+        if (blankRun > limit) throw this.tooLong(blankFrom, undefined, 'blank');
+        return;
+      }
+      blankRun = 0;
+      out.push(decode(b, line));
+    };
+    const feed = (buf: Buffer) => {
+      let pos = 0;
+      const n = buf.length;
+      while (pos < n) {
+        if (partsLen === 0) {
+          // Fast path over blank lines at a line start.
+          let i = pos;
+          let next = pos;
+          while (i < n) {
+            const c = buf[i]!;
+            if (c === 0x0a) {
+              if (blankRun === 0) blankFrom = line + 1;
+              line++;
+              next = i + 1;
+            } else if (c !== 0x20 && c !== 0x0d && c !== 0x09) break;
+            i++;
+          }
+          if (next > pos) {
+            blankRun += next - pos;
+            if (blankRun > limit) throw this.tooLong(blankFrom, undefined, 'blank');
+            pos = next;
+          }
+          if (pos >= n) break;
+        }
+        const nl = buf.indexOf(0x0a, pos);
+        if (nl < 0) {
+          partsLen += n - pos;
+          if (partsLen > limit) throw this.tooLong(line + 1, undefined, 'line');
+          parts.push(buf.subarray(pos));
+          break;
+        }
+        if (partsLen + (nl - pos) > limit) throw this.tooLong(line + 1, undefined, 'line');
+        let bytes = buf.subarray(pos, nl);
+        if (partsLen) {
+          parts.push(bytes);
+          bytes = Buffer.concat(parts, partsLen + (nl - pos));
+          parts = [];
+          partsLen = 0;
+        }
+        emit(bytes);
+        pos = nl + 1;
+      }
+    };
+    try {
+      feed(start);
+      yield* out.splice(0);
+      for await (const chunk of rest) {
+        feed(chunk);
+        yield* out.splice(0);
+      }
+      if (partsLen) {
+        emit(parts.length === 1 ? parts[0]! : Buffer.concat(parts, partsLen));
+        yield* out.splice(0);
+      }
+    } finally {
+      parts = [];
+    }
+  }
+
+  /**
+   * Cuts the top-level elements of a JSON array at the byte level (JSON's structural characters are ASCII, so this is
+   * safe on UTF-8), without parsing the whole document. `line` of a record = the element's 1-based index. Elements
+   * and whitespace runs are bounded by maxLineBytes.
+   */
+  private async *jsonArrayRecords(start: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<RawRecord> {
+    const limit = this.maxLineBytes;
+    let state: 'before' | 'value' | 'after' | 'end' = 'before';
+    let depth = 0;
+    let inString = false;
+    let escape = false;
+    let parts: Buffer[] = [];
+    let partsLen = 0;
+    let partStart = -1;
+    let index = 0;
+    let sawOpen = false;
+    let blankRun = 0;
+    const out: RawRecord[] = [];
+
+    const finishElement = () => {
+      index++;
+      const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, partsLen);
+      parts = [];
+      partsLen = 0;
+      depth = 0;
+      out.push(decode(bytes, index));
+    };
+    const pushPart = (b: Buffer) => {
+      partsLen += b.length;
+      if (partsLen > limit) throw this.tooLong(undefined, index + 1, 'JSON array element');
+      parts.push(b);
+    };
+    const feed = (buf: Buffer) => {
+      // After junk following the closing "]" (already reported), the rest is only read for the file's hash.
+      if (state === 'after') return;
+      partStart = state === 'value' ? 0 : -1;
+      const n = buf.length;
+      for (let i = 0; i < n; i++) {
+        const c = buf[i]!;
+        if (state === 'value') {
+          if (inString) {
+            if (escape) escape = false;
+            else if (c === 0x5c) escape = true;
+            else if (c === 0x22) inString = false;
+            else {
+              // Jump to the next quote or backslash (the bulk of an element is string content).
+              const q = buf.indexOf(0x22, i + 1);
+              const bs = buf.indexOf(0x5c, i + 1);
+              const j = q < 0 ? bs : bs < 0 ? q : Math.min(q, bs);
+              i = (j < 0 ? n : j) - 1;
+            }
+            continue;
+          }
+          if (c === 0x22) inString = true;
+          else if (c === 0x7b || c === 0x5b) depth++;
+          else if (c === 0x7d || c === 0x5d) {
+            if (depth === 0 && c === 0x5d) {
+              // end of the array
+              pushPart(buf.subarray(partStart, i));
+              finishElement();
+              state = 'end';
+              blankRun = 0;
+              continue;
+            }
+            depth--;
+          } else if (c === 0x2c && depth === 0) {
+            pushPart(buf.subarray(partStart, i));
+            finishElement();
+            state = 'before';
+            blankRun = 0;
+            partStart = -1;
+          }
+          continue;
+        }
+        if (isWs(c)) {
+          if (++blankRun > limit) throw this.tooLong(undefined, index + 1, 'blank');
+          continue;
+        }
+        blankRun = 0;
+        if (state === 'end') {
+          out.push({ line: index + 1, error: 'unexpected data after the closing "]" of the JSON array' });
+          state = 'after';
+          break;
+        }
+        if (!sawOpen) {
+          if (c !== 0x5b) return;
+          sawOpen = true;
+          continue;
+        }
+        if (c === 0x5d && index === 0 && parts.length === 0) {
+          state = 'end';
+          continue;
+        }
+        state = 'value';
+        partStart = i;
+        i--; // re-read this byte in 'value' state
+      }
+      if (state === 'value' && partStart >= 0) pushPart(buf.subarray(partStart));
+    };
+
+    feed(start);
+    yield* out.splice(0);
+    for await (const chunk of rest) {
+      feed(chunk);
+      yield* out.splice(0);
+    }
+    const finalState = state as string;
+    if (finalState === 'value' || finalState === 'before') {
+      if (partsLen && !isBlank(Buffer.concat(parts, partsLen))) {
+        index++;
+        yield { line: index, error: 'truncated JSON array: the element is not closed and the file ends without "]"' };
+      } else {
+        yield { line: index + 1, error: 'truncated JSON array: the file ends without the closing "]"' };
+      }
     }
   }
 }
 
-/** NUL bytes or many invalid UTF-8 sequences at the start mean this is not a text file. */
+/**
+ * Why the start of a file is binary data rather than text with a few bad bytes, or null when it looks like text.
+ * Suspicious bytes are NULs, control characters JSON text never holds raw (anything below 0x20 except tab, LF, CR,
+ * FF, BS and ESC) and bytes of invalid UTF-8 sequences. Binary = more than 10 % of the sample and at least 8 of them
+ * (random bytes score ~50 %, UTF-16 ~50 % NULs); a text file with a few invalid sequences or a stray NUL is read
+ * line by line and those lines are reported.
+ */
+export function binaryReason(buf: Buffer): string | null {
+  if (buf.length === 0) return null;
+  let nul = 0;
+  let ctrl = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === 0) nul++;
+    else if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c && c !== 0x08 && c !== 0x1b) ctrl++;
+  }
+  // A chunk boundary can cut the last character: do not count an incomplete sequence at the very end.
+  const invalid = countInvalidUtf8(buf, true);
+  const suspicious = nul + ctrl + invalid;
+  if (suspicious >= 8 && suspicious > buf.length * 0.1) {
+    const what = [nul ? `${nul} NUL bytes` : '', ctrl ? `${ctrl} control characters` : '', invalid ? `${invalid} invalid UTF-8 sequences` : ''].filter(Boolean).join(', ');
+    return what;
+  }
+  return null;
+}
+
+/** Kept for callers of the old name: true when binaryReason finds binary data. */
 export function looksBinary(buf: Buffer): boolean {
-  if (buf.includes(0)) return true;
-  const text = buf.toString('utf8');
-  let bad = 0;
-  for (const ch of text) if (ch === '\uFFFD') bad++;
-  // A chunk boundary can cut one character; real text files have (almost) no replacement characters.
-  return bad > 2 && bad / Math.max(1, text.length) > 0.01;
+  return binaryReason(buf) !== null;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -142,155 +455,85 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 function decode(bytes: Buffer, line: number): RawRecord {
   try {
     return { line, text: decoder.decode(bytes) };
-  } catch {
-    return { line, error: `invalid UTF-8 at byte ${firstInvalidUtf8(bytes)} of the line: expected UTF-8 text` };
+  } catch (err) {
+    // Only on failure: one linear scan for where (the old prefix-by-prefix search was quadratic).
+    const at = firstInvalidUtf8(bytes);
+    if (at < 0) return { line, error: `the line (${formatBytes(bytes.length)}) could not be decoded (${(err as Error).message}): expected a shorter line of UTF-8 text` };
+    return { line, error: `invalid UTF-8 at byte ${at + 1} of the line: expected UTF-8 text` };
   }
 }
 
-function firstInvalidUtf8(b: Buffer): number {
-  for (let i = 1; i <= b.length; i++) {
-    try {
-      decoder.decode(b.subarray(0, i));
-    } catch {
-      // A prefix can fail only because it cuts a multi-byte character; check that a longer one also fails.
-      let ok = false;
-      for (let j = i + 1; j <= Math.min(b.length, i + 3); j++) {
-        try {
-          decoder.decode(b.subarray(0, j));
-          ok = true;
-          break;
-        } catch {
-          /* keep looking */
-        }
-      }
-      if (!ok) return i;
-    }
+/**
+ * Length of the valid UTF-8 sequence starting at `i` (1–4), or 0 when the bytes there are not one (the WHATWG /
+ * TextDecoder rules: no overlongs, no surrogates, nothing above U+10FFFF); -1 when the sequence is cut by the end of
+ * the buffer but valid so far.
+ */
+function utf8SeqLen(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  let need: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) need = 1;
+  else if (c >= 0xe0 && c <= 0xef) {
+    need = 2;
+    if (c === 0xe0) lo = 0xa0;
+    else if (c === 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    need = 3;
+    if (c === 0xf0) lo = 0x90;
+    else if (c === 0xf4) hi = 0x8f;
+  } else return 0;
+  for (let k = 1; k <= need; k++) {
+    if (i + k >= b.length) return -1;
+    const d = b[i + k]!;
+    if (d < lo || d > hi) return 0;
+    lo = 0x80;
+    hi = 0xbf;
   }
-  return b.length;
+  return need + 1;
 }
 
-async function* jsonlRecords(start: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<RawRecord> {
-  let carry: Buffer = start;
-  let line = 0;
-  const emit = function* (bytes: Buffer): Generator<RawRecord> {
-    line++;
-    let end = bytes.length;
-    if (end > 0 && bytes[end - 1] === 0x0d) end--;
-    const b = bytes.subarray(0, end);
-    if (isBlank(b)) return;
-    yield decode(b, line);
-  };
-  const split = function* (buf: Buffer): Generator<RawRecord> {
-    let pos = 0;
-    for (;;) {
-      const nl = buf.indexOf(0x0a, pos);
-      if (nl < 0) break;
-      yield* emit(buf.subarray(pos, nl));
-      pos = nl + 1;
+/** 0-based offset of the first byte that starts an invalid UTF-8 sequence, or -1 when it is all valid. Linear. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  const n = b.length;
+  let i = 0;
+  while (i < n) {
+    if (b[i]! < 0x80) {
+      i++;
+      continue;
     }
-    carry = Buffer.from(buf.subarray(pos));
-  };
-  yield* split(carry);
-  for await (const chunk of rest) {
-    yield* split(carry.length ? Buffer.concat([carry, chunk]) : chunk);
+    const len = utf8SeqLen(b, i);
+    if (len <= 0) return i;
+    i += len;
   }
-  if (carry.length) yield* emit(carry);
+  return -1;
+}
+
+/** Number of invalid UTF-8 sequences (each maximal bad run counted once per bad lead). Linear. */
+function countInvalidUtf8(b: Uint8Array, allowCutAtEnd: boolean): number {
+  let bad = 0;
+  let i = 0;
+  const n = b.length;
+  while (i < n) {
+    if (b[i]! < 0x80) {
+      i++;
+      continue;
+    }
+    const len = utf8SeqLen(b, i);
+    if (len > 0) i += len;
+    else if (len < 0) {
+      if (!allowCutAtEnd) bad++;
+      break;
+    } else {
+      bad++;
+      i++;
+    }
+  }
+  return bad;
 }
 
 function isBlank(b: Buffer): boolean {
   for (const c of b) if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) return false;
   return true;
-}
-
-/**
- * Cuts the top-level elements of a JSON array at the byte level (JSON's structural characters are ASCII, so this is
- * safe on UTF-8), without parsing the whole document. `line` of a record = the element's 1-based index.
- */
-async function* jsonArrayRecords(start: Buffer, rest: AsyncIterable<Buffer>): AsyncGenerator<RawRecord> {
-  let state: 'before' | 'value' | 'after' | 'end' = 'before';
-  let depth = 0;
-  let inString = false;
-  let escape = false;
-  let parts: Buffer[] = [];
-  let partStart = -1;
-  let index = 0;
-  let sawOpen = false;
-  const out: RawRecord[] = [];
-
-  const feed = (buf: Buffer) => {
-    partStart = state === 'value' ? 0 : -1;
-    for (let i = 0; i < buf.length; i++) {
-      const c = buf[i]!;
-      if (state === 'value') {
-        if (inString) {
-          if (escape) escape = false;
-          else if (c === 0x5c) escape = true;
-          else if (c === 0x22) inString = false;
-          continue;
-        }
-        if (c === 0x22) inString = true;
-        else if (c === 0x7b || c === 0x5b) depth++;
-        else if (c === 0x7d || c === 0x5d) {
-          if (depth === 0 && c === 0x5d) {
-            // end of the array
-            parts.push(buf.subarray(partStart, i));
-            finishElement();
-            state = 'end';
-            continue;
-          }
-          depth--;
-        } else if (c === 0x2c && depth === 0) {
-          parts.push(buf.subarray(partStart, i));
-          finishElement();
-          state = 'before';
-          partStart = -1;
-        }
-        continue;
-      }
-      const ws = c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-      if (ws) continue;
-      if (state === 'end') {
-        out.push({ line: index + 1, error: 'unexpected data after the closing "]" of the JSON array' });
-        state = 'after';
-        continue;
-      }
-      if (state === 'after') continue;
-      if (!sawOpen) {
-        if (c !== 0x5b) return;
-        sawOpen = true;
-        continue;
-      }
-      if (c === 0x5d && index === 0 && parts.length === 0) {
-        state = 'end';
-        continue;
-      }
-      state = 'value';
-      partStart = i;
-      i--; // re-read this byte in 'value' state
-    }
-    if (state === 'value' && partStart >= 0) parts.push(Buffer.from(buf.subarray(partStart)));
-  };
-  const finishElement = () => {
-    index++;
-    const bytes = Buffer.concat(parts);
-    parts = [];
-    depth = 0;
-    out.push(decode(bytes, index));
-  };
-
-  feed(start);
-  yield* out.splice(0);
-  for await (const chunk of rest) {
-    feed(chunk);
-    yield* out.splice(0);
-  }
-  const finalState = state as string;
-  if (finalState === 'value' || finalState === 'before') {
-    if (parts.length && !isBlank(Buffer.concat(parts))) {
-      index++;
-      yield { line: index, error: 'truncated JSON array: the element is not closed and the file ends without "]"' };
-    } else {
-      yield { line: index + 1, error: 'truncated JSON array: the file ends without the closing "]"' };
-    }
-  }
 }

@@ -13,18 +13,17 @@ import { rewardModelsHome } from '../paths';
 import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
 import type { NewScore, Store } from '../store';
-import { runBaselines, type BaselineResult } from './baselines';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
-import { fitSparseRm, DEFAULT_FIT_OPTIONS, splitMetrics, type FitOptions, type PairRef, type SplitMetrics } from './fit';
+import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
 import { transpose } from './head-onnx';
 import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
-import { perSourceAccuracy, sigmoid } from './metrics';
+import { accuracyStats, sigmoid, type AccuracyStats } from './metrics';
 import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
 import { pairsHash, type PairInput } from './pairs-file';
 import { registerRewardModel } from './registry';
-import { splitByPrompt } from './splits';
+import { recordSeenPrompts } from './seen-prompts';
 
 export type { PairInput } from './pairs-file';
 export type { Pooling, Progress } from './features';
@@ -58,7 +57,7 @@ export function skipMessage(s: SkippedPair): string {
 }
 
 /** Pairs whose responses the tokenizer refused (a refused prompt fails both sides: reported once). */
-function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], hooks: Pick<JobHooks, 'onSkip' | 'onWarning'>, pairIds?: number[]): SkippedPair[] {
+export function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], hooks: Pick<JobHooks, 'onSkip' | 'onWarning'>, pairIds?: number[]): SkippedPair[] {
   const reasons = new Map<number, string[]>();
   for (const r of rejected) {
     const i = r.index >> 1;
@@ -76,7 +75,7 @@ function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], hooks: P
 }
 
 /** Indices of the pairs that were not skipped. */
-function keptPairs(n: number, skipped: SkippedPair[]): number[] {
+export function keptPairs(n: number, skipped: SkippedPair[]): number[] {
   const bad = new Set(skipped.map((s) => s.index));
   return Array.from({ length: n }, (_, i) => i).filter((i) => !bad.has(i));
 }
@@ -132,7 +131,7 @@ function smallFileHashes(checkpoint: string): Record<string, string> {
   return out;
 }
 
-function responsesOf(pairs: PairInput[]) {
+export function responsesOf(pairs: PairInput[]) {
   return pairs.flatMap((p) => [
     { prompt: p.prompt, response: p.chosen },
     { prompt: p.prompt, response: p.rejected },
@@ -140,7 +139,7 @@ function responsesOf(pairs: PairInput[]) {
 }
 
 /** Feature-table rows of pairs (2i chosen, 2i + 1 rejected), for the given pair indices (default all). */
-function pairRefs(pairs: PairInput[], indices: number[] = pairs.map((_, i) => i)): PairRef[] {
+export function pairRefs(pairs: PairInput[], indices: number[] = pairs.map((_, i) => i)): PairRef[] {
   return indices.map((i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: pairs[i].prompt, source: pairs[i].source }));
 }
 
@@ -228,6 +227,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
       pairs: counts,
       dataHash,
       dataset: req.datasetName,
+      prompts: recordSeenPrompts(kept.map((i) => req.pairs[i].prompt), fit.splits),
       ...(skipped.length ? { skippedPairs: skipped.length } : {}),
       seconds: (Date.now() - started) / 1000,
     },
@@ -327,7 +327,7 @@ function foldedHead(model: RewardModel): HeadParamsT {
   return p;
 }
 
-async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae; skipBadText?: boolean }) {
+export async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae; skipBadText?: boolean }) {
   const m = model.manifest;
   const checkpoint = hooks.checkpoint ?? m.backbone.checkpoint;
   const feats = await extractFeatures(responses, {
@@ -410,7 +410,7 @@ export async function explainResponse(req: ExplainRequest): Promise<ResponseExpl
   return explainWith(model, req);
 }
 
-async function modelSae(model: RewardModel): Promise<Sae> {
+export async function modelSae(model: RewardModel): Promise<Sae> {
   const m = model.manifest;
   const sae = await loadSae(m.sae.path);
   if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
@@ -488,76 +488,9 @@ export async function explainPair(req: Omit<ExplainRequest, 'response'> & { chos
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// evaluation
+// evaluation: its own module (held-out detection by prompt hashes, baselines on the same rows, intervals)
 
-export interface EvalRequest extends JobHooks {
-  modelDir: string;
-  /** The data to evaluate on. Split by prompt with the model's seed/fractions; metrics are on its test split. */
-  pairs: PairInput[];
-  /** Also train and report the baselines (dense probe, raw SAE activations, random directions). Default true. */
-  baselines?: boolean;
-  checkpoint?: string;
-  ep?: EpRequest;
-}
-
-export interface EvalReport {
-  modelId: string;
-  /** 'test-split': the held-out prompts of the data the model was trained on; 'all': data the model never saw. */
-  evaluatedOn: 'test-split' | 'all';
-  n: number;
-  accuracy: number;
-  auc: number;
-  perSource: Record<string, { n: number; accuracy: number }>;
-  trainableParams: number;
-  /** Baselines: trained on the train split of `pairs` (same features, same split), tested on its test split. */
-  baselines: Array<BaselineResult & { vsSparseRm?: { n: number; accuracy: number; auc: number } }>;
-  baselineTestN: number;
-  /** Pairs left out (text the tokenizer refuses); the metrics are on the rest. */
-  skipped: SkippedPair[];
-}
-
-export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
-  const model = await readRewardModel(req.modelDir);
-  const m = model.manifest;
-  const sae = await modelSae(model);
-  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae, skipBadText: true });
-  const skipped = skippedPairs(req.pairs, feats.rejected, req);
-  // Positions below are into `kept`: training split the same kept pairs, so the prompt split matches.
-  const kept = keptPairs(req.pairs.length, skipped);
-  const keptPairsIn = kept.map((i) => req.pairs[i]);
-  const scores = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
-  const margins = kept.map((i) => scores[2 * i] - scores[2 * i + 1]);
-  const sameData = pairsHash(req.pairs) === m.training.dataHash;
-  const splits = splitByPrompt(keptPairsIn.map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
-  const evalIdx = kept.map((_, j) => j).filter((j) => !sameData || splits[j] === 'test');
-  const evalMargins = evalIdx.map((j) => margins[j]);
-  const overall = splitMetrics(evalMargins);
-  const refs = pairRefs(req.pairs, kept);
-  const testIdx = kept.map((_, j) => j).filter((j) => splits[j] === 'test');
-
-  let baselines: EvalReport['baselines'] = [];
-  if (req.baselines !== false) {
-    const pick = (s: string) => refs.filter((_, i) => splits[i] === s);
-    const t = m.training;
-    const res = await runBaselines(feats.table, pick('train'), pick('val'), pick('test'), m.selected.map((s) => s.index), {
-      loss: t.loss, margin: t.margin, hidden: m.head.hidden, lr: t.lr, batchSize: t.batchSize, maxEpochs: t.maxEpochs, patience: t.patience, seed: t.seed, signal: req.signal,
-    });
-    const onTest = splitMetrics(testIdx.map((i) => margins[i]));
-    baselines = res.map((b) => ({ ...b, vsSparseRm: { n: onTest.n, accuracy: onTest.accuracy, auc: onTest.auc } }));
-  }
-  return {
-    modelId: m.id,
-    evaluatedOn: sameData ? 'test-split' : 'all',
-    n: overall.n,
-    accuracy: overall.accuracy,
-    auc: overall.auc,
-    perSource: perSourceAccuracy(evalMargins, evalIdx.map((j) => keptPairsIn[j].source)),
-    trainableParams: m.head.trainableParams,
-    baselines,
-    baselineTestN: testIdx.length,
-    skipped,
-  };
-}
+export { evaluateRewardModel, type EvalRequest, type EvalReport } from './evaluate';
 
 // ------------------------------------------------------------------------------------------------------------
 // token-level latents
@@ -630,7 +563,7 @@ export interface ScoreDatasetRequest extends JobHooks {
  * difference of their contributions (chosen − rejected), so the "latent" filter and the pair view work without
  * re-running anything; token-level firing stays on demand (explainPair).
  */
-export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{ runId: number; pairs: number; accuracy: number; skipped: SkippedPair[] }> {
+export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<AccuracyStats & { runId: number; pairs: number; skipped: SkippedPair[] }> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
   const { store } = req;
@@ -644,6 +577,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
   const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
   let correct = 0;
+  let ties = 0;
   try {
     const inDim = m.head.inDim;
     const top = req.topLatents ?? 8;
@@ -656,6 +590,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
       throwIfAborted(req.signal);
       const margin = s[2 * i] - s[2 * i + 1];
       if (margin > 0) correct++;
+      else if (margin === 0) ties++;
       const cw = contributionsOf(2 * i);
       const cl = contributionsOf(2 * i + 1);
       const order = topByMagnitude(inDim, top, (c) => cw[c] - cl[c]);
@@ -678,7 +613,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<{
     store.runs.finish(run.id, req.signal?.aborted ? 'cancelled' : 'failed');
     throw err;
   }
-  return { runId: run.id, pairs: kept.length, accuracy: correct / kept.length, skipped };
+  return { runId: run.id, pairs: kept.length, ...accuracyStats(correct, ties, kept.length), skipped };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 
+import { formatAccuracy } from '../../engine/sparserm/metrics';
 import { evaluateRewardModel } from '../../engine/sparserm/service';
 import { action, printJson, progress } from '../output';
 import { parseEp } from './hidden';
@@ -12,19 +13,23 @@ interface EvalOpts {
   db?: string;
   checkpoint?: string;
   baselines?: boolean;
+  includeSeen?: boolean;
   ep?: string;
   json?: boolean;
 }
 
+const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('held-out accuracy, ROC AUC of the margin, accuracy per source, and the paper\'s baselines on the same features')
+    .description('held-out accuracy (n, ties, 95% Wilson interval), ROC AUC of the margin, accuracy per source, and the paper\'s baselines on the same rows')
     .requiredOption('--model <dir>', 'reward-model folder (from `sparserm train`)')
-    .option('--data <file>', 'JSONL of {prompt, chosen, rejected, source?} (the training data → its held-out test split; other data → all of it)')
+    .option('--data <file>', 'JSONL of {prompt, chosen, rejected, source?}: any data; pairs whose prompt the model trained or validated on are left out')
     .option('--dataset <name>', 'a store dataset instead of --data')
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
     .option('--checkpoint <dir>', 'backbone folder, if it moved since training')
+    .option('--include-seen', 'also evaluate pairs whose prompt the model was trained or validated on (overstates accuracy)')
     .option('--no-baselines', 'skip the dense probe / raw activations / random directions comparisons')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
     .option('--json', 'print the report as one JSON document on stdout')
@@ -32,14 +37,35 @@ export function register(program: Command): void {
       action(async (o: EvalOpts) => {
         const data = loadPairs(o);
         try {
-          const r = await evaluateRewardModel({ modelDir: o.model!, pairs: data.pairs, baselines: o.baselines, checkpoint: o.checkpoint, ep: parseEp(o.ep), onProgress: progressPrinter(), onWarning: (w) => progress(`warning: ${w}`) });
-          if (o.json) printJson(r);
-          else {
-            process.stdout.write(`${r.modelId} on ${r.evaluatedOn === 'test-split' ? 'the held-out test split' : 'all given pairs'}: ${r.n} pairs, accuracy ${r.accuracy.toFixed(3)}, ROC AUC ${r.auc.toFixed(3)}, ${r.trainableParams} trainable parameters\n`);
-            for (const [s, v] of Object.entries(r.perSource)) process.stdout.write(`  ${s}: ${v.n} pairs, accuracy ${v.accuracy.toFixed(3)}\n`);
-            if (r.baselines.length) process.stdout.write(`baselines (trained on the train split, tested on ${r.baselineTestN} test pairs; SparseRM there: accuracy ${r.baselines[0].vsSparseRm?.accuracy.toFixed(3)}):\n`);
-            for (const b of r.baselines) process.stdout.write(`  ${b.name}: accuracy ${b.test.accuracy.toFixed(3)}, AUC ${b.test.auc.toFixed(3)}, ${b.trainableParams} trainable parameters\n`);
+          const r = await evaluateRewardModel({
+            modelDir: o.model!,
+            pairs: data.pairs,
+            includeSeen: o.includeSeen === true,
+            baselines: o.baselines,
+            checkpoint: o.checkpoint,
+            ep: parseEp(o.ep),
+            onProgress: progressPrinter(),
+            onWarning: (w) => progress(`warning: ${w}`),
+          });
+          if (o.json) {
+            printJson(r);
+            return;
           }
+          const out = (line: string) => process.stdout.write(line + '\n');
+          const given = data.pairs.length - r.skipped.length;
+          const overlap =
+            r.overlap.pairs === null
+              ? 'overlap with the training data unknown (older model folder)'
+              : `${r.overlap.pairs} of ${given} pairs (${r.overlap.prompts} prompts) seen in training/validation${r.overlap.pairs ? (r.includeSeen ? ', included' : ', left out') : ''}`;
+          const on = { 'test-split': 'the held-out test split', 'unseen-prompts': 'the pairs with unseen prompts', all: 'all given pairs' }[r.evaluatedOn];
+          out(`${r.modelId} on ${on}: ${overlap}`);
+          out(`accuracy ${formatAccuracy(r)}, ROC AUC ${f3(r.auc)}, ${r.trainableParams} trainable parameters`);
+          const sources = Object.entries(r.perSource);
+          if (sources.length) out(`per source (held-out pairs${r.overlap.pairs === null ? ', overlap unknown' : ''}):`);
+          for (const [s, v] of sources) out(`  ${s}: ${formatAccuracy(v)}`);
+          if (r.baselines.length) out(`baselines (trained on the ${r.baselineTrainN} given pairs the model trained on, tested on the same ${r.baselineTestN} pairs as SparseRM):`);
+          for (const b of r.baselines) out(`  ${b.name}: accuracy ${formatAccuracy(b.test)}, AUC ${f3(b.test.auc)}, ${b.trainableParams} trainable parameters`);
+          if (r.baselinesSkipped) out(`baselines skipped: ${r.baselinesSkipped}`);
         } finally {
           data.store?.close();
         }

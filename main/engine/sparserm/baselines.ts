@@ -3,6 +3,8 @@
  *  - dense linear probe on z (hidden + 1 parameters);
  *  - the same head on the raw SAE activations f_j(z) of the selected latents instead of projections;
  *  - the same head on 2K random unit directions instead of the selected decoder rows.
+ * The caller chooses the rows: evaluate.ts passes the model's own training pairs and exactly the pairs the model
+ * is evaluated on, so a baseline and SparseRM are never compared on different data.
  */
 import { CancelledError } from '../errors';
 import { fitStandardizer, standardize, trainHead, headScoresOrt, headParamCount, type TrainHeadOptions, type Loss } from './head';
@@ -13,6 +15,9 @@ export interface BaselineResult {
   name: 'dense-linear-probe' | 'raw-sae-activations' | 'random-directions';
   description: string;
   trainableParams: number;
+  /** Pairs it was trained on (early stopping on the val pairs given). */
+  trainN: number;
+  /** Accuracy (n, ties, 95 % Wilson interval) and AUC on the test pairs given. */
   test: SplitMetrics;
 }
 
@@ -74,9 +79,11 @@ export async function runBaselines(
   selected: number[],
   opts: TrainHeadOptions,
 ): Promise<BaselineResult[]> {
+  if (train.length === 0 || test.length === 0) throw new Error(`runBaselines: needs training and test pairs (got ${train.length} and ${test.length})`);
   const H = table.hiddenSize;
   const m = selected.length;
   const out: BaselineResult[] = [];
+  const trainN = train.length;
   const headRun = async (featurize: (z: Float32Array, n: number, rows: number[]) => Promise<Float32Array>) => {
     const mat = async (ps: PairRef[]) => ({
       n: ps.length,
@@ -96,6 +103,7 @@ export async function runBaselines(
     name: 'dense-linear-probe',
     description: 'linear score on the standardised pooled representation z',
     trainableParams: H + 1,
+    trainN,
     test: splitMetrics(linearProbe(dense(train), dense(test), H, opts)),
   });
 
@@ -105,6 +113,7 @@ export async function runBaselines(
     name: 'raw-sae-activations',
     description: 'same head on f_j(z) (JumpReLU activations) of the selected latents instead of projections',
     trainableParams: headParamCount(m, opts.hidden),
+    trainN,
     test: await headRun(async (_z, n, rows) => {
       const x = new Float32Array(n * m);
       rows.forEach((r, i) => {
@@ -131,6 +140,7 @@ export async function runBaselines(
     name: 'random-directions',
     description: `same head on ${m} random unit directions (seeded) instead of the selected decoder rows`,
     trainableParams: headParamCount(m, opts.hidden),
+    trainN,
     test: await headRun((z, n) => proj(z, n)),
   });
   return out;

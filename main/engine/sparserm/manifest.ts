@@ -67,6 +67,11 @@ export const RewardModelManifest = z.object({
     pairs: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int() }),
     dataHash: z.string(),
     dataset: z.string().optional(),
+    /**
+     * Hashes of the prompts trained on and validated on (seen-prompts.ts), so eval on any data can leave them out.
+     * Absent in folders written before it was recorded: eval then reports the overlap as unknown.
+     */
+    prompts: z.object({ hash: z.string(), train: z.array(z.string()), val: z.array(z.string()) }).optional(),
     /** Pairs of the data left out because the tokenizer refused their text (dataHash still covers all of them). */
     skippedPairs: z.number().int().positive().optional(),
     seconds: z.number(),

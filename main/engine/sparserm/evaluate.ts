@@ -1,0 +1,137 @@
+/**
+ * Honest evaluation of a reward model on any pairs (docs/sparserm.md, Evaluation): pairs whose prompt the model
+ * was trained or validated on are found through the prompt hashes in its manifest and left out by default; the
+ * baselines are trained on exactly the given pairs the model trained on and tested on exactly the rows the model
+ * is evaluated on; every accuracy carries n, exact ties and a 95 % Wilson interval.
+ * Re-exported by service.ts (callers import it from there).
+ */
+import type { EpRequest } from '../runtime/ort';
+import { runBaselines, type BaselineResult } from './baselines';
+import { splitMetrics, type SplitMetrics } from './fit';
+import type { RewardModelManifest } from './manifest';
+import { perSourceAccuracy, type AccuracyStats } from './metrics';
+import { readRewardModel } from './model-folder';
+import { pairsHash, type PairInput } from './pairs-file';
+import { overlapOf, promptStatuses, usableRecord, type PromptStatus } from './seen-prompts';
+import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, type JobHooks, type SkippedPair } from './service';
+import { splitByPrompt } from './splits';
+
+export interface EvalRequest extends JobHooks {
+  modelDir: string;
+  /** The data to evaluate on: any pairs (the training file, a later export, another dataset). */
+  pairs: PairInput[];
+  /** Also evaluate pairs whose prompt the model was trained or validated on (default false: held-out only). */
+  includeSeen?: boolean;
+  /** Also train and report the baselines (dense probe, raw SAE activations, random directions). Default true. */
+  baselines?: boolean;
+  checkpoint?: string;
+  ep?: EpRequest;
+}
+
+export interface EvalReport extends AccuracyStats {
+  modelId: string;
+  /**
+   * 'test-split': the training data itself, its held-out prompts; 'unseen-prompts': other data, the pairs whose
+   * prompt the model never saw; 'all': every pair (--include-seen, or the overlap is unknown).
+   */
+  evaluatedOn: 'test-split' | 'unseen-prompts' | 'all';
+  includeSeen: boolean;
+  /** Distinct prompts / pairs of the given data the model trained or validated on; null = unknown (old folder). */
+  overlap: { prompts: number | null; pairs: number | null };
+  /** Pairs evaluated (= n). */
+  pairs: number;
+  auc: number;
+  /** Accuracy per source on HELD-OUT pairs only (all evaluated pairs when the overlap is unknown). */
+  perSource: Record<string, AccuracyStats>;
+  trainableParams: number;
+  /** Trained on the given pairs the model trained on (val: validated on); tested on exactly the evaluated rows. */
+  baselines: Array<BaselineResult & { vsSparseRm: SplitMetrics }>;
+  baselineTrainN: number;
+  baselineTestN: number;
+  /** Why the baselines did not run (none of the model's training pairs in the data, or nothing to test on). */
+  baselinesSkipped?: string;
+  /** Pairs left out (text the tokenizer refuses); the metrics are on the rest. */
+  skipped: SkippedPair[];
+}
+
+/**
+ * Per given prompt: trained on, validated on, or unseen. From the manifest's prompt hashes when it has them;
+ * for an older folder only when the data is the training data itself (the recorded seed/fractions reproduce
+ * its split exactly); otherwise null — unknown.
+ */
+function statusesFor(m: RewardModelManifest, prompts: string[], sameData: boolean): PromptStatus[] | null {
+  const t = m.training;
+  if (usableRecord(t.prompts)) return promptStatuses(t.prompts, prompts);
+  if (!sameData) return null;
+  return splitByPrompt(prompts, { seed: t.seed, valFraction: t.valFraction, testFraction: t.testFraction }).map((s) => (s === 'test' ? 'unseen' : s));
+}
+
+export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
+  const model = await readRewardModel(req.modelDir);
+  const m = model.manifest;
+  const includeSeen = req.includeSeen === true;
+  const sae = await modelSae(model);
+  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, sae, skipBadText: true });
+  const skipped = skippedPairs(req.pairs, feats.rejected, req);
+  // Positions below are into `kept`: training split the same kept pairs, so a reproduced split matches.
+  const kept = keptPairs(req.pairs.length, skipped);
+  const keptIn = kept.map((i) => req.pairs[i]);
+  const prompts = keptIn.map((p) => p.prompt);
+  const scores = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
+  const margins = kept.map((i) => scores[2 * i] - scores[2 * i + 1]);
+  const sameData = pairsHash(req.pairs) === m.training.dataHash;
+
+  const statuses = statusesFor(m, prompts, sameData);
+  const positions = kept.map((_, j) => j);
+  const unseen = statuses ? positions.filter((j) => statuses[j] === 'unseen') : positions;
+  const evalIdx = includeSeen ? positions : unseen;
+  const overlap = statuses ? overlapOf(prompts, statuses) : { prompts: null, pairs: null };
+  if (!statuses) {
+    req.onWarning?.(
+      `${model.dir}: the manifest does not record which prompts the model was trained on (written by an older version), so the overlap of this data with its training data is unknown; evaluating all ${kept.length} pairs — retrain for a held-out evaluation`,
+    );
+  } else if (includeSeen && overlap.pairs! > 0) {
+    req.onWarning?.(`the metrics include ${overlap.pairs} pair(s) whose prompt the model was trained or validated on: they overstate held-out accuracy`);
+  } else if (evalIdx.length === 0) {
+    req.onWarning?.(`none of the ${kept.length} pairs is held out: the model was trained or validated on every prompt (--include-seen evaluates them anyway)`);
+  }
+
+  const evalMargins = evalIdx.map((j) => margins[j]);
+  const overall = splitMetrics(evalMargins);
+  const perSource = perSourceAccuracy(unseen.map((j) => margins[j]), unseen.map((j) => keptIn[j].source));
+
+  // Baselines: the model's own training rows (within the given data) to train, the evaluated rows to test.
+  const trainRows = statuses ? positions.filter((j) => statuses[j] === 'train') : [];
+  const valRows = statuses ? positions.filter((j) => statuses[j] === 'val') : [];
+  let baselines: EvalReport['baselines'] = [];
+  let baselinesSkipped: string | undefined;
+  if (req.baselines !== false) {
+    if (!statuses) baselinesSkipped = 'the model folder does not record which prompts it was trained on';
+    else if (trainRows.length === 0) baselinesSkipped = 'none of the given pairs has a prompt the model was trained on (baselines train on exactly those pairs: evaluate on data that includes them, e.g. the training file)';
+    else if (evalIdx.length === 0) baselinesSkipped = 'no pairs to evaluate on';
+    if (baselinesSkipped) req.onWarning?.(`baselines skipped: ${baselinesSkipped}`);
+    else {
+      const refs = pairRefs(req.pairs, kept);
+      const t = m.training;
+      const res = await runBaselines(feats.table, trainRows.map((j) => refs[j]), valRows.map((j) => refs[j]), evalIdx.map((j) => refs[j]), m.selected.map((s) => s.index), {
+        loss: t.loss, margin: t.margin, hidden: m.head.hidden, lr: t.lr, batchSize: t.batchSize, maxEpochs: t.maxEpochs, patience: t.patience, seed: t.seed, signal: req.signal,
+      });
+      baselines = res.map((b) => ({ ...b, vsSparseRm: overall }));
+    }
+  }
+  return {
+    modelId: m.id,
+    evaluatedOn: !statuses || includeSeen ? 'all' : sameData ? 'test-split' : 'unseen-prompts',
+    includeSeen,
+    overlap,
+    pairs: overall.n,
+    ...overall,
+    perSource,
+    trainableParams: m.head.trainableParams,
+    baselines,
+    baselineTrainN: baselines.length ? trainRows.length : 0,
+    baselineTestN: baselines.length ? evalIdx.length : 0,
+    ...(baselinesSkipped ? { baselinesSkipped } : {}),
+    skipped,
+  };
+}

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { Inflate, deflateSync } from 'fflate';
+import { deflateSync } from 'fflate';
 
 import { InputError } from '../errors';
 
@@ -44,13 +44,24 @@ export interface NpzEntryInfo {
   uncompressedSize: number;
 }
 
+/**
+ * What the caller knows about an array before reading it. Checked against the entry's `.npy` header, which is
+ * inflated first, so an array that is not what the caller can use is refused before its data is allocated.
+ */
+export interface NpzReadOptions {
+  /** The shape the caller needs, and why (for the message), e.g. `{shape: [2304, 16384], why: 'from W_enc'}`. */
+  expect?: { shape: number[]; why: string };
+  /** The most data bytes (after the header) the caller accepts. */
+  maxBytes?: number;
+}
+
 export interface NpzFile {
   readonly path: string;
   readonly entries: Map<string, NpzEntryInfo>;
   /** Reads and decodes one array; `name` with or without `.npy`. */
-  read(name: string): Promise<NpyArray>;
+  read(name: string, opts?: NpzReadOptions): Promise<NpyArray>;
   /** Reads one array as float32 (f2/f4/f8 only); throws an InputError naming the tensor for other dtypes. */
-  readF32(name: string): Promise<{ shape: number[]; data: Float32Array }>;
+  readF32(name: string, opts?: NpzReadOptions): Promise<{ shape: number[]; data: Float32Array }>;
   close(): Promise<void>;
 }
 
@@ -118,6 +129,16 @@ export function parseNpyHeader(bytes: Uint8Array, where: { file: string; tensor:
       return n;
     });
   return { dtype, shape, dataOffset: start + headerLen, fortranOrder: fortran === 'True' };
+}
+
+/**
+ * How many leading bytes hold the whole `.npy` preamble + header, or undefined while fewer than 12 bytes are
+ * known. Lets a streaming reader parse the header before it allocates the data.
+ */
+export function npyHeaderEnd(bytes: Uint8Array): number | undefined {
+  if (bytes.length < 12) return undefined;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return bytes[6] === 1 ? 10 + dv.getUint16(8, true) : 12 + dv.getUint32(8, true);
 }
 
 /** `.npy` v1.0 header for a C-order little-endian array, padded so the data starts on a 64-byte boundary. */
@@ -255,10 +276,13 @@ const SIG_EOCD = 0x06054b50;
 const SIG_ZIP64_EOCD = 0x06064b50;
 const SIG_ZIP64_LOCATOR = 0x07064b50;
 const READ_CHUNK = 4 << 20;
+/** Compressed bytes handed to the inflater at a time (≤ 64 MiB of output even at deflate's maximum ratio). */
+const FEED_CHUNK = 64 << 10;
 
 interface ZipEntry extends NpzEntryInfo {
   crc: number;
   localHeaderOffset: number;
+  nameLen: number;
 }
 
 async function readAt(fh: fs.promises.FileHandle, pos: number, len: number): Promise<Buffer> {
@@ -272,11 +296,17 @@ async function readAt(fh: fs.promises.FileHandle, pos: number, len: number): Pro
   return done === len ? buf : buf.subarray(0, done);
 }
 
-function u64(buf: Buffer, off: number): number {
+/** A zip64 field as a safe integer; undefined when it is too large to be a real size or offset. */
+function u64(buf: Buffer, off: number): number | undefined {
+  if (off + 8 > buf.length) return undefined;
   const v = buf.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('zip64 value too large');
-  return Number(v);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(v);
 }
+
+/** Deflate cannot expand data more than 1032:1 (a 258-byte match costs at least 2 bits). */
+const MAX_DEFLATE_RATIO = 1032;
+/** `.npy` headers are a few hundred bytes; anything past this before the data starts is not an array. */
+const MAX_NPY_HEADER = 1 << 20;
 
 async function readCentralDirectory(fh: fs.promises.FileHandle, file: string): Promise<ZipEntry[]> {
   const size = (await fh.stat()).size;
@@ -303,17 +333,28 @@ async function readCentralDirectory(fh: fs.promises.FileHandle, file: string): P
   const eocdAbs = size - tailLen + eocd;
   if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
     // zip64: the locator (20 bytes) sits just before the classic EOCD and points at the zip64 EOCD record.
+    const zip64 = (got: string) => new InputError({ file, field: 'zip64 end of central directory', expected: 'a zip64 record inside the file with sizes and offsets that fit it', got });
+    if (eocdAbs < 20) throw notZip('zip64 fields without a zip64 locator');
     const loc = await readAt(fh, eocdAbs - 20, 20);
     if (loc.length !== 20 || loc.readUInt32LE(0) !== SIG_ZIP64_LOCATOR) throw notZip('zip64 fields without a zip64 locator');
-    const rec = await readAt(fh, u64(loc, 8), 56);
+    const recOffset = u64(loc, 8);
+    if (recOffset === undefined || recOffset + 56 > size) throw zip64(`a record offset past the end of the file`);
+    const rec = await readAt(fh, recOffset, 56);
     if (rec.length !== 56 || rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw notZip('a broken zip64 end record');
-    count = u64(rec, 32);
-    cdSize = u64(rec, 40);
-    cdOffset = u64(rec, 48);
+    const c = u64(rec, 32);
+    const s = u64(rec, 40);
+    const o = u64(rec, 48);
+    if (c === undefined || s === undefined || o === undefined) throw zip64('a 64-bit count, size or offset larger than any file');
+    count = c;
+    cdSize = s;
+    cdOffset = o;
   }
   if (cdOffset + cdSize > size) throw notZip(`a central directory past the end of the file (truncated file?)`);
+  // Each central record takes at least 46 bytes: a count the directory cannot hold is a lie.
+  if (count * 46 > cdSize) throw notZip(`${count} entries declared in a ${cdSize}-byte central directory`);
   const cd = await readAt(fh, cdOffset, cdSize);
   const entries: ZipEntry[] = [];
+  const seen = new Map<string, string>();
   let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) throw notZip(`a broken central directory entry #${i}`);
@@ -326,18 +367,30 @@ async function readCentralDirectory(fh: fs.promises.FileHandle, file: string): P
     const extraLen = cd.readUInt16LE(p + 30);
     const commentLen = cd.readUInt16LE(p + 32);
     let localHeaderOffset = cd.readUInt32LE(p + 42);
+    if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw notZip(`a broken central directory entry #${i} (runs past the directory)`);
     const entryName = cd.toString(flags & 0x800 ? 'utf8' : 'latin1', p + 46, p + 46 + nameLen);
+    const bad = (field: string, expected: string, got: string) => new InputError({ file, tensor: entryName, field, expected, got });
     // zip64 extended information: only the fields saturated in the fixed record are present, in this order.
     let e = p + 46 + nameLen;
     const extraEnd = e + extraLen;
     while (e + 4 <= extraEnd) {
       const id = cd.readUInt16LE(e);
       const len = cd.readUInt16LE(e + 2);
+      if (e + 4 + len > extraEnd) throw bad('extra field', 'extra fields inside the central directory record', `a field of ${len} bytes running past it`);
       if (id === 0x0001) {
-        let q = e + 4;
-        if (uncompressedSize === 0xffffffff) (uncompressedSize = u64(cd, q)), (q += 8);
-        if (compressedSize === 0xffffffff) (compressedSize = u64(cd, q)), (q += 8);
-        if (localHeaderOffset === 0xffffffff) localHeaderOffset = u64(cd, q);
+        const field = cd.subarray(e + 4, e + 4 + len);
+        let q = 0;
+        const next = (what: string): number => {
+          const v = u64(field, q);
+          if (v === undefined) {
+            throw bad(`zip64 ${what}`, `a 64-bit ${what} that fits the file`, q + 8 > field.length ? `a zip64 field of ${len} bytes without it` : `${field.readBigUInt64LE(q)}`);
+          }
+          q += 8;
+          return v;
+        };
+        if (uncompressedSize === 0xffffffff) uncompressedSize = next('uncompressed size');
+        if (compressedSize === 0xffffffff) compressedSize = next('compressed size');
+        if (localHeaderOffset === 0xffffffff) localHeaderOffset = next('local header offset');
       }
       e += 4 + len;
     }
@@ -347,15 +400,45 @@ async function readCentralDirectory(fh: fs.promises.FileHandle, file: string): P
     if (methodCode !== 0 && methodCode !== 8) {
       throw new InputError({ file, tensor: entryName, expected: 'zip method stored (0) or deflated (8)', got: `method ${methodCode}` });
     }
+    if (localHeaderOffset + 30 + nameLen + compressedSize > size) {
+      throw bad('compressed size', `entry data inside the file (${size} bytes)`, `${compressedSize} bytes at offset ${localHeaderOffset} (truncated file?)`);
+    }
+    if (methodCode === 0 && uncompressedSize !== compressedSize) {
+      throw bad('uncompressed size', `the compressed size (${compressedSize}) for a stored entry`, String(uncompressedSize));
+    }
+    if (methodCode === 8 && uncompressedSize > compressedSize * MAX_DEFLATE_RATIO + 1024) {
+      throw bad('uncompressed size', `at most ${MAX_DEFLATE_RATIO}× the compressed size (${compressedSize}) for deflate`, String(uncompressedSize));
+    }
+    const name = entryName.replace(/\.npy$/, '');
+    const dup = seen.get(name);
+    if (dup !== undefined) {
+      throw new InputError({ file, tensor: name, expected: 'each array stored once in the archive', got: `two entries "${dup}" and "${entryName}"` });
+    }
+    seen.set(name, entryName);
     entries.push({
-      name: entryName.replace(/\.npy$/, ''),
+      name,
       entryName,
       method: methodCode === 0 ? 'stored' : 'deflated',
       compressedSize,
       uncompressedSize,
       crc,
       localHeaderOffset,
+      nameLen,
     });
+  }
+  // Entries must not share bytes: overlapping entries let a small file expand to many arrays of the same data.
+  const byOffset = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1];
+    const end = prev.localHeaderOffset + 30 + prev.nameLen + prev.compressedSize;
+    if (byOffset[i].localHeaderOffset < end) {
+      throw new InputError({
+        file,
+        tensor: byOffset[i].name,
+        expected: `entries that do not overlap (the previous entry "${prev.entryName}" ends at byte ${end})`,
+        got: `a local header at byte ${byOffset[i].localHeaderOffset}`,
+      });
+    }
   }
   return entries;
 }
@@ -383,8 +466,49 @@ class NpzReader implements NpzFile {
     return e;
   }
 
-  /** The uncompressed entry bytes, CRC-checked. */
-  private async entryBytes(e: ZipEntry): Promise<Uint8Array> {
+  /**
+   * The entry's uncompressed bytes as chunks: stored data straight from the file, deflated data through zlib's
+   * streaming inflater (backpressured, so nothing is inflated ahead of the consumer). Breaking out of the loop
+   * stops the inflater: a consumer that stops at the declared size never inflates a bomb.
+   */
+  private async *chunks(e: ZipEntry, dataStart: number): AsyncGenerator<Buffer> {
+    if (e.method === 'stored') {
+      for (let pos = 0; pos < e.compressedSize; pos += READ_CHUNK) {
+        yield await readAt(this.fh, dataStart + pos, Math.min(READ_CHUNK, e.compressedSize - pos));
+      }
+      return;
+    }
+    const inflater = zlib.createInflateRaw({ chunkSize: 256 << 10 });
+    let feedError: unknown;
+    const feed = async () => {
+      try {
+        for (let pos = 0; pos < e.compressedSize && !inflater.destroyed; pos += FEED_CHUNK) {
+          const chunk = await readAt(this.fh, dataStart + pos, Math.min(FEED_CHUNK, e.compressedSize - pos));
+          if (inflater.destroyed) return;
+          if (!inflater.write(chunk)) await new Promise<void>((r) => { inflater.once('drain', r); inflater.once('close', r); });
+        }
+        if (!inflater.destroyed) inflater.end();
+      } catch (err) {
+        feedError = err;
+        inflater.destroy(err as Error);
+      }
+    };
+    void feed();
+    try {
+      for await (const out of inflater) yield out as Buffer;
+    } catch (err) {
+      throw new InputError({ file: this.path, tensor: e.name, expected: 'valid deflate data', got: ((feedError ?? err) as Error).message }, err);
+    } finally {
+      inflater.destroy();
+    }
+  }
+
+  /**
+   * The uncompressed entry bytes, CRC-checked. The `.npy` header is parsed from the first inflated bytes, so the
+   * array is allocated once at the size its header and the zip directory agree on (and the caller accepts), and
+   * inflating stops at the first byte past it.
+   */
+  private async entryBytes(e: ZipEntry, opts: NpzReadOptions = {}): Promise<Uint8Array> {
     const where = { file: this.path, tensor: e.name };
     const local = await readAt(this.fh, e.localHeaderOffset, 30);
     if (local.length !== 30 || local.readUInt32LE(0) !== SIG_LOCAL) {
@@ -398,45 +522,83 @@ class NpzReader implements NpzFile {
         got: `${Math.max(0, this.fileSize - dataStart)} (truncated file)`,
       });
     }
-    let out: Uint8Array;
-    if (e.method === 'stored') {
-      out = await readAt(this.fh, dataStart, e.compressedSize);
-    } else {
-      out = new Uint8Array(e.uncompressedSize);
-      let written = 0;
-      let overflow = false;
-      const inflater = new Inflate((chunk) => {
-        if (written + chunk.length > out.length) overflow = true;
-        else out.set(chunk, written);
+    let out: Uint8Array | null = null;
+    let written = 0;
+    let crc = 0;
+    let head: Buffer = Buffer.alloc(0);
+    for await (const chunk of this.chunks(e, dataStart)) {
+      crc = zlib.crc32(chunk, crc);
+      if (out) {
+        if (written + chunk.length > out.length) throw this.tooBig(e, out.length);
+        out.set(chunk, written);
         written += chunk.length;
-      });
-      try {
-        for (let pos = 0; pos < e.compressedSize; pos += READ_CHUNK) {
-          const len = Math.min(READ_CHUNK, e.compressedSize - pos);
-          const chunk = await readAt(this.fh, dataStart + pos, len);
-          inflater.push(chunk, pos + len >= e.compressedSize);
-        }
-      } catch (err) {
-        throw new InputError({ ...where, expected: 'valid deflate data', got: (err as Error).message }, err);
+        continue;
       }
-      if (overflow || written !== e.uncompressedSize) {
-        throw new InputError({ ...where, expected: `${e.uncompressedSize} inflated bytes`, got: `${written} (corrupt or truncated entry)` });
+      head = head.length ? Buffer.concat([head, chunk]) : chunk;
+      const end = npyHeaderEnd(head);
+      if (end === undefined || head.length < end) {
+        if (head.length > MAX_NPY_HEADER) throw new InputError({ ...where, expected: `a .npy header under ${MAX_NPY_HEADER} bytes`, got: `${end ?? 'no'} header length` });
+        continue;
       }
+      out = this.allocate(e, parseNpyHeader(head, where), opts);
+      if (head.length > out.length) throw this.tooBig(e, out.length);
+      out.set(head, 0);
+      written = head.length;
+      head = Buffer.alloc(0);
     }
-    const crc = zlib.crc32(out);
-    if (crc !== e.crc) {
-      throw new InputError({ ...where, expected: `CRC-32 ${e.crc.toString(16)}`, got: `${crc.toString(16)} (corrupt entry)` });
+    if (!out) {
+      if (head.length) parseNpyHeader(head, where); // throws: names what is missing
+      throw new InputError({ ...where, expected: 'a .npy array (magic \\x93NUMPY)', got: 'an empty entry' });
+    }
+    if (written !== out.length) {
+      throw new InputError({ ...where, expected: `${out.length} inflated bytes`, got: `${written} (corrupt or truncated entry)` });
+    }
+    if (crc >>> 0 !== e.crc) {
+      throw new InputError({ ...where, expected: `CRC-32 ${e.crc.toString(16)}`, got: `${(crc >>> 0).toString(16)} (corrupt entry)` });
     }
     return out;
   }
 
-  async read(name: string): Promise<NpyArray> {
-    const e = this.entry(name);
-    return decodeNpy(await this.entryBytes(e), { file: this.path, tensor: e.name });
+  private tooBig(e: ZipEntry, size: number): InputError {
+    return new InputError({ file: this.path, tensor: e.name, expected: `${size} uncompressed bytes (the size the zip directory declares)`, got: 'more data (corrupt entry or a decompression bomb); stopped there' });
   }
 
-  async readF32(name: string): Promise<{ shape: number[]; data: Float32Array }> {
-    const arr = await this.read(name);
+  /** Checks the header against the zip directory and the caller's expectations, then allocates the entry once. */
+  private allocate(e: ZipEntry, header: NpyHeader, opts: NpzReadOptions): Uint8Array {
+    const where = { file: this.path, tensor: e.name };
+    const dataBytes = header.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[header.dtype];
+    if (opts.expect) {
+      const want = opts.expect.shape;
+      if (header.shape.length !== want.length || header.shape.some((d, i) => d !== want[i])) {
+        throw new InputError({ ...where, expected: `shape [${want.join(', ')}] (${opts.expect.why})`, got: `[${header.shape.join(', ')}]` });
+      }
+    }
+    if (opts.maxBytes !== undefined && dataBytes > opts.maxBytes) {
+      throw new InputError({ ...where, expected: `at most ${opts.maxBytes} bytes of data`, got: `${header.dtype} shape [${header.shape.join(', ')}] (${dataBytes} bytes)` });
+    }
+    const total = header.dataOffset + dataBytes;
+    if (total !== e.uncompressedSize) {
+      throw new InputError({
+        ...where,
+        field: 'uncompressed size',
+        expected: `${total} bytes (the .npy header says ${header.dtype} shape [${header.shape.join(', ')}])`,
+        got: `${e.uncompressedSize} declared in the zip directory`,
+      });
+    }
+    try {
+      return new Uint8Array(total);
+    } catch (err) {
+      throw new InputError({ ...where, expected: `an array that fits in memory`, got: `${total} bytes` }, err);
+    }
+  }
+
+  async read(name: string, opts?: NpzReadOptions): Promise<NpyArray> {
+    const e = this.entry(name);
+    return decodeNpy(await this.entryBytes(e, opts), { file: this.path, tensor: e.name });
+  }
+
+  async readF32(name: string, opts?: NpzReadOptions): Promise<{ shape: number[]; data: Float32Array }> {
+    const arr = await this.read(name, opts);
     if (arr.data instanceof Float32Array) return { shape: arr.shape, data: arr.data };
     if (arr.dtype === 'f8') return { shape: arr.shape, data: Float32Array.from(arr.data as Float64Array) };
     throw new InputError({ file: this.path, tensor: name.replace(/\.npy$/, ''), expected: 'a floating-point array (<f4, <f8 or <f2)', got: arr.dtype });

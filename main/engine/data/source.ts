@@ -250,10 +250,10 @@ export class SourceReader {
           // Fast path over blank lines at a line start.
           let i = pos;
           let next = pos;
+          if (blankRun === 0) blankFrom = line + 1;
           while (i < n) {
             const c = buf[i]!;
             if (c === 0x0a) {
-              if (blankRun === 0) blankFrom = line + 1;
               line++;
               next = i + 1;
             } else if (c !== 0x20 && c !== 0x0d && c !== 0x09) break;

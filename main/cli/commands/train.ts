@@ -5,6 +5,7 @@ import { InputError } from '../../engine/errors';
 import type { EpRequest } from '../../engine/runtime/ort';
 import { openStore, type Store } from '../../engine/store';
 import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
+import { formatAccuracy } from '../../engine/sparserm/metrics';
 import { action, printJson, progress } from '../output';
 import { parseEp, parseLayer } from './hidden';
 
@@ -184,7 +185,7 @@ export function register(program: Command): void {
             process.stdout.write(`reward model ${m.id} → ${res.modelDir}\n`);
             process.stdout.write(`K=${m.k} (${m.selected.length} directions), ${m.training.loss} loss, ${m.head.trainableParams} trainable parameters, ${m.training.epochsRun} epochs (best ${m.training.bestEpoch})\n`);
             const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
-            for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: ${m.metrics[s].n} pairs, accuracy ${f(m.metrics[s].accuracy)}, AUC ${f(m.metrics[s].auc)}\n`);
+            for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: accuracy ${formatAccuracy(m.metrics[s])}, AUC ${f(m.metrics[s].auc)}\n`);
             process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
             if (res.skipped.length) process.stdout.write(`skipped ${res.skipped.length} pair(s) whose text cannot be encoded (listed on stderr)\n`);
           }

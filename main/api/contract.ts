@@ -185,6 +185,18 @@ export type ModelInfo = z.infer<typeof ModelInfo>;
 
 export const Loss = z.enum(['margin', 'bt']);
 
+/**
+ * An accuracy as shown anywhere: its n, exact ties (margin 0: reported, not counted as correct) and 95 % Wilson
+ * interval; null fields where a stored older result does not say.
+ */
+export const AccuracyView = z.object({
+  accuracy: z.number().nullable(),
+  n: z.number().int().nonnegative().nullable(),
+  ties: z.number().int().nonnegative().nullable(),
+  ci95: z.tuple([z.number(), z.number()]).nullable(),
+});
+export type AccuracyView = z.infer<typeof AccuracyView>;
+
 export const TrainResult = z.object({
   runId: Id,
   rewardModelId: Id,
@@ -194,7 +206,10 @@ export const TrainResult = z.object({
   loss: Loss,
   curve: z.array(z.object({ epoch: z.number(), trainLoss: z.number(), valLoss: z.number().nullable(), valAccuracy: z.number().nullable() })),
   heldOutAccuracy: z.number().nullable(),
-  baselines: z.array(z.object({ name: z.string(), accuracy: z.number() })),
+  /** heldOutAccuracy with its n, ties and interval; `overlap`: pairs of the dataset seen in training/validation (left out). */
+  heldOut: AccuracyView.extend({ overlap: z.number().int().nonnegative().nullable() }).nullable(),
+  /** Trained on the model's training pairs, tested on exactly the pairs of `heldOut`. */
+  baselines: z.array(AccuracyView.extend({ name: z.string(), accuracy: z.number() })),
   selected: z.array(z.object({ latent: z.number().int(), sign: z.enum(['positive', 'negative']), label: z.string().nullable(), muChosen: z.number(), muRejected: z.number() })),
 });
 export type TrainResult = z.infer<typeof TrainResult>;
@@ -356,7 +371,9 @@ export const contract = {
       accuracyVsThreshold: z.array(z.object({ threshold: z.number(), accuracy: z.number(), kept: z.number().int() })),
       /** Share of curator decisions that match the model's verdict (null when there are none). */
       agreement: z.object({ value: z.number().nullable(), decided: z.number().int() }),
-      perSource: z.array(z.object({ source: z.string(), accuracy: z.number().nullable(), n: z.number().int() })),
+      /** On pairs whose prompt the scoring model never saw (heldOut: false when its folder does not record them). */
+      perSource: z.array(AccuracyView.extend({ source: z.string(), n: z.number().int() })),
+      perSourceBasis: z.object({ heldOut: z.boolean(), leftOut: z.number().int().nonnegative() }),
       trainingCurve: TrainResult.shape.curve.nullable(),
     }),
   ),

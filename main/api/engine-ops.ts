@@ -18,7 +18,8 @@ import { demoKitDir, projectRoot } from '../engine/paths';
 import { registerCheckpoint, registerSae } from '../engine/sparserm/registry';
 import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type SkippedPair, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
 import { RewardModelManifest } from '../engine/sparserm/manifest';
-import type { ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
+import { wilsonInterval } from '../engine/sparserm/metrics';
+import type { AccuracyView, ImportReport, LatentContribution, ModelInfo, OpOutput, OpParsedInput, ResponseExplanation, TrainResult } from './contract';
 
 export interface EngineOps {
   doctor(): Promise<Omit<OpOutput<'doctor'>, 'dbPath'>>;
@@ -102,6 +103,26 @@ function rewardModelInfo(r: RewardModel): ModelInfo {
     isDemo: r.demo,
     details: { layer: r.layer, dataset: scalar(r.metrics.datasetName), 'held-out accuracy': scalar((r.metrics.eval as { accuracy?: number } | undefined)?.accuracy ?? null) },
   };
+}
+
+/** The train job's evaluation as kept in reward_models.metrics_json (older rows lack n / ties / ci95 / overlap). */
+interface StoredEval {
+  n?: number;
+  accuracy?: number;
+  correct?: number;
+  ties?: number;
+  ci95?: [number, number];
+  auc?: number;
+  evaluatedOn?: string;
+  overlap?: { prompts: number | null; pairs: number | null };
+  baselines?: Array<{ name: string; accuracy: number; n?: number; correct?: number; ties?: number; ci95?: [number, number]; auc?: number; params?: number; trainN?: number }>;
+}
+
+/** An accuracy for the UI with its n, ties and 95 % Wilson interval (recomputed from accuracy·n for older rows). */
+function accuracyView(accuracy: number | null, n: number | null, ties?: number, ci95?: [number, number]): AccuracyView {
+  const a = accuracy !== null && Number.isFinite(accuracy) ? accuracy : null;
+  const ci = ci95 && ci95.every(Number.isFinite) ? ci95 : a !== null && n ? wilsonInterval(Math.round(a * n), n) : null;
+  return { accuracy: a, n, ties: ties ?? null, ci95: ci };
 }
 
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
@@ -196,7 +217,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     } catch {
       // a model folder without its curve still shows its metrics
     }
-    const ev = rm.metrics.eval as { accuracy?: number; baselines?: { name: string; accuracy: number }[] } | undefined;
+    const ev = rm.metrics.eval as StoredEval | undefined;
     const labels = labelsFor(rm, m.selected.map((s) => s.index));
     return {
       runId: rm.id,
@@ -207,7 +228,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       loss: m.training.loss,
       curve: curve.map((c) => ({ epoch: c.epoch, trainLoss: c.trainLoss, valLoss: c.valLoss ?? null, valAccuracy: c.valAccuracy ?? null })),
       heldOutAccuracy: ev?.accuracy ?? m.metrics.test.accuracy ?? null,
-      baselines: (ev?.baselines ?? []).filter((b) => Number.isFinite(b.accuracy)),
+      heldOut: ev
+        ? { ...accuracyView(ev.accuracy ?? null, ev.n ?? null, ev.ties, ev.ci95), overlap: ev.overlap?.pairs ?? null }
+        : { ...accuracyView(m.metrics.test.accuracy, m.metrics.test.n), overlap: null },
+      baselines: (ev?.baselines ?? []).filter((b) => Number.isFinite(b.accuracy)).map((b) => ({ name: b.name, ...accuracyView(b.accuracy, b.n ?? null, b.ties, b.ci95), accuracy: b.accuracy })),
       selected: m.selected.map((s) => ({ latent: s.index, sign: s.side, label: labels.get(s.index) ?? null, muChosen: s.muW, muRejected: s.muL })),
     };
   }
@@ -269,7 +293,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
           ...rm.metrics,
           datasetId: params.datasetId,
           datasetName: ds.name,
-          eval: { n: ev.n, accuracy: ev.accuracy, auc: ev.auc, evaluatedOn: ev.evaluatedOn, baselines: ev.baselines.map((x) => ({ name: x.name, accuracy: x.test.accuracy, auc: x.test.auc, params: x.trainableParams })) },
+          eval: {
+            n: ev.n, accuracy: ev.accuracy, correct: ev.correct, ties: ev.ties, ci95: ev.ci95, auc: ev.auc, evaluatedOn: ev.evaluatedOn, overlap: ev.overlap,
+            baselines: ev.baselines.map((x) => ({ name: x.name, n: x.test.n, accuracy: x.test.accuracy, correct: x.test.correct, ties: x.test.ties, ci95: x.test.ci95, auc: x.test.auc, params: x.trainableParams, trainN: x.trainN })),
+          } satisfies StoredEval,
         },
       });
       ctx.partials.delete(job.id);

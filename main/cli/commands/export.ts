@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { InputError } from '../../engine/errors';
-import { registerDataJobs, type ExportResult } from '../../engine/data';
+import { checkExportTargets, registerDataJobs, type ExportResult } from '../../engine/data';
 import { JobRunner } from '../../engine/jobs';
 import { openStore } from '../../engine/store';
 import { action, printJson } from '../output';
@@ -17,19 +17,23 @@ export function register(program: Command): void {
     .option('--dropped <file>', 'also write the pairs left out, with their decisions, for audit')
     .option('--include-undecided', 'also export pairs with no verdict and no decision', false)
     .option('--include-uncertain', 'also export pairs the rule left uncertain and nobody reviewed', false)
+    .option('--force', 'replace output files that already exist (their permissions are kept); without it an existing file is an error', false)
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
     .option('--json', 'JSON on stdout', false)
     .action(
-      action(async (o: { dataset: string; out: string; format: string; dropped?: string; includeUndecided: boolean; includeUncertain: boolean; db?: string; json: boolean }) => {
+      action(async (o: { dataset: string; out: string; format: string; dropped?: string; includeUndecided: boolean; includeUncertain: boolean; force: boolean; db?: string; json: boolean }) => {
         if (o.format !== 'standard' && o.format !== 'conversational') throw new InputError({ field: '--format', expected: 'standard or conversational', got: o.format });
         const store = openStore(o.db);
         try {
           store.datasets.resolve(o.dataset);
+          // Refuse a bad output path (the database itself, the same file twice, an existing file without --force)
+          // before a job is recorded; the export job checks again when it writes.
+          checkExportTargets(store, { out: o.out, dropped: o.dropped, overwrite: o.force });
           const runner = registerDataJobs(new JobRunner(store));
           const r = await runCliJob<ExportResult>(
             runner,
             'export',
-            { dataset: o.dataset, out: o.out, format: o.format, dropped: o.dropped, includeUndecided: o.includeUndecided, includeUncertain: o.includeUncertain },
+            { dataset: o.dataset, out: o.out, format: o.format, dropped: o.dropped, includeUndecided: o.includeUndecided, includeUncertain: o.includeUncertain, overwrite: o.force },
             'export',
             o.json,
           );

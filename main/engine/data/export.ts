@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { CancelledError, InputError, throwIfAborted } from '../errors';
 import { projectRoot } from '../paths';
 import type { EffectiveDecision, ExportPair, Message, Store } from '../store';
-import { AtomicFile } from './atomic';
+import { AtomicFile, OutputExistsError, removeStaleTempFiles } from './atomic';
 import { textToPromptMessages } from './formats';
 
 export type ExportFormat = 'standard' | 'conversational';
@@ -20,6 +20,8 @@ export interface ExportOptions {
   includeUndecided?: boolean;
   /** Also export pairs the rule left uncertain and nobody reviewed. Default false. */
   includeUncertain?: boolean;
+  /** Replace output files that already exist (CLI `--force`; the UI asks first). Default false: refuse. */
+  overwrite?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: { done: number; total: number }) => void;
 }
@@ -80,12 +82,11 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
   const format = opts.format ?? 'standard';
   if (format !== 'standard' && format !== 'conversational') throw new InputError({ field: 'format', expected: 'standard or conversational', got: String(format) });
   const ds = store.datasets.resolve(opts.dataset);
-  const out = path.resolve(opts.out);
-  const outDir = path.dirname(out);
-  if (!fs.existsSync(outDir) || !fs.statSync(outDir).isDirectory()) throw new InputError({ file: out, expected: 'an output path in an existing folder' });
-  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new InputError({ file: out, expected: 'a file path', got: 'a folder' });
-  const droppedPath = opts.dropped ? path.resolve(opts.dropped) : null;
-  if (droppedPath && droppedPath === out) throw new InputError({ field: 'dropped', expected: 'a different file than --out' });
+  const targets = checkExportTargets(store, opts);
+  const out = targets.out;
+  const droppedPath = targets.dropped;
+  // Temp files of killed exports in these folders (writer process gone) are removed now.
+  for (const dir of new Set([path.dirname(out), ...(droppedPath ? [path.dirname(droppedPath)] : [])])) removeStaleTempFiles(dir);
 
   const include = new Set<EffectiveDecision>(['keep', 'swap']);
   if (opts.includeUndecided) include.add('undecided');
@@ -95,7 +96,7 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
   const counts: ExportCounts = { total, exported: 0, kept: 0, swapped: 0, dropped: 0, uncertain: 0, undecided: 0, overridden: 0, humanDecided: 0 };
   const main = new AtomicFile(out);
   const side = droppedPath ? new AtomicFile(droppedPath) : null;
-  const prov = new AtomicFile(out + '.provenance.json');
+  const prov = new AtomicFile(targets.provenance);
   const hash = createHash('sha256');
   try {
     throwIfAborted(opts.signal);
@@ -151,9 +152,10 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
     prov.write(JSON.stringify(provenance, null, 2) + '\n');
     throwIfAborted(opts.signal);
     // Data first: a crash between renames can leave an older sidecar, never a half-written data file.
-    main.commit();
-    side?.commit();
-    prov.commit();
+    const overwrite = { overwrite: !!opts.overwrite };
+    main.commit(overwrite);
+    side?.commit(overwrite);
+    prov.commit(overwrite);
     opts.onProgress?.({ done: total, total });
     return { out, provenance: prov.target, dropped: droppedPath, format, sha256, counts };
   } catch (err) {
@@ -162,4 +164,109 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
     prov.abort();
     throw err;
   }
+}
+
+/** One file an export writes, with the option it comes from (for messages). */
+interface Target {
+  role: string;
+  path: string;
+}
+
+/** Real path of an existing file (symlinks resolved), else the real path of its folder + its name. */
+function realTarget(p: string): string {
+  try {
+    return fs.realpathSync.native(p);
+  } catch {
+    try {
+      return path.join(fs.realpathSync.native(path.dirname(p)), path.basename(p));
+    } catch {
+      return p;
+    }
+  }
+}
+
+/** Identity of a path: device + inode when it exists (catches symlinks, hard links and case-insensitive names). */
+function identity(p: string): string | null {
+  try {
+    const st = fs.statSync(p);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether names in `dir` are compared without case (macOS and Windows defaults): the folder's own path with its last
+ * letters' case swapped reaches the same folder. A path without letters is taken as case-sensitive.
+ */
+function caseInsensitiveDir(dir: string): boolean {
+  const parts = dir.split(path.sep);
+  for (let i = parts.length - 1; i > 0; i--) {
+    const swapped = [...parts[i]!].map((c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase())).join('');
+    if (swapped === parts[i]) continue;
+    const alt = [...parts.slice(0, i), swapped, ...parts.slice(i + 1)].join(path.sep);
+    const a = identity(parts.slice(0, i + 1).join(path.sep));
+    return a !== null && identity(alt) === a;
+  }
+  return false;
+}
+
+/** A key under which two paths naming the same file (now or once written) compare equal. */
+function fileKey(p: string): string {
+  const id = identity(p);
+  if (id) return `id:${id}`;
+  const real = realTarget(p);
+  const dir = path.dirname(real);
+  return `name:${dir}${path.sep}${caseInsensitiveDir(dir) ? path.basename(real).toLowerCase() : path.basename(real)}`;
+}
+
+/**
+ * Validates where an export will write, before anything is written: the folder exists; no output is the database
+ * in use or one of its -wal/-shm/-journal files; the data file, its provenance sidecar and the dropped file are three
+ * different files (compared by real path and inode: symlinks, hard links and case-insensitive names included); an
+ * existing one is a regular file and is replaced only with `overwrite`. Returns the real paths to write.
+ */
+export function checkExportTargets(store: Pick<Store, 'path'>, opts: Pick<ExportOptions, 'out' | 'dropped' | 'overwrite'>): { out: string; provenance: string; dropped: string | null } {
+  const want = (p: string): string => {
+    const abs = path.resolve(p);
+    const dir = path.dirname(abs);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError({ file: abs, expected: 'an output path in an existing folder' });
+    return realTarget(abs);
+  };
+  const out = want(opts.out);
+  const targets: Target[] = [
+    { role: '--out', path: out },
+    { role: 'the provenance sidecar of --out', path: out + '.provenance.json' },
+  ];
+  if (opts.dropped) targets.push({ role: '--dropped', path: want(opts.dropped) });
+
+  const protectedFiles: Target[] = [];
+  if (store.path && store.path !== ':memory:') {
+    const db = path.resolve(store.path);
+    for (const suffix of ['', '-wal', '-shm', '-journal']) protectedFiles.push({ role: suffix ? `the database's ${suffix} file` : 'the database in use', path: db + suffix });
+  }
+  const protectedKeys = new Map(protectedFiles.map((f) => [fileKey(f.path), f] as const));
+  const seen = new Map<string, Target>();
+  for (const t of targets) {
+    const key = fileKey(t.path);
+    const db = protectedKeys.get(key);
+    if (db) {
+      throw new InputError({ file: t.path, field: t.role, expected: 'an output file that is not the database (or its -wal/-shm/-journal files)', got: `${db.role} (${db.path})` });
+    }
+    const twice = seen.get(key);
+    if (twice) throw new InputError({ file: t.path, field: t.role, expected: `a different file than ${twice.role} (${twice.path})`, got: 'the same file twice' });
+    seen.set(key, t);
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(t.path);
+    } catch {
+      /* does not exist yet */
+    }
+    if (st && !st.isFile()) throw new InputError({ file: t.path, field: t.role, expected: 'a file path', got: st.isDirectory() ? 'a folder' : 'a special file' });
+  }
+  if (!opts.overwrite) {
+    const existing = targets.filter((t) => fs.existsSync(t.path)).map((t) => t.path);
+    if (existing.length) throw new OutputExistsError(existing);
+  }
+  return { out, provenance: targets[1]!.path, dropped: opts.dropped ? targets[2]!.path : null };
 }

@@ -1,5 +1,6 @@
 export { importFile, type ImportOptions, type ImportResult } from './import';
-export { exportDataset, exportRecord, toolVersion, type ExportOptions, type ExportResult, type ExportFormat, type ExportCounts } from './export';
+export { OutputExistsError, removeStaleTempFiles } from './atomic';
+export { exportDataset, exportRecord, toolVersion, checkExportTargets, type ExportOptions, type ExportResult, type ExportFormat, type ExportCounts } from './export';
 export { importLabels, parseNeuronpediaRow, type LabelImportOptions, type LabelImportResult } from './labels';
 export { FORMATS, type FormatName, detectFormat, detectRowFormat, normalizeRow, messagesToText, textToPromptMessages, splitImplicitPrompt, RowError } from './formats';
 export { SourceReader, inspectSource } from './source';

@@ -24,6 +24,7 @@ export const ExportJobParams = z.object({
   dropped: z.string().optional(),
   includeUndecided: z.boolean().default(false),
   includeUncertain: z.boolean().default(false),
+  overwrite: z.boolean().default(false),
 });
 export type ExportJobParams = z.input<typeof ExportJobParams>;
 

@@ -113,7 +113,7 @@ describe('crash safety (kill -9 of the CLI mid-way)', () => {
     s.close();
     const out = path.join(dir, 'out.jsonl');
     fs.writeFileSync(out, 'previous export\n');
-    const child = cli(['export', '--dataset', 'big', '--out', out, '--include-undecided', '--db', db]);
+    const child = cli(['export', '--dataset', 'big', '--out', out, '--include-undecided', '--force', '--db', db]);
     const tmpOf = () => fs.readdirSync(dir).find((f) => f.startsWith('.out.jsonl.tmp-'));
     await waitFor(() => {
       const t = tmpOf();

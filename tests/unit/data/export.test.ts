@@ -83,7 +83,7 @@ describe('export', () => {
     const none = await exportDataset(s, { dataset: 'h', out });
     expect(none.counts).toMatchObject({ exported: 0, undecided: 987 });
     expect(fs.readFileSync(out, 'utf8')).toBe('');
-    const all = await exportDataset(s, { dataset: 'h', out, includeUndecided: true });
+    const all = await exportDataset(s, { dataset: 'h', out, includeUndecided: true, overwrite: true });
     expect(all.counts.exported).toBe(987);
     const before = fs.readFileSync(out);
     await expect(exportDataset(s, { dataset: 'h', out: path.join(dir, 'missing', 'x.jsonl') })).rejects.toThrow(/existing folder/);
@@ -91,7 +91,7 @@ describe('export', () => {
     await expect(exportDataset(s, { dataset: 'nope', out })).rejects.toThrow(/dataset/);
     const ac = new AbortController();
     ac.abort();
-    await expect(exportDataset(s, { dataset: 'h', out, includeUndecided: true, signal: ac.signal })).rejects.toThrow(/cancelled/);
+    await expect(exportDataset(s, { dataset: 'h', out, includeUndecided: true, overwrite: true, signal: ac.signal })).rejects.toThrow(/cancelled/);
     expect(fs.readFileSync(out).equals(before)).toBe(true);
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
+import { firstNonFinite } from '../formats/finite';
 import { openSafetensors, toF32, type SafetensorsEntry, type SafetensorsFile } from '../formats/safetensors';
 import { layerTensor, type TensorNameTemplates } from './architecture';
 import { readModelConfig, type ModelConfig } from './config';
@@ -67,7 +68,13 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     for (const f of files) {
       const st = openSafetensors(f);
       opened.push(st);
-      for (const [name, e] of st.entries) tensors.set(name, { ...e, name, file: f });
+      for (const [name, e] of st.entries) {
+        const other = tensors.get(name);
+        if (other) {
+          throw new InputError({ file: f, tensor: name, expected: 'each tensor in exactly one shard', got: `it also in ${path.basename(other.file)}` });
+        }
+        tensors.set(name, { ...e, name, file: f });
+      }
     }
   } catch (err) {
     for (const st of opened) st.close();
@@ -162,6 +169,12 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
       const st = byFile.get(t.file)!;
       for (const [id, k] of slot) st.readRawRange(t.name, id * rowBytes, rowBytes, raw, k * rowBytes);
       const rows = toF32(raw, t.dtype as 'F32' | 'BF16' | 'F16');
+      // Only these rows are read, so only they are checked (the whole embedding is never loaded).
+      const bad = firstNonFinite(rows);
+      if (bad >= 0) {
+        const id = [...slot.keys()][Math.floor(bad / c.hiddenSize)];
+        throw new InputError({ file: t.file, tensor: t.name, expected: 'finite weights (no NaN or Inf)', got: `${rows[bad]} in the row of token ${id}` });
+      }
       const H = c.hiddenSize;
       const out = new Float32Array(ids.length * H);
       ids.forEach((id, i) => {

@@ -7,9 +7,27 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
+import { zodIssueDetails } from '../zod-issue';
 import { architectureFor, ARCHITECTURES, type ArchitectureSpec } from './architecture';
 
 const pos = z.number().int().positive();
+
+/**
+ * Sanity upper bounds for the sizes in config.json. Far above any released model (Llama-3.1-405B: hidden 16384,
+ * intermediate 53248, 126 layers, 128 heads; Gemma-2: vocab 256000, head_dim 256), low enough that a typo or a
+ * hostile file (`num_hidden_layers: 1e9`) is refused up front instead of allocating or looping for ever.
+ * Documented in docs/known-limits.md.
+ */
+export const CONFIG_LIMITS = {
+  hidden_size: 65536,
+  intermediate_size: 524288,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  vocab_size: 4194304,
+  sliding_window: 16777216,
+} as const;
 
 /** The keys we use from a Gemma-2 config.json (others are ignored, not rejected). */
 const gemma2Schema = z.object({
@@ -29,6 +47,7 @@ const gemma2Schema = z.object({
   hidden_activation: z.string().optional(),
   hidden_act: z.string().optional(),
   bos_token_id: z.number().int().nonnegative().optional(),
+  max_position_embeddings: pos.optional(),
   rope_scaling: z.unknown().optional(),
   torch_dtype: z.string().optional(),
 });
@@ -54,6 +73,8 @@ export interface ModelConfig {
   slidingWindow: number | null;
   bosTokenId?: number;
   torchDtype?: string;
+  /** Longest sequence the checkpoint was trained for (caps a reward model's max-token setting); not hashed. */
+  maxPositionEmbeddings?: number;
 }
 
 const ACTIVATIONS: Record<string, ArchitectureSpec['activation']> = {
@@ -91,16 +112,17 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     });
   }
   const parsed = gemma2Schema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InputError({
-      file,
-      field: issue.path.join('.'),
-      expected: issue.message.replace(/^Invalid input: /, ''),
-      got: JSON.stringify(getPath(raw, issue.path))?.slice(0, 80) ?? 'nothing',
-    });
-  }
+  if (!parsed.success) throw new InputError(zodIssueDetails(parsed.error, raw, file));
   const c = parsed.data;
+  for (const [key, max] of Object.entries(CONFIG_LIMITS)) {
+    const v = c[key as keyof typeof CONFIG_LIMITS];
+    if (typeof v === 'number' && v > max) {
+      throw new InputError({ file, field: key, expected: `at most ${max} (a sanity limit far above any released model)`, got: String(v) });
+    }
+  }
+  if (c.bos_token_id !== undefined && c.bos_token_id >= c.vocab_size) {
+    throw new InputError({ file, field: 'bos_token_id', expected: `a token id below vocab_size (${c.vocab_size})`, got: String(c.bos_token_id) });
+  }
   const act = c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh';
   if (ACTIVATIONS[act] !== arch.activation) {
     throw new InputError({ file, field: 'hidden_activation', expected: `the ${arch.id} activation (gelu_pytorch_tanh)`, got: JSON.stringify(act) });
@@ -132,11 +154,7 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     slidingWindow: arch.slidingWindow === 'none' ? null : (c.sliding_window ?? null),
     bosTokenId: c.bos_token_id,
     torchDtype: c.torch_dtype,
+    maxPositionEmbeddings: c.max_position_embeddings,
   };
 }
 
-function getPath(obj: unknown, p: PropertyKey[]): unknown {
-  let cur = obj;
-  for (const k of p) cur = (cur as Record<PropertyKey, unknown> | undefined)?.[k];
-  return cur;
-}

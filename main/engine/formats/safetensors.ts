@@ -12,6 +12,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
+import { assertFinite } from './finite';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 /** Dtypes `readF32` converts; the others are listed (and validated) but not readable as floats. */
@@ -46,7 +47,7 @@ export interface SafetensorsFile {
   readonly headerBytes: number;
   /** The raw JSON header bytes (e.g. to hash a checkpoint without reading its data). */
   readonly headerJson: string;
-  /** The tensor converted to float32 (F32, BF16, F16), reading only its own bytes. */
+  /** The tensor converted to float32 (F32, BF16, F16), reading only its own bytes; NaN/Inf refused. */
   readF32(name: string): Float32Array;
   /** The tensor's raw little-endian bytes, exactly as stored. */
   readRaw(name: string): Buffer;
@@ -108,6 +109,9 @@ function parse(file: string, fd: number): SafetensorsFile {
     throw new InputError({ file, expected: 'a JSON object as safetensors header', got: Array.isArray(raw) ? 'an array' : typeof raw });
   }
   const dataStart = 8 + headerLen;
+  // JSON.parse keeps the last of two equal keys: a header naming a tensor twice is refused instead.
+  const dup = firstDuplicateTopLevelKey(headerJson);
+  if (dup !== undefined) throw new InputError({ file, tensor: dup, expected: 'each tensor listed once in the header', got: 'it listed twice' });
   const entries = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
@@ -131,6 +135,21 @@ function parse(file: string, fd: number): SafetensorsFile {
       throw new InputError({ file, tensor: name, expected: `data up to byte ${dataStart + en} (file truncated?)`, got: `a file of ${size} bytes` });
     }
     entries.set(name, { dtype, shape, begin: dataStart + b, end: dataStart + en });
+  }
+  // Tensors must not share bytes (aliased data_offsets would make two weights one, or a tiny file many tensors).
+  const spans = [...entries].filter(([, e]) => e.end > e.begin).sort((x, y) => x[1].begin - y[1].begin);
+  for (let i = 1; i < spans.length; i++) {
+    const [prevName, prev] = spans[i - 1];
+    const [name, e] = spans[i];
+    if (e.begin < prev.end) {
+      throw new InputError({
+        file,
+        tensor: name,
+        field: 'data_offsets',
+        expected: `bytes of its own (tensor "${prevName}" ends at data offset ${prev.end - dataStart})`,
+        got: `data_offsets [${e.begin - dataStart}, ${e.end - dataStart}], overlapping it`,
+      });
+    }
   }
   let open = true;
   const entryOf = (name: string): SafetensorsEntry => {
@@ -171,7 +190,9 @@ function parse(file: string, fd: number): SafetensorsFile {
       if (e.dtype !== 'F32' && e.dtype !== 'BF16' && e.dtype !== 'F16') {
         throw new InputError({ file, tensor: name, expected: 'dtype F32, BF16 or F16', got: e.dtype });
       }
-      return toF32(readRaw(name), e.dtype);
+      const data = toF32(readRaw(name), e.dtype);
+      assertFinite(data, { file, tensor: name }, (i) => `index ${i} of shape [${e.shape.join(', ')}]`);
+      return data;
     },
     close() {
       if (open) {
@@ -180,6 +201,37 @@ function parse(file: string, fd: number): SafetensorsFile {
       }
     },
   };
+}
+
+/**
+ * The first key that appears twice at the top level of a JSON object text, or undefined. A linear scan that
+ * tracks strings and nesting depth (the header has already parsed as JSON, so it is well formed).
+ */
+export function firstDuplicateTopLevelKey(json: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const ch = json.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < json.length; i++) {
+        const c = json.charCodeAt(i);
+        if (c === 0x5c /* \ */) i++;
+        else if (c === 0x22) break;
+      }
+      if (depth === 1) {
+        let j = i + 1;
+        while (j < json.length && /\s/.test(json[j])) j++;
+        if (json[j] === ':') {
+          const key = JSON.parse(json.slice(start, i + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+    } else if (ch === 0x7b || ch === 0x5b) depth++;
+    else if (ch === 0x7d || ch === 0x5d) depth--;
+  }
+  return undefined;
 }
 
 /** pread until the buffer is full or EOF (one readSync may return fewer bytes than asked for large reads). */

@@ -12,9 +12,11 @@ import path from 'node:path';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
+import { assertFinite } from '../formats/finite';
 import { openNpz } from '../formats/npz';
 import { openSafetensors } from '../formats/safetensors';
 import { cacheHome } from '../paths';
+import { zodIssueDetails } from '../zod-issue';
 
 export interface Sae {
   /** Human-readable id: the Gemma Scope path tail (layer_N/width_W/average_l0_K) or the folder name, + hash prefix. */
@@ -42,8 +44,9 @@ export interface Sae {
 const saeLensCfgSchema = z
   .object({
     architecture: z.string().optional(),
-    d_in: z.number().int().positive(),
-    d_sae: z.number().int().positive(),
+    // Sanity bounds (docs/known-limits.md): hidden sizes stay under 65536 (config.ts), Gemma Scope widths ≤ 1M.
+    d_in: z.number().int().positive().max(65536),
+    d_sae: z.number().int().positive().max(16777216),
     hook_name: z.string().optional(),
     hook_layer: z.number().int().optional(),
     apply_b_dec_to_input: z.boolean().optional(),
@@ -81,13 +84,21 @@ async function loadNpzSae(file: string): Promise<Sae> {
   const npz = await openNpz(file);
   const t = {} as Tensors;
   try {
+    // W_enc first: its shape fixes every other tensor's, so each is refused from its .npy header (before any of
+    // its data is inflated) when it is not that shape.
+    t.W_enc = await npz.readF32('W_enc');
+    const enc = t.W_enc.shape;
+    if (enc.length !== 2) throw new InputError({ file, tensor: 'W_enc', expected: 'a 2-D [d_in, d_sae] matrix', got: `shape [${enc.join(', ')}]` });
+    const want = shapesFrom(enc[0], enc[1]);
     for (const name of TENSORS) {
+      if (name === 'W_enc') continue;
+      const expect = { shape: want[name], why: `from W_enc [${enc.join(', ')}]` };
       if (name === 'threshold' && !npz.entries.has('threshold') && npz.entries.has('log_threshold')) {
-        const lt = await npz.readF32('log_threshold');
+        const lt = await npz.readF32('log_threshold', { expect });
         t.threshold = { shape: lt.shape, data: lt.data.map(Math.exp) };
         continue;
       }
-      t[name] = await npz.readF32(name);
+      t[name] = await npz.readF32(name, { expect });
     }
   } finally {
     await npz.close();
@@ -105,10 +116,7 @@ async function loadSaeLens(dir: string): Promise<Sae> {
     throw new InputError({ file: cfgFile, expected: 'valid JSON', got: (err as Error).message }, err);
   }
   const parsed = saeLensCfgSchema.safeParse(rawCfg);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InputError({ file: cfgFile, field: issue.path.join('.'), expected: issue.message });
-  }
+  if (!parsed.success) throw new InputError(zodIssueDetails(parsed.error, rawCfg, cfgFile));
   const cfg = parsed.data;
   if (cfg.architecture !== undefined && cfg.architecture !== 'jumprelu') {
     throw new InputError({ file: cfgFile, field: 'architecture', expected: '"jumprelu" (Gemma Scope SAEs)', got: JSON.stringify(cfg.architecture) });
@@ -143,11 +151,15 @@ async function loadSaeLens(dir: string): Promise<Sae> {
   return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir), [cfgFile, weightsFile]);
 }
 
+function shapesFrom(dIn: number, dSae: number): Record<TensorName, number[]> {
+  return { W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn], threshold: [dSae] };
+}
+
 function checkShapes(file: string, t: Tensors): { dIn: number; dSae: number } {
   const enc = t.W_enc.shape;
   if (enc.length !== 2) throw new InputError({ file, tensor: 'W_enc', expected: 'a 2-D [d_in, d_sae] matrix', got: `shape [${enc.join(', ')}]` });
   const [dIn, dSae] = enc;
-  const want: Record<TensorName, number[]> = { W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn], threshold: [dSae] };
+  const want = shapesFrom(dIn, dSae);
   for (const name of TENSORS) {
     const got = t[name].shape;
     if (got.length !== want[name].length || got.some((d, i) => d !== want[name][i])) {
@@ -157,6 +169,8 @@ function checkShapes(file: string, t: Tensors): { dIn: number; dSae: number } {
   for (let j = 0; j < dSae; j++) {
     if (!Number.isFinite(t.threshold.data[j])) throw new InputError({ file, tensor: 'threshold', expected: 'finite thresholds', got: `${t.threshold.data[j]} at latent ${j}` });
   }
+  // NaN/Inf weights would make every activation NaN without an error (safetensors reads already refuse them).
+  for (const name of TENSORS) assertFinite(t[name].data, { file, tensor: name }, (i) => `index ${i} of shape [${t[name].shape.join(', ')}]`);
   return { dIn, dSae };
 }
 

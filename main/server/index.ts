@@ -50,25 +50,58 @@ function refuse(res: http.ServerResponse, status: number, kind: 'unauthorized' |
   sendJson(res, status, { ok: false, error: { kind, message } });
 }
 
+/** The body was larger than the limit: answered 413 (not a connection reset) after the reply is sent. */
+class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`request body larger than the limit of ${limit} bytes (1 MiB by default)`);
+  }
+}
+
+/** Bytes of an over-limit body still read and discarded so the client gets the 413 instead of a reset. */
+const DRAIN_BYTES = 16 << 20;
+const DRAIN_MS = 5000;
+
 function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return reject(new BodyTooLarge(limit));
+    let chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        reject(new Error(`request body larger than ${limit} bytes`));
-        req.destroy();
+        chunks = [];
+        req.off('data', onData);
+        reject(new BodyTooLarge(limit));
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }
 
-const statusFor: Record<string, number> = { input: 400, 'not-found': 404, cancelled: 409, unauthorized: 401, internal: 500 };
+/**
+ * After a 413: keep reading (and dropping) what the client is still sending, so closing the socket does not
+ * reset it before the client has read the reply; a client that keeps sending is cut off after a bound.
+ */
+function drainThenClose(req: http.IncomingMessage): void {
+  let drained = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, DRAIN_MS);
+  timer.unref();
+  req.on('data', (c: Buffer) => {
+    drained += c.length;
+    if (drained > DRAIN_BYTES) cut();
+  });
+  req.on('end', () => clearTimeout(timer));
+  req.on('close', () => clearTimeout(timer));
+  req.resume();
+}
+
+const statusFor: Record<string, number> = { input: 400, exists: 409, 'not-found': 404, cancelled: 409, unauthorized: 401, internal: 500 };
 
 export function startServer(opts: ServeOptions): Promise<RunningServer> {
   const token = opts.token ?? newToken();
@@ -89,6 +122,11 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
           const text = await readBody(req, maxBody);
           input = text.length ? JSON.parse(text) : {};
         } catch (err) {
+          if (err instanceof BodyTooLarge) {
+            res.setHeader('Connection', 'close');
+            drainThenClose(req);
+            return refuse(res, 413, 'input', err.message);
+          }
           return refuse(res, 400, 'input', `request body: ${err instanceof Error ? err.message : String(err)}`);
         }
         const name = url.pathname.slice('/api/'.length);

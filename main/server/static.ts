@@ -1,4 +1,4 @@
-/** Serves the built renderer (out/renderer) read-only, refusing any path that escapes its folder. */
+/** Serves the built renderer (out/renderer) read-only: regular files under its folder only, no symlinks out. */
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -34,14 +34,29 @@ export function resolveStatic(root: string, urlPath: string): string | null {
   return full;
 }
 
+/**
+ * Only regular files that really live under the renderer folder: the resolved path (symlinks followed) must stay
+ * inside the folder's real path, the file itself must not be a symlink, and directories, FIFOs, sockets and
+ * devices are never opened (a FIFO would block the server). The descriptor is opened without following links and
+ * checked to be the same file that was inspected.
+ */
 export function readStatic(root: string, urlPath: string): StaticFile | null {
   const full = resolveStatic(path.resolve(root), urlPath);
   if (!full) return null;
+  let fd: number | undefined;
   try {
-    const st = fs.statSync(full);
-    if (!st.isFile()) return null;
-    return { body: fs.readFileSync(full), contentType: types[path.extname(full).toLowerCase()] ?? 'application/octet-stream' };
+    const realRoot = fs.realpathSync(root);
+    const real = fs.realpathSync(full);
+    if (!real.startsWith(realRoot + path.sep)) return null;
+    const lst = fs.lstatSync(full);
+    if (!lst.isFile()) return null;
+    fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.ino !== lst.ino || st.dev !== lst.dev) return null;
+    return { body: fs.readFileSync(fd), contentType: types[path.extname(full).toLowerCase()] ?? 'application/octet-stream' };
   } catch {
     return null;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }

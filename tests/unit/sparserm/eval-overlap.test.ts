@@ -11,7 +11,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { readPairsJsonl, type PairInput } from '../../../main/engine/sparserm/pairs-file';
-import { evaluateRewardModel, readRewardModel } from '../../../main/engine/sparserm/service';
+import { evaluateRewardModel, readRewardModel, scoreDatasetIntoStore } from '../../../main/engine/sparserm/service';
+import { importFile } from '../../../main/engine/data';
+import { openStore } from '../../../main/engine/store';
+import { chartData } from '../../../main/api/charts';
 import { splitByPrompt } from '../../../main/engine/sparserm/splits';
 import { wilsonInterval } from '../../../main/engine/sparserm/metrics';
 import { dataDir, repoRoot, tempDir } from '../../helpers/paths';
@@ -91,6 +94,25 @@ describe('eval on data that shares prompts with training', () => {
     for (const b of all.baselines) expect(b.test.n).toBe(80);
     // Per-source accuracy stays on held-out pairs even when the seen ones are included overall.
     expect(Object.values(all.perSource as Record<string, { n: number }>).reduce((s, v) => s + v.n, 0)).toBe(80 - nSeen);
+  }, 300_000);
+
+  it('Charts: per-source accuracy on the scored pairs the model never saw, each with n, ties and interval', async () => {
+    const nSeen = evalPairs.filter((_, i) => i < 40 && (seenTrain.has(trainPairs[40 + i].prompt) || seenVal.has(trainPairs[40 + i].prompt))).length;
+    const store = openStore(path.join(home, 'charts.db'));
+    try {
+      await importFile(store, path.join(home, 'eval.jsonl'), { dataset: 'eval', format: 'standard' });
+      const ds = store.datasets.byName('eval')!;
+      const r = await scoreDatasetIntoStore({ store, dataset: 'eval', modelDir, ep: 'cpu' });
+      expect(r).toMatchObject({ pairs: 80, n: 80 });
+      expect(r.ci95).toEqual(wilsonInterval(r.correct, 80));
+      store.runs.applyFilter({ datasetId: ds.id, runId: r.runId, rule: 'margin', threshold: 0 });
+      const c = chartData(store, ds.id, 10, () => null);
+      expect(c.perSourceBasis).toEqual({ heldOut: true, leftOut: nSeen });
+      expect(c.perSource.reduce((s, x) => s + x.n, 0)).toBe(80 - nSeen);
+      for (const x of c.perSource) expect(x.ci95).toEqual(wilsonInterval(Math.round(x.accuracy! * x.n), x.n));
+    } finally {
+      store.close();
+    }
   }, 300_000);
 
   it('on the training data itself: its held-out test split, as training measured it', async () => {

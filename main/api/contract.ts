@@ -141,6 +141,11 @@ export const HistoryEntry = z.object({
 });
 export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
+/** Tokens the length policy cut from one side's sequence (prompt: oldest first; response: from its end). */
+export const SideTruncation = z.object({ prompt: z.number().int().nonnegative(), response: z.number().int().nonnegative(), original: z.number().int().positive() });
+export const PairTruncation = z.object({ chosen: SideTruncation.optional(), rejected: SideTruncation.optional() });
+export type PairTruncation = z.infer<typeof PairTruncation>;
+
 export const PairDetail = PairRow.extend({
   datasetId: Id,
   /** σ(margin): the model's probability that chosen ≻ rejected. */
@@ -155,6 +160,8 @@ export const PairDetail = PairRow.extend({
       rejected: z.array(LatentContribution),
     })
     .nullable(),
+  /** What the reward model's max-token setting cut when this pair was scored; null when nothing (or not scored). */
+  truncation: PairTruncation.nullable(),
   history: z.array(HistoryEntry),
 });
 export type PairDetail = z.infer<typeof PairDetail>;
@@ -319,6 +326,8 @@ export const contract = {
       layer: z.number().int().nonnegative(),
       k: z.number().int().min(1).max(4096).default(128),
       loss: Loss.default('margin'),
+      /** Tokens per response sequence (length policy; default 1,024, at most the checkpoint's max_position_embeddings). */
+      maxTokens: z.number().int().min(1).optional(),
     }),
     JobRef,
   ),

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import type { Store, Pair, Score, RewardModel, Backbone, Sae as SaeRow } from '../engine/store';
 import type { JobRunner, JobContext } from '../engine/jobs';
 import { InputError } from '../engine/errors';
-import { loadCheckpoint, ensureBackboneGraph } from '../engine/backbone';
+import { loadCheckpoint, ensureBackboneGraph, readModelConfig } from '../engine/backbone';
+import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
 import { registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type ImportResult, type ExportResult } from '../engine/data';
@@ -126,7 +127,7 @@ function accuracyView(accuracy: number | null, n: number | null, ties?: number, 
 }
 
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
-const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']) });
+const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional() });
 const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
 
 export function createEngineOps(ctx: EngineContext): EngineOps {
@@ -275,6 +276,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         pairs: ds.pairs,
         k: params.k,
         loss: params.loss,
+        maxTokens: params.maxTokens,
         datasetName: ds.name,
         ...(np ? { labelSet: np } : {}),
         signal: job.signal,
@@ -383,8 +385,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       return runner.start('import', { file: path.resolve(i.path), dataset, format }).id;
     },
     startTrain(i) {
-      requireBackbone(i.checkpointId);
+      const b = requireBackbone(i.checkpointId);
       requireSae(i.saeId);
+      // Refuse a max-token setting above max_position_embeddings now, not minutes later inside the job.
+      if (i.maxTokens !== undefined && b.path) resolveMaxTokens(i.maxTokens, readModelConfig(b.path), path.join(b.path, 'config.json'));
       return runner.start('train', { ...i, datasetId: Number(i.datasetId) }).id;
     },
     listRuns(datasetId) {

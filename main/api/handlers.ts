@@ -87,6 +87,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         isDemoModel: rm?.demo ?? false,
         explainable: !!rm && fs.existsSync(path.join(rm.folder, 'manifest.json')),
         explanation: score && rm ? engine.explanation(p, score, rm) : null,
+        truncation: score?.truncation ?? null,
         history: store.decisions.history(p.id).map(toHistory).reverse(),
       };
     },

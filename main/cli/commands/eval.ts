@@ -60,6 +60,7 @@ export function register(program: Command): void {
           const on = { 'test-split': 'the held-out test split', 'unseen-prompts': 'the pairs with unseen prompts', all: 'all given pairs' }[r.evaluatedOn];
           out(`${r.modelId} on ${on}: ${overlap}`);
           out(`accuracy ${formatAccuracy(r)}, ROC AUC ${f3(r.auc)}, ${r.trainableParams} trainable parameters`);
+          if (r.truncated) out(`${r.truncated} pair(s) truncated to the model's max tokens (oldest prompt tokens first, then the response end)`);
           const sources = Object.entries(r.perSource);
           if (sources.length) out(`per source (held-out pairs${r.overlap.pairs === null ? ', overlap unknown' : ''}):`);
           for (const [s, v] of sources) out(`  ${s}: ${formatAccuracy(v)}`);

@@ -43,7 +43,7 @@ export function register(program: Command): void {
           try {
             const res = await scoreDatasetIntoStore({ store, dataset: o.dataset, modelDir: o.model!, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
             if (o.json) printJson(res);
-            else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0, all pairs incl. any trained on; see sparserm eval for held-out) ${formatAccuracy(res)}${res.skipped.length ? `; ${res.skipped.length} pair(s) skipped (listed on stderr)` : ''}\n`);
+            else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0, all pairs incl. any trained on; see sparserm eval for held-out) ${formatAccuracy(res)}${res.truncated ? `; ${res.truncated} pair(s) truncated to the model's max tokens` : ''}${res.skipped.length ? `; ${res.skipped.length} pair(s) skipped (listed on stderr)` : ''}\n`);
           } finally {
             store.close();
           }
@@ -90,10 +90,11 @@ export function register(program: Command): void {
           const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`), onSkip });
           const acc = pairAccuracy(scores.map((s) => s.margin)); // exact ties apart, not ½
           const { accuracy } = acc;
-          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, correct: acc.correct, ties: acc.ties, ci95: acc.ci95, pairs: scores, skipped });
+          const truncated = scores.filter((s) => s.truncation).length;
+          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, correct: acc.correct, ties: acc.ties, ci95: acc.ci95, pairs: scores, skipped, truncated });
           else {
             for (const s of scores) process.stdout.write(`${s.index}\t${s.id ?? ''}\t${s.chosen.toFixed(4)}\t${s.rejected.toFixed(4)}\t${s.margin.toFixed(4)}\t${s.pChosen.toFixed(3)}\n`);
-            process.stdout.write(`${scores.length} pairs, accuracy (margin > 0, all given pairs; see sparserm eval for held-out) ${formatAccuracy(acc)}\n`);
+            process.stdout.write(`${scores.length} pairs, accuracy (margin > 0, all given pairs; see sparserm eval for held-out) ${formatAccuracy(acc)}${truncated ? `; ${truncated} truncated to the model's max tokens` : ''}\n`);
           }
         } finally {
           data.store?.close();

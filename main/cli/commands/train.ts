@@ -1,9 +1,13 @@
+import path from 'node:path';
+
 import type { Command } from 'commander';
 
+import { readModelConfig } from '../../engine/backbone/config';
 import { ensureDemoKit } from '../../engine/demo/kit';
 import { InputError } from '../../engine/errors';
 import type { EpRequest } from '../../engine/runtime/ort';
 import { openStore, type Store } from '../../engine/store';
+import { resolveMaxTokens } from '../../engine/sparserm/length-policy';
 import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
 import { formatAccuracy } from '../../engine/sparserm/metrics';
 import { action, printJson, progress } from '../output';
@@ -103,6 +107,7 @@ interface TrainOpts extends BackboneOpts, DataOpts {
   maxEpochs?: string;
   patience?: string;
   labels?: string;
+  maxTokens?: string;
   json?: boolean;
 }
 
@@ -134,6 +139,7 @@ export function register(program: Command): void {
     .option('--lr <lr>', 'Adam learning rate', '0.001')
     .option('--max-epochs <n>', 'epoch limit (early stopping on the validation split usually stops sooner)', '40')
     .option('--patience <n>', 'epochs without validation improvement before stopping', '5')
+    .option('--max-tokens <n>', 'tokens per response sequence, BOS included (default 1024; longer inputs lose the oldest prompt tokens, then the response end; at most the checkpoint\'s max_position_embeddings)')
     .option('--out <dir>', 'output folder for the reward model (default: <data home>/reward-models/<id>)')
     .option('--labels <model/sae>', 'Neuronpedia ids the store\'s latent labels use for this SAE (shown in explanations)')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
@@ -141,6 +147,9 @@ export function register(program: Command): void {
     .action(
       action(async (o: TrainOpts) => {
         const bb = await resolveBackbone(o);
+        const maxTokens = parseIntOpt('--max-tokens', o.maxTokens, 1);
+        // Checked before any work: a value above the checkpoint's max_position_embeddings is refused naming both.
+        if (maxTokens !== undefined) resolveMaxTokens(maxTokens, readModelConfig(bb.checkpoint), path.join(bb.checkpoint, 'config.json'), '--max-tokens');
         const data = loadPairs(o, bb.demoDataset);
         if (o.loss !== 'margin' && o.loss !== 'bt') throw new InputError({ field: '--loss', expected: 'margin or bt', got: JSON.stringify(o.loss) });
         if (o.pooling !== 'mean' && o.pooling !== 'last') throw new InputError({ field: '--pooling', expected: 'mean or last', got: JSON.stringify(o.pooling) });
@@ -158,6 +167,7 @@ export function register(program: Command): void {
             lr: parseNumOpt('--lr', o.lr),
             maxEpochs: parseIntOpt('--max-epochs', o.maxEpochs, 1),
             patience: parseIntOpt('--patience', o.patience, 1),
+            maxTokens,
             datasetName: data.datasetName,
             labelSet: parseLabelSet(o.labels) ?? bb.labelSet,
             onProgress: progressPrinter(),
@@ -179,6 +189,8 @@ export function register(program: Command): void {
             metrics: m.metrics,
             features: res.features,
             skipped: res.skipped,
+            maxTokens: m.maxTokens,
+            truncated: res.truncated,
           };
           if (o.json) printJson(out);
           else {
@@ -187,6 +199,7 @@ export function register(program: Command): void {
             const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
             for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: accuracy ${formatAccuracy(m.metrics[s])}, AUC ${f(m.metrics[s].auc)}\n`);
             process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
+            if (res.truncated) process.stdout.write(`truncated ${res.truncated} pair(s) to ${m.maxTokens} tokens per response (oldest prompt tokens first, then the response end)\n`);
             if (res.skipped.length) process.stdout.write(`skipped ${res.skipped.length} pair(s) whose text cannot be encoded (listed on stderr)\n`);
           }
         } finally {

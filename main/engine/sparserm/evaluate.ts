@@ -13,7 +13,7 @@ import { perSourceAccuracy, type AccuracyStats } from './metrics';
 import { readRewardModel } from './model-folder';
 import { pairsHash, type PairInput } from './pairs-file';
 import { overlapOf, promptStatuses, usableRecord, type PromptStatus } from './seen-prompts';
-import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, type JobHooks, type SkippedPair } from './service';
+import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, truncatedCount, type JobHooks, type SkippedPair } from './service';
 import { splitByPrompt } from './splits';
 
 export interface EvalRequest extends JobHooks {
@@ -52,6 +52,8 @@ export interface EvalReport extends AccuracyStats {
   baselinesSkipped?: string;
   /** Pairs left out (text the tokenizer refuses); the metrics are on the rest. */
   skipped: SkippedPair[];
+  /** Pairs (of those not skipped) with at least one response cut to the model's max-token setting. */
+  truncated: number;
 }
 
 /**
@@ -133,5 +135,6 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
     baselineTestN: baselines.length ? evalIdx.length : 0,
     ...(baselinesSkipped ? { baselinesSkipped } : {}),
     skipped,
+    truncated: truncatedCount(feats.truncation, kept),
   };
 }

@@ -22,6 +22,7 @@ import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
 import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
 import type { FeatureTable } from './fit';
 import type { EpochStats } from './head';
+import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
 
 export type Pooling = 'mean' | 'last';
 
@@ -61,6 +62,8 @@ export interface ExtractOptions {
    * and list them in `rejected`, instead of failing the whole call. Their z rows stay zero, their latents empty.
    */
   skipBadText?: boolean;
+  /** Max tokens per response sequence (length-policy.ts; default 1,024, never above max_position_embeddings). */
+  maxTokens?: number;
 }
 
 export interface RejectedResponse {
@@ -84,6 +87,10 @@ export interface ExtractResult {
   warnings: string[];
   /** With `skipBadText`: the responses left out (never cached, never run). */
   rejected: RejectedResponse[];
+  /** Per response: what the length policy cut (undefined: nothing, or rejected). Known for cached text too. */
+  truncation: Array<Truncation | undefined>;
+  /** The max-token setting that was applied. */
+  maxTokens: number;
 }
 
 function sha(s: string): string {
@@ -133,8 +140,10 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const ckpt = await loadCheckpoint(opts.checkpoint);
   let backboneHash: string;
   let hiddenSize: number;
+  let maxTokens: number;
   try {
     ckpt.validateThrough(opts.layer);
+    maxTokens = resolveMaxTokens(opts.maxTokens, ckpt.config, path.join(opts.checkpoint, 'config.json'));
     hiddenSize = ckpt.config.hiddenSize;
     backboneHash = await ckpt.contentHash(opts.layer);
   } finally {
@@ -153,7 +162,10 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   // Text → feature key, per tokenizer (its files' hash): text seen before needs no tokenization at all, which is
   // what makes re-scoring 100k cached responses fast. The feature key itself is always the exact token ids.
   const tokHash = tokenizerHash(opts.checkpoint);
-  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}`));
+  // One text index per max-token setting: the same text maps to other (cut) ids under another setting. An entry is
+  // `featureKey` or `featureKey promptCut responseCut originalLength` (space-separated) when the text was cut.
+  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}-max${maxTokens}`));
+  const truncation = new Array<Truncation | undefined>(responses.length);
   const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
   const keys = new Array<string | undefined>(responses.length);
   const rejected: RejectedResponse[] = [];
@@ -163,7 +175,9 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   for (let i = 0; i < responses.length; i++) {
     const known = textStore.getInline(textKeys[i]);
     if (known) {
-      keys[i] = known;
+      const [key, p, r, t] = known.split(' ');
+      keys[i] = key;
+      if (p !== undefined) truncation[i] = { prompt: Number(p), response: Number(r), original: Number(t) };
       continue;
     }
     tokenizer ??= await loadTokenizer(opts.checkpoint);
@@ -175,6 +189,10 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       rejected.push({ index: i, field: err.details.field, expected: err.details.expected, got: err.details.got });
       continue;
     }
+    // Cut to the max-token setting before the key: the feature key is always the ids the backbone really sees.
+    const cut = truncateEncoding(encodings[i]!, maxTokens);
+    encodings[i] = cut.encoding;
+    truncation[i] = cut.truncation;
     keys[i] = featureKey(encodings[i]!);
   }
   onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
@@ -217,7 +235,8 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     encodings.forEach((e, i) => {
       if (e && zStore.has(keys[i]!) && !seenText.has(textKeys[i])) {
         seenText.add(textKeys[i]);
-        newText.push([textKeys[i], keys[i]!]);
+        const t = truncation[i];
+        newText.push([textKeys[i], t ? `${keys[i]!} ${t.prompt} ${t.response} ${t.original}` : keys[i]!]);
       }
     });
     textStore.putInline(newText);
@@ -227,7 +246,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
 
     // 2) active latents of z for this SAE.
     if (!sae || !latStore) {
-      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length - rejected.length, warnings, rejected };
+      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length - rejected.length, warnings, rejected, truncation, maxTokens };
     }
     const latTodo: number[] = [];
     const latSeen = new Set<string>();
@@ -258,6 +277,8 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       responsesCached: responses.length - todo.length - rejected.length,
       warnings,
       rejected,
+      truncation,
+      maxTokens,
     };
   } finally {
     zStore.close();

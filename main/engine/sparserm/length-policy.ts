@@ -87,14 +87,14 @@ export function truncateEncoding<E extends SpanEncoding>(enc: E, maxTokens: numb
  * checkpoint's max_position_embeddings when that is smaller). An explicit value above max_position_embeddings is
  * refused: positions past it have no trained rotary embedding.
  */
-export function resolveMaxTokens(requested: number | undefined, config: Pick<ModelConfig, 'maxPositionEmbeddings'>, configFile: string): number {
+export function resolveMaxTokens(requested: number | undefined, config: Pick<ModelConfig, 'maxPositionEmbeddings'>, configFile: string, field = 'maxTokens'): number {
   const limit = config.maxPositionEmbeddings;
   if (requested === undefined) return limit !== undefined ? Math.min(DEFAULT_MAX_TOKENS, limit) : DEFAULT_MAX_TOKENS;
   if (!Number.isInteger(requested) || requested < 1) {
-    throw new InputError({ field: 'maxTokens', expected: 'a positive integer (tokens per response sequence, BOS included)', got: String(requested) });
+    throw new InputError({ field, expected: 'a positive integer (tokens per response sequence, BOS included)', got: String(requested) });
   }
   if (limit !== undefined && requested > limit) {
-    throw new InputError({ file: configFile, field: 'maxTokens', expected: `at most the checkpoint's max_position_embeddings (${limit})`, got: String(requested) });
+    throw new InputError({ file: configFile, field, expected: `at most the checkpoint's max_position_embeddings (${limit})`, got: String(requested) });
   }
   return requested;
 }

@@ -28,6 +28,9 @@ export const RewardModelManifest = z.object({
     labels: z.object({ modelId: z.string(), saeId: z.string() }).optional(),
   }),
   pooling: z.enum(['mean', 'last']),
+  /** Max tokens per response sequence (length-policy.ts); score / explain / eval use it. Manifests written before
+   *  the setting existed read as 1,024 (docs/sparserm.md, Length policy): identical for every shorter input. */
+  maxTokens: z.number().int().positive().default(1024),
   k: z.number().int().positive(),
   selected: z.array(
     z.object({
@@ -74,6 +77,8 @@ export const RewardModelManifest = z.object({
     prompts: z.object({ hash: z.string(), train: z.array(z.string()), val: z.array(z.string()) }).optional(),
     /** Pairs of the data left out because the tokenizer refused their text (dataHash still covers all of them). */
     skippedPairs: z.number().int().positive().optional(),
+    /** Pairs with at least one response cut to maxTokens (length-policy.ts). */
+    truncatedPairs: z.number().int().positive().optional(),
     seconds: z.number(),
   }),
   metrics: z.object({ train: splitMetrics, val: splitMetrics, test: splitMetrics }),

@@ -14,6 +14,7 @@ import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
 import type { NewScore, Store } from '../store';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
+import { truncateEncoding, type Truncation } from './length-policy';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
@@ -74,6 +75,23 @@ export function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], h
   return out;
 }
 
+/** What the length policy cut from a pair's two sequences (a side is absent when it fit). */
+export interface PairTruncation {
+  chosen?: Truncation;
+  rejected?: Truncation;
+}
+
+/** Pair i's truncation from the per-response list (rows 2i chosen, 2i + 1 rejected); undefined when nothing was cut. */
+function pairTruncation(truncation: Array<Truncation | undefined>, i: number): PairTruncation | undefined {
+  const [c, r] = [truncation[2 * i], truncation[2 * i + 1]];
+  return c || r ? { ...(c ? { chosen: c } : {}), ...(r ? { rejected: r } : {}) } : undefined;
+}
+
+/** How many of the given pairs had at least one side cut. */
+export function truncatedCount(truncation: Array<Truncation | undefined>, indices: number[]): number {
+  return indices.filter((i) => pairTruncation(truncation, i) !== undefined).length;
+}
+
 /** Indices of the pairs that were not skipped. */
 export function keptPairs(n: number, skipped: SkippedPair[]): number[] {
   const bad = new Set(skipped.map((s) => s.index));
@@ -108,6 +126,8 @@ export interface TrainRequest extends BackboneSpec, JobHooks {
   datasetName?: string;
   /** Neuronpedia ids the latent labels are keyed by (recorded so explanations can show labels). */
   labelSet?: { modelId: string; saeId: string };
+  /** Max tokens per response sequence (default 1,024; never above the checkpoint's max_position_embeddings). */
+  maxTokens?: number;
 }
 
 export interface TrainResult {
@@ -116,6 +136,8 @@ export interface TrainResult {
   features: { responsesComputed: number; responsesCached: number; tokensComputed: number };
   /** Pairs left out (text the tokenizer refuses); the model is trained on the rest. */
   skipped: SkippedPair[];
+  /** Pairs (of those trained on) with at least one response cut to the max-token setting. */
+  truncated: number;
 }
 
 /**
@@ -162,6 +184,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     onWarning: req.onWarning,
     worker: req.worker,
     skipBadText: true,
+    maxTokens: req.maxTokens,
   });
   throwIfAborted(req.signal);
   const skipped = skippedPairs(req.pairs, feats.rejected, req);
@@ -184,6 +207,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     req.onWarning?.(`K = ${opts.k} exceeds half the SAE's ${sae.dSae} latents; using K = ${Math.floor(sae.dSae / 2)} per side so the sides do not overlap`);
   }
   const fit = await fitSparseRm(feats.table, pairRefs(req.pairs, kept), sae, opts);
+  const truncated = truncatedCount(feats.truncation, kept);
   const counts = { train: 0, val: 0, test: 0 };
   fit.splits.forEach((s) => counts[s]++);
   const dataHash = pairsHash(req.pairs);
@@ -197,6 +221,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize, files: smallFileHashes(req.checkpoint) },
     sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
     pooling,
+    maxTokens: feats.maxTokens,
     k: fit.selected.length / 2,
     selected: fit.selected,
     head: {
@@ -229,6 +254,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
       dataset: req.datasetName,
       prompts: recordSeenPrompts(kept.map((i) => req.pairs[i].prompt), fit.splits),
       ...(skipped.length ? { skippedPairs: skipped.length } : {}),
+      ...(truncated ? { truncatedPairs: truncated } : {}),
       seconds: (Date.now() - started) / 1000,
     },
     metrics: { train: nullable(fit.metrics.train), val: nullable(fit.metrics.val), test: nullable(fit.metrics.test) },
@@ -242,6 +268,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     manifest,
     features: { responsesComputed: feats.responsesComputed, responsesCached: feats.responsesCached, tokensComputed: feats.tokensComputed },
     skipped,
+    truncated,
   };
 }
 
@@ -257,6 +284,8 @@ export interface PairScore {
   margin: number;
   /** P(chosen ≻ rejected) = σ(margin). */
   pChosen: number;
+  /** Present when the length policy cut the pair's prompt or a response. */
+  truncation?: PairTruncation;
 }
 
 export interface ScoreRequest extends JobHooks {
@@ -342,6 +371,7 @@ export async function pooledFor(model: RewardModel, responses: Array<{ prompt: s
     onWarning: hooks.onWarning,
     worker: hooks.worker,
     skipBadText: hooks.skipBadText,
+    maxTokens: m.maxTokens,
   });
   if (feats.backboneHash !== m.backbone.contentHash) {
     throw new InputError({
@@ -362,7 +392,8 @@ export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
   return keptPairs(req.pairs.length, skipped).map((i) => {
     const p = req.pairs[i];
     const margin = s[2 * i] - s[2 * i + 1];
-    return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin) };
+    const truncation = pairTruncation(feats.truncation, i);
+    return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin), ...(truncation ? { truncation } : {}) };
   });
 }
 
@@ -392,6 +423,8 @@ export interface ResponseExplanation {
   tokens: string[];
   responseSpan: [number, number];
   contributions: LatentContribution[];
+  /** Present when the length policy cut this sequence (the tokens and span are of the cut sequence). */
+  truncation?: Truncation;
 }
 
 export interface ExplainRequest extends JobHooks {
@@ -437,7 +470,8 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
 
   // Token-level firing, on demand: one backbone run for this response.
   const tokenizer = await loadTokenizer(checkpoint);
-  const enc = feats.encodings[0] ?? tokenizer.encodeChat(req.prompt, req.response);
+  // Cached text has no encoding in `feats`: encode again and cut exactly as extraction did (same ids, same span).
+  const enc = feats.encodings[0] ?? truncateEncoding(tokenizer.encodeChat(req.prompt, req.response), feats.maxTokens).encoding;
   const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {
@@ -468,7 +502,8 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
       tokens,
     };
   });
-  return { score: dec.score, bias: dec.bias, method: m.attribution.method, tokens: strings, responseSpan: [s0, s1], contributions };
+  const truncation = feats.truncation[0];
+  return { score: dec.score, bias: dec.bias, method: m.attribution.method, tokens: strings, responseSpan: [s0, s1], contributions, ...(truncation ? { truncation } : {}) };
 }
 
 export interface PairExplanation {
@@ -563,7 +598,7 @@ export interface ScoreDatasetRequest extends JobHooks {
  * difference of their contributions (chosen − rejected), so the "latent" filter and the pair view work without
  * re-running anything; token-level firing stays on demand (explainPair).
  */
-export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<AccuracyStats & { runId: number; pairs: number; skipped: SkippedPair[] }> {
+export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<AccuracyStats & { runId: number; pairs: number; skipped: SkippedPair[]; truncated: number }> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
   const { store } = req;
@@ -595,6 +630,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
       const cl = contributionsOf(2 * i + 1);
       const order = topByMagnitude(inDim, top, (c) => cw[c] - cl[c]);
       const latents = order.map((c) => ({ latent: m.selected[c].index, side: 'diff' as const, contribution: cw[c] - cl[c] }));
+      const truncation = pairTruncation(feats.truncation, i);
       batch.push({
         pairId: ds.pairIds[i],
         scoreChosen: s[2 * i],
@@ -603,6 +639,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
         pChosen: sigmoid(margin),
         explanation: { method: m.attribution.method, top: order.map((c) => ({ latent: m.selected[c].index, side: m.selected[c].side, chosen: cw[c], rejected: cl[c] })) },
         latents,
+        ...(truncation ? { truncation } : {}),
       });
       if (batch.length >= 1000) store.runs.addScores(run.id, batch.splice(0));
       req.onProgress?.({ phase: 'store', done: k + 1, total: kept.length });
@@ -613,7 +650,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
     store.runs.finish(run.id, req.signal?.aborted ? 'cancelled' : 'failed');
     throw err;
   }
-  return { runId: run.id, pairs: kept.length, ...accuracyStats(correct, ties, kept.length), skipped };
+  return { runId: run.id, pairs: kept.length, ...accuracyStats(correct, ties, kept.length), skipped, truncated: truncatedCount(feats.truncation, kept) };
 }
 
 /**

@@ -297,6 +297,15 @@ CREATE INDEX pairs_dataset_source_asc ON pairs(dataset_id, source IS NULL, sourc
 CREATE INDEX pairs_dataset_source_desc ON pairs(dataset_id, source IS NULL, source DESC, id);
 `,
   },
+  {
+    version: 6,
+    description: 'per scored pair: what the length policy cut (tokens dropped from prompt / response, per side)',
+    // NULL = nothing cut (and every score written before the length policy existed). JSON rather than four integer
+    // columns: nobody filters on it, and it mirrors the engine's PairTruncation object exactly.
+    sql: /* sql */ `
+ALTER TABLE scores ADD COLUMN truncation_json TEXT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

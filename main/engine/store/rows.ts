@@ -196,6 +196,10 @@ export const ScoringRunRowSchema = row({
   });
 export type ScoringRun = z.output<typeof ScoringRunRowSchema>;
 
+const SideTruncation = z.object({ prompt: z.number().int().nonnegative(), response: z.number().int().nonnegative(), original: z.number().int().positive() });
+export const TruncationSchema = z.object({ chosen: SideTruncation.optional(), rejected: SideTruncation.optional() });
+export type ScoreTruncation = z.infer<typeof TruncationSchema>;
+
 export const ScoreRowSchema = row({
     run_id: z.number(),
     pair_id: z.number(),
@@ -204,6 +208,8 @@ export const ScoreRowSchema = row({
     margin: z.number(),
     p_chosen: z.number().nullable(),
     explanation_json: json(z.unknown()),
+    /** Length policy: {chosen?, rejected?: {prompt, response, original}} tokens cut; null when nothing was cut. */
+    truncation_json: json(TruncationSchema),
   });
 export type Score = z.output<typeof ScoreRowSchema>;
 

@@ -11,6 +11,8 @@ export interface NewScore {
   pChosen?: number | null;
   /** Free-form explanation (top latents, token spans…), stored as JSON. */
   explanation?: unknown;
+  /** What the length policy cut from this pair (engine PairTruncation), stored as JSON; omit when nothing was cut. */
+  truncation?: unknown;
   /** Latents that fired, for the "latent" filter of the review list. */
   latents?: { latent: number; side: 'chosen' | 'rejected' | 'diff'; activation?: number | null; contribution?: number | null }[];
 }
@@ -65,7 +67,7 @@ export class RunsRepo {
   /** Adds scores in one transaction (idempotent per (run, pair): a re-scored batch replaces its rows). */
   addScores(runId: number, scores: readonly NewScore[]): void {
     const ins = this.db.prepare(
-      `INSERT OR REPLACE INTO scores(run_id, pair_id, score_chosen, score_rejected, margin, p_chosen, explanation_json) VALUES (?,?,?,?,?,?,?)`,
+      `INSERT OR REPLACE INTO scores(run_id, pair_id, score_chosen, score_rejected, margin, p_chosen, explanation_json, truncation_json) VALUES (?,?,?,?,?,?,?,?)`,
     );
     const delLat = this.db.prepare('DELETE FROM score_latents WHERE run_id = ? AND pair_id = ?');
     const insLat = this.db.prepare('INSERT OR REPLACE INTO score_latents(run_id, pair_id, latent, side, activation, contribution) VALUES (?,?,?,?,?,?)');
@@ -75,7 +77,7 @@ export class RunsRepo {
           throw new InputError({ field: 'score', expected: 'finite scores', got: `${s.scoreChosen}, ${s.scoreRejected} for pair ${s.pairId}` });
         }
         const margin = s.margin ?? s.scoreChosen - s.scoreRejected;
-        ins.run(runId, s.pairId, s.scoreChosen, s.scoreRejected, margin, s.pChosen ?? null, s.explanation === undefined ? null : JSON.stringify(s.explanation));
+        ins.run(runId, s.pairId, s.scoreChosen, s.scoreRejected, margin, s.pChosen ?? null, s.explanation === undefined ? null : JSON.stringify(s.explanation), s.truncation === undefined ? null : JSON.stringify(s.truncation));
         if (s.latents) {
           delLat.run(runId, s.pairId);
           for (const l of s.latents) insLat.run(runId, s.pairId, l.latent, l.side, l.activation ?? null, l.contribution ?? null);

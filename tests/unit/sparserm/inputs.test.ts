@@ -32,7 +32,7 @@ describe('reward-model folder', () => {
       format: MANIFEST_FORMAT, version: 1, id: 'test', created: new Date().toISOString(),
       backbone: { checkpoint: '/x', contentHash: 'abc', layer: 1, hiddenSize: d.sae.dIn },
       sae: { id: 's', hash: 'h', path: '/s', format: 'npz', dSae: d.sae.dSae },
-      pooling: 'mean', k: 4, selected: fit.selected,
+      pooling: 'mean', maxTokens: 1024, k: 4, selected: fit.selected,
       head: { onnx: 'head.onnx', weights: 'head.npz', input: 'z', output: 'score', inDim: 8, hidden: 16, activation: 'relu', trainableParams: 8 * 16 + 33, standardization: 'per-feature mean/std of the training responses, inside head.onnx and head.npz' },
       training: { loss: 'margin', margin: 1, optimizer: 'adam', lr: 1e-3, batchSize: 64, maxEpochs: 3, patience: 5, epochsRun: fit.epochsRun, bestEpoch: fit.bestEpoch, seed: 0, splitBy: 'prompt', valFraction: 0.1, testFraction: 0.1, pairs: { train: 96, val: 12, test: 12 }, dataHash: 'd', seconds: 1 },
       metrics: { train: { n: 1, accuracy: 1, auc: 1 }, val: { n: 1, accuracy: 1, auc: 1 }, test: { n: 0, accuracy: null, auc: null } },

@@ -281,7 +281,13 @@ export const contract = {
   listDatasets: op('Datasets with counts.', empty, z.object({ datasets: z.array(DatasetSummary) })),
   importDataset: op(
     'Import a preference file (format auto-detected unless given). Runs as a job; its result is an ImportReport.',
-    z.object({ path: z.string().min(1).max(4096), format: z.string().max(50).optional(), name: z.string().max(200).optional() }),
+    z.object({
+      path: z.string().min(1).max(4096),
+      format: z.string().max(50).optional(),
+      name: z.string().max(200).optional(),
+      /** Largest line / JSON-array element accepted, in bytes (default 64 MiB, at most 512 MiB); a longer one refuses the file. */
+      maxLineBytes: z.number().int().min(1).max(512 * 1024 * 1024).optional(),
+    }),
     JobRef,
   ),
 
@@ -354,6 +360,11 @@ export const contract = {
       include: ExportInclude,
       /** Also write the pairs left out, with their decision, to this file (for audit). */
       droppedPath: z.string().min(1).max(4096).optional(),
+      /**
+       * Replace output files that already exist. Without it an existing file answers an error of kind 'exists'; the UI
+       * asks the curator and retries with true. The database and the same file twice are refused either way.
+       */
+      overwrite: z.boolean().optional(),
     }),
     JobRef,
   ),
@@ -412,7 +423,7 @@ export function isOpName(name: string): name is OpName {
 }
 
 /** Errors travel as data across IPC and HTTP; the kind lets the UI tell "fix your input" from "bug". */
-export const ApiError = z.object({ kind: z.enum(['input', 'cancelled', 'internal', 'not-found', 'unauthorized']), message: z.string() });
+export const ApiError = z.object({ kind: z.enum(['input', 'exists', 'cancelled', 'internal', 'not-found', 'unauthorized']), message: z.string() });
 export type ApiError = z.infer<typeof ApiError>;
 export const ApiEnvelope = z.union([z.object({ ok: z.literal(true), value: z.unknown() }), z.object({ ok: z.literal(false), error: ApiError })]);
 export type ApiEnvelope = z.infer<typeof ApiEnvelope>;

@@ -15,6 +15,8 @@ export class NotFoundError extends Error {
 }
 
 export function toApiError(err: unknown): ApiError {
+  // An output file exists and replacing it was not asked for: the UI asks the curator, then retries with overwrite.
+  if (err instanceof InputError && err.name === 'OutputExistsError') return { kind: 'exists', message: err.message };
   if (err instanceof InputError) return { kind: 'input', message: err.message };
   if (err instanceof CancelledError) return { kind: 'cancelled', message: err.message };
   if (err instanceof NotFoundError) return { kind: 'not-found', message: err.message };

@@ -12,7 +12,7 @@ import { loadCheckpoint, ensureBackboneGraph, readModelConfig } from '../engine/
 import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
-import { registerDataJobs, exportRecord, importLabels, toolVersion, FORMATS, type ImportResult, type ExportResult } from '../engine/data';
+import { registerDataJobs, checkExportTargets, exportRecord, importLabels, toolVersion, FORMATS, type ImportResult, type ExportResult } from '../engine/data';
 import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { ensureDemoDataset, ensureDemoLabels, ensureDemoModels } from '../engine/demo/demo-store';
 import { demoKitDir, projectRoot } from '../engine/paths';
@@ -38,7 +38,7 @@ export interface EngineOps {
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
   exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number; include: ExportSelection }): Promise<OpOutput<'exportPreview'>>;
-  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string }): string;
+  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string; overwrite?: boolean }): string;
   importLabels(i: OpParsedInput<'importLabels'>): Promise<OpOutput<'importLabels'>>;
   /** How a finished job's stored result is shown to the UI (e.g. an import's result as an ImportReport). */
   resultView(kind: string, result: unknown): unknown;
@@ -382,7 +382,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const format = i.format && i.format !== 'auto' ? i.format : 'auto';
       if (format !== 'auto' && !(FORMATS as readonly string[]).includes(format)) throw new InputError({ field: 'format', expected: `auto or one of ${FORMATS.join(', ')}`, got: format });
       const dataset = i.name?.trim() || path.basename(i.path).replace(/(\.jsonl?|\.json|\.gz)+$/i, '');
-      return runner.start('import', { file: path.resolve(i.path), dataset, format }).id;
+      return runner.start('import', { file: path.resolve(i.path), dataset, format, ...(i.maxLineBytes ? { maxLineBytes: i.maxLineBytes } : {}) }).id;
     },
     startTrain(i) {
       const b = requireBackbone(i.checkpointId);
@@ -453,10 +453,13 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         },
       };
     },
-    startExport({ datasetId, format, path: out, include, droppedPath }) {
+    startExport({ datasetId, format, path: out, include, droppedPath, overwrite }) {
       const dir = path.dirname(path.resolve(out));
       if (!fs.existsSync(dir)) throw new InputError({ file: out, expected: 'an output path in an existing folder' });
+      // Refused now, before a job exists: the database as output, the same file twice, an existing file (kind 'exists').
+      checkExportTargets(store, { out, dropped: droppedPath, overwrite });
       return runner.start('export', {
+        overwrite: !!overwrite,
         dataset: datasetId,
         out: path.resolve(out),
         format,

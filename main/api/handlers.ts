@@ -142,7 +142,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
 
     exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines, include: i.include }),
     exportDataset: async (i) =>
-      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
+      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, overwrite: i.overwrite, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
 
     listJobs: async () => ({ jobs: runner.list({ limit: 50 }).map((s) => jobView(s.id)) }),
     getJob: async ({ jobId }) => {

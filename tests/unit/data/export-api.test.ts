@@ -1,0 +1,60 @@
+/**
+ * The API export op (used by `serve` and the app) refuses the database as output and answers kind 'exists' for an
+ * existing file, so the UI can ask and retry with overwrite (issue 9 row 1).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { createHandlers, type Handlers } from '../../../main/api/handlers';
+import { dispatch } from '../../../main/api/dispatch';
+import { dataDir, tempDir } from '../../helpers/paths';
+
+async function follow(h: Handlers, jobId: string) {
+  for (;;) {
+    const j = await h.getJob({ jobId });
+    if (j.state !== 'running' && j.state !== 'queued') return j;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('exportDataset through the API', () => {
+  const open: Handlers[] = [];
+  afterEach(() => open.splice(0).forEach((h) => h.close()));
+
+  it('refuses the database path (no job started); an existing file is kind "exists" until overwrite: true', async () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'studio.db');
+    const h = createHandlers({ dbPath: db, actor: 'tester' });
+    open.push(h);
+    const imp = await follow(h, (await h.importDataset({ path: path.join(dataDir, 'halueval-qa', 'pairs.jsonl'), name: 'h' })).jobId);
+    expect(imp.state).toBe('done');
+    const datasetId = (await h.listDatasets({})).datasets[0]!.id;
+    const include = { uncertain: false, undecided: true };
+    const jobsBefore = (await h.listJobs({})).jobs.length;
+
+    for (const p of [db, db + '-wal', db + '-shm']) {
+      const env = await dispatch(h, 'exportDataset', { datasetId, format: 'standard', path: p, include, overwrite: true });
+      expect(env).toMatchObject({ ok: false, error: { kind: 'input' } });
+      expect(!env.ok && env.error.message).toMatch(/expected an output file that is not the database/);
+    }
+    const twice = await dispatch(h, 'exportDataset', { datasetId, format: 'standard', path: path.join(dir, 'c.jsonl'), droppedPath: path.join(dir, 'c.jsonl.provenance.json'), include });
+    expect(twice).toMatchObject({ ok: false, error: { kind: 'input' } });
+    expect((await h.listJobs({})).jobs.length).toBe(jobsBefore);
+    expect((await h.listDatasets({})).datasets[0]!.counts.total).toBe(987);
+
+    const out = path.join(dir, 'curated.jsonl');
+    fs.writeFileSync(out, 'previous\n');
+    fs.chmodSync(out, 0o640);
+    const exists = await dispatch(h, 'exportDataset', { datasetId, format: 'standard', path: out, include });
+    expect(exists).toMatchObject({ ok: false, error: { kind: 'exists' } });
+    expect(!exists.ok && exists.error.message).toContain(out);
+    expect(fs.readFileSync(out, 'utf8')).toBe('previous\n');
+    const retry = await dispatch(h, 'exportDataset', { datasetId, format: 'standard', path: out, include, overwrite: true });
+    expect(retry.ok).toBe(true);
+    const job = await follow(h, (retry as { value: { jobId: string } }).value.jobId);
+    expect(job.state).toBe('done');
+    expect(fs.readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(987);
+    expect(fs.statSync(out).mode & 0o777).toBe(0o640);
+  });
+});

@@ -5,14 +5,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { app, BrowserWindow, ipcMain, session, shell } from 'electron';
+import { app, BrowserWindow, ipcMain, protocol, session, shell } from 'electron';
 import { contentSecurityPolicy } from './csp';
 import { registerIpc } from './ipc';
-import { isNavigationAllowed, isSafeExternalUrl, permissionDecision, rendererLocation, windowOptions } from './security';
+import { appProtocolReply } from './protocol';
+import { APP_SCHEME, appSchemePrivileges, isNavigationAllowed, isSafeExternalUrl, permissionDecision, rendererLocation, windowOptions } from './security';
 import { createHandlers, type Handlers } from '../api/handlers';
 import { databasePath } from '../engine/paths';
 
 app.enableSandbox();
+// Must happen before 'ready': app:// gets a real, secure origin (CSP 'self', storage) and serves only out/renderer.
+protocol.registerSchemesAsPrivileged(appSchemePrivileges());
 
 // One engine per app: the database and ONNX Runtime live in this process; jobs run on its event loop and yield.
 let handlers: Handlers | null = null;
@@ -21,8 +24,16 @@ let rendererUrl: string | null = null;
 
 async function createWindow(): Promise<void> {
   const outDir = path.join(__dirname, '..');
-  const location = rendererLocation(outDir, process.env.ELECTRON_RENDERER_URL);
+  // Packaged builds never honour ELECTRON_RENDERER_URL (it would make a loopback page the trusted IPC origin).
+  const location = rendererLocation(outDir, process.env.ELECTRON_RENDERER_URL, { packaged: app.isPackaged });
   rendererUrl = location.url;
+  if (location.kind === 'app' && !protocol.isProtocolHandled(APP_SCHEME)) {
+    const root = location.root;
+    protocol.handle(APP_SCHEME, (request) => {
+      const r = appProtocolReply(root, request.url, request.method);
+      return new Response(typeof r.body === 'string' ? r.body : new Uint8Array(r.body), { status: r.status, headers: r.headers });
+    });
+  }
   if (!handlers) {
     fs.mkdirSync(path.dirname(databasePath()), { recursive: true });
     handlers = createHandlers({ dbPath: databasePath() });
@@ -49,8 +60,7 @@ async function createWindow(): Promise<void> {
   });
   win.webContents.on('will-attach-webview', (event) => event.preventDefault());
   win.once('ready-to-show', () => win.show());
-  if (location.kind === 'file') await win.loadFile(location.path);
-  else await win.loadURL(location.url);
+  await win.loadURL(location.url);
 }
 
 // Every web contents, present or future: no redirects or navigation away from the renderer, no webviews, no popups.

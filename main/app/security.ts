@@ -4,7 +4,6 @@
  * navigation or new windows, external links only http(s) via the OS browser, every permission denied.
  */
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 export interface SecureWebPreferences {
   preload: string;
@@ -48,20 +47,45 @@ export function windowOptions(preloadPath: string) {
   };
 }
 
-/** Where the renderer is loaded from: the built index.html, or the dev server electron-vite announces. */
-export function rendererLocation(outDir: string, devServerUrl?: string): { kind: 'file'; path: string; url: string } | { kind: 'url'; url: string } {
-  if (devServerUrl) {
+/**
+ * The built renderer is served through this custom scheme (not `file://`, whose pages share one opaque origin with
+ * every local file and get extra privileges): `app://sparserm/index.html`. Registered as standard + secure so it
+ * has a real origin for CSP `'self'`, storage and fetch; nothing else (no CSP bypass, no service workers).
+ */
+export const APP_SCHEME = 'app';
+export const APP_HOST = 'sparserm';
+export const APP_URL = `${APP_SCHEME}://${APP_HOST}/index.html`;
+
+/** The argument of `protocol.registerSchemesAsPrivileged` (called before the app is ready). */
+export function appSchemePrivileges() {
+  return [
+    {
+      scheme: APP_SCHEME,
+      privileges: { standard: true, secure: true, supportFetchAPI: true, bypassCSP: false, allowServiceWorkers: false, corsEnabled: false, stream: false },
+    },
+  ];
+}
+
+export type RendererLocation = { kind: 'app'; root: string; url: string } | { kind: 'url'; url: string };
+
+/**
+ * Where the renderer is loaded from: the built files under `<outDir>/renderer` through `app://`, or the dev server
+ * electron-vite announces in ELECTRON_RENDERER_URL. A packaged build ignores that variable: otherwise anyone who
+ * can set the app's environment could make a loopback page of their own the trusted IPC origin.
+ */
+export function rendererLocation(outDir: string, devServerUrl?: string, opts: { packaged?: boolean } = {}): RendererLocation {
+  if (devServerUrl && !opts.packaged) {
     const u = new URL(devServerUrl);
     if (u.hostname !== 'localhost' && u.hostname !== '127.0.0.1') throw new Error(`refusing non-loopback dev server ${devServerUrl}`);
     return { kind: 'url', url: u.toString() };
   }
-  const file = path.join(outDir, 'renderer', 'index.html');
-  return { kind: 'file', path: file, url: pathToFileURL(file).toString() };
+  return { kind: 'app', root: path.join(outDir, 'renderer'), url: APP_URL };
 }
 
 /**
  * Is an IPC call coming from our own renderer? Compares the sender frame's URL with the renderer's location:
- * the same file (ignoring hash/query) for the built app, the same origin for the dev server.
+ * the same `app://` host and page (ignoring hash/query) for the built app, the same origin for the dev server.
+ * `file://` pages are never trusted.
  */
 export function isTrustedSender(frameUrl: string | undefined | null, rendererUrl: string): boolean {
   if (!frameUrl) return false;
@@ -73,7 +97,8 @@ export function isTrustedSender(frameUrl: string | undefined | null, rendererUrl
   } catch {
     return false;
   }
-  if (want.protocol === 'file:') return got.protocol === 'file:' && got.pathname === want.pathname;
+  if (want.protocol === `${APP_SCHEME}:`) return got.protocol === want.protocol && got.host === want.host && got.pathname === want.pathname;
+  if (want.protocol !== 'http:' && want.protocol !== 'https:') return false;
   return got.origin === want.origin;
 }
 

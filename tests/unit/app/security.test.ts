@@ -35,7 +35,7 @@ describe('Content-Security-Policy', () => {
     expect(csp).toMatch(/base-uri 'none'/);
     expect(csp).toMatch(/connect-src 'self'/);
   });
-  it('is the same policy as the meta tag of the renderer page (used under Electron file://)', () => {
+  it('is the same policy as the meta tag of the renderer page (also sent as a header by app://)', () => {
     const html = fs.readFileSync(path.join(repoRoot, 'renderer', 'index.html'), 'utf8');
     const meta = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1];
     expect(meta).toBeDefined();
@@ -48,8 +48,11 @@ describe('Content-Security-Policy', () => {
 describe('navigation, links and permissions', () => {
   const app = rendererLocation('/opt/app/out').url;
   it('trusts IPC only from the renderer page itself', () => {
-    expect(app).toBe('file:///opt/app/out/renderer/index.html');
-    expect(isTrustedSender('file:///opt/app/out/renderer/index.html#/review', app)).toBe(true);
+    expect(app).toBe('app://sparserm/index.html');
+    expect(isTrustedSender('app://sparserm/index.html#/review', app)).toBe(true);
+    expect(isTrustedSender('app://sparserm/other.html', app)).toBe(false);
+    expect(isTrustedSender('app://evil/index.html', app)).toBe(false);
+    expect(isTrustedSender('file:///opt/app/out/renderer/index.html', app)).toBe(false);
     expect(isTrustedSender('file:///tmp/evil.html', app)).toBe(false);
     expect(isTrustedSender('https://example.com/', app)).toBe(false);
     expect(isTrustedSender(undefined, app)).toBe(false);
@@ -67,7 +70,9 @@ describe('navigation, links and permissions', () => {
     expect(isSafeExternalUrl('https://user:pw@example.com')).toBe(false);
   });
   it('blocks navigation away from the page and denies every permission', () => {
-    expect(isNavigationAllowed('file:///opt/app/out/renderer/index.html#review', app)).toBe(true);
+    expect(isNavigationAllowed('app://sparserm/index.html#review', app)).toBe(true);
+    expect(isNavigationAllowed('app://sparserm/assets/x.js', app)).toBe(false);
+    expect(isNavigationAllowed('file:///opt/app/out/renderer/index.html#review', app)).toBe(false);
     expect(isNavigationAllowed('https://example.com/', app)).toBe(false);
     expect(isNavigationAllowed('file:///etc/passwd', app)).toBe(false);
     for (const p of ['media', 'geolocation', 'notifications', 'clipboard-read', 'openExternal']) expect(permissionDecision(p)).toBe(false);
@@ -88,7 +93,7 @@ describe('IPC derived from the contract', () => {
         return { datasets: [] };
       },
     });
-    const app = 'file:///opt/app/out/renderer/index.html';
+    const app = 'app://sparserm/index.html';
     const dispose = registerIpc(fake as never, handlers, app);
     expect([...registered.keys()].sort()).toEqual(opNames.map(channelFor).sort());
     const list = registered.get('api:listDatasets')!;

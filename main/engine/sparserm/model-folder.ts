@@ -12,6 +12,7 @@ import { saveModel } from '../onnx/graph-builder';
 import type { EpochStats, HeadWeights } from './head';
 import { buildHeadModel } from './head-onnx';
 import { RewardModelManifest } from './manifest';
+import { zodIssueDetails } from '../zod-issue';
 
 export interface RewardModel {
   dir: string;
@@ -67,10 +68,7 @@ export async function readRewardModel(dir: string): Promise<RewardModel> {
     throw new InputError({ file: mf, expected: 'valid JSON', got: (err as Error).message }, err);
   }
   const parsed = RewardModelManifest.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InputError({ file: mf, field: issue.path.join('.'), expected: issue.message });
-  }
+  if (!parsed.success) throw new InputError(zodIssueDetails(parsed.error, raw, mf));
   const manifest = parsed.data;
   const npz = await readNpz(path.join(abs, 'head.npz'));
   const get = (name: string, shape: number[]): Float32Array => {

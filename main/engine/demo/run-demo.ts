@@ -8,6 +8,7 @@ import { throwIfAborted } from '../errors';
 import { dataHome, databasePath, rewardModelsHome } from '../paths';
 import { datasetPairs, evaluateRewardModel, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
 import { pairsHash } from '../sparserm/pairs-file';
+import { wilsonInterval } from '../sparserm/metrics';
 import type { RewardModelManifest } from '../sparserm/manifest';
 import { openStore, type Store, type VerdictCounts } from '../store';
 import { DEMO_DATASET, ensureDemoDataset, ensureDemoLabels, ensureDemoModels, type DemoDatasetResult } from './demo-store';
@@ -119,14 +120,20 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
 
     const m = model.manifest.metrics;
     const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+    // Every accuracy with its 95 % Wilson interval (accuracy = correct / n exactly, so correct = round(accuracy·n)).
+    const ci = (x: number | null, n: number) => {
+      if (x === null || !Number.isFinite(x) || n === 0) return '95% CI n/a';
+      const [lo, hi] = wilsonInterval(Math.round(x * n), n);
+      return `95% CI ${(100 * lo).toFixed(1)}–${(100 * hi).toFixed(1)}%`;
+    };
     const c = exported.counts;
     const summary = [
       `${kit.label}: a tiny random-weight Gemma-2 — scores and latents carry no meaning about the text; this run shows the workflow`,
       `dataset "${dataset.name}": ${dataset.pairs} TruthfulQA pairs (${dataset.action}); ${labelsImported} latent labels loaded`,
       `reward model ${model.manifest.id} (${model.reused ? 'reused' : 'trained'}; ${model.manifest.training.pairs.train} train / ${model.manifest.training.pairs.val} val / ${model.manifest.training.pairs.test} test pairs, split by prompt): ` +
-        `held-out accuracy ${pct(m.test.accuracy)} on ${m.test.n} test pairs (val ${pct(m.val.accuracy)})`,
+        `held-out accuracy ${pct(m.test.accuracy)} on ${m.test.n} test pairs (${ci(m.test.accuracy, m.test.n)}; val ${pct(m.val.accuracy)} on ${m.val.n})`,
       ...(baselines
-        ? [`baselines on the same held-out pairs: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (${b.trainableParams.toLocaleString('en')} params)`).join(', ')}; SparseRM ${pct(m.test.accuracy)} (${model.manifest.head.trainableParams.toLocaleString('en')} params)`]
+        ? [`baselines on the same held-out pairs: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (n = ${b.n}, ${ci(b.accuracy, b.n)}; ${b.trainableParams.toLocaleString('en')} params)`).join(', ')}; SparseRM ${pct(m.test.accuracy)} (${model.manifest.head.trainableParams.toLocaleString('en')} params)`]
         : []),
       `scoring run ${run.id}${run.reused ? ' (reused)' : ''}: all ${dataset.pairs} pairs; rule "drop where s_chosen < s_rejected": kept ${filter.counts.keep}, dropped ${filter.counts.drop}` +
         (filter.counts.uncertain ? `, uncertain ${filter.counts.uncertain}` : ''),

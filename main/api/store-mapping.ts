@@ -4,6 +4,7 @@
  */
 import type { Store, Pair, PairFilter as StorePairFilter, PairSort, Decision as StoreDecision, JobRecord } from '../engine/store';
 import { InputError } from '../engine/errors';
+import { failedOnBadInput } from '../engine/store/jobs';
 import type { DatasetSummary, HistoryEntry, Job, PairFilter, PairRow, PairSortKey } from './contract';
 
 /** Parses a contract id back to the store's integer id, naming the field on failure. */
@@ -108,7 +109,8 @@ export function toJob(j: JobRecord, live?: { etaSeconds?: number | null; title?:
     startedAt: j.startedAt,
     finishedAt: j.finishedAt,
     error: j.error,
-    resumable: j.status === 'interrupted' || j.status === 'failed',
+    // A job failed by its input would fail the same way again: not resumable (its error says what to fix).
+    resumable: j.status === 'interrupted' || (j.status === 'failed' && !failedOnBadInput(j)),
     result: j.status === 'done' ? (j.result ?? null) : (live?.partial ?? j.result ?? null),
   };
 }

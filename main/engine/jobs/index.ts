@@ -4,6 +4,7 @@ import type { z } from 'zod';
 
 import { CancelledError, InputError } from '../errors';
 import type { JobRecord, Store } from '../store';
+import { badInputError, failedOnBadInput } from '../store/jobs';
 import { EtaEstimator } from './eta';
 
 export { EtaEstimator } from './eta';
@@ -106,6 +107,13 @@ export class JobRunner extends EventEmitter {
     const rec = this.store.jobs.get(id);
     if (this.live.has(id) || rec.status === 'running') throw new InputError({ field: 'job', expected: 'a job that is not running', got: `${id} (${rec.status})` });
     if (rec.status === 'done') throw new InputError({ field: 'job', expected: 'an unfinished job', got: `${id} (done)` });
+    if (failedOnBadInput(rec)) {
+      throw new InputError({
+        field: 'job',
+        expected: `a job that can be resumed (interrupted, cancelled, or failed for another reason than its input); fix the input and start a new ${rec.kind} instead`,
+        got: `${id}, which failed on ${rec.error!}`,
+      });
+    }
     const def = this.definition(rec.kind);
     const params = def.schema ? parseParams(def.schema, rec.params, rec.kind) : rec.params;
     return this.run<R>(id, rec.kind, params, rec.checkpoint ?? null, opts.signal);
@@ -211,7 +219,10 @@ export class JobRunner extends EventEmitter {
           jobs.setStatus(id, 'cancelled', { error: 'cancelled' });
           throw err instanceof CancelledError ? err : new CancelledError();
         }
-        jobs.setStatus(id, 'failed', { error: err instanceof Error ? err.message : String(err) });
+        // Bad input fails the same way on every attempt: stored as not resumable, with what to fix.
+        const badInput = err instanceof InputError || (err instanceof Error && /InputError/.test(err.name));
+        const text = err instanceof Error ? err.message : String(err);
+        jobs.setStatus(id, 'failed', { error: badInput ? badInputError(kind, text) : text });
         throw err;
       } finally {
         this.live.delete(id);

@@ -4,6 +4,27 @@ import { InputError } from '../errors';
 import type { Db } from './db';
 import { JobRowSchema, now, type JobRecord, type JobStatus } from './rows';
 
+/**
+ * A job that failed because of its input (InputError) is stored with this prefix on its error. Resuming it would fail
+ * the same way, so it is not resumable: the curator fixes the input and starts a new job.
+ */
+export const BAD_INPUT_PREFIX = 'bad input: ';
+
+/** The stored error of a job failed by bad input: what is wrong (file, line, field, expected) and what to do. */
+export function badInputError(kind: string, message: string): string {
+  return `${BAD_INPUT_PREFIX}${message}. Fix that and start a new ${kind}; resuming this job would fail the same way`;
+}
+
+/** Failed on its input (see BAD_INPUT_PREFIX). */
+export function failedOnBadInput(j: Pick<JobRecord, 'status' | 'error'>): boolean {
+  return j.status === 'failed' && (j.error ?? '').startsWith(BAD_INPUT_PREFIX);
+}
+
+/** Whether resume() can run the job again: interrupted, cancelled, or failed for a reason other than its input. */
+export function jobResumable(j: Pick<JobRecord, 'status' | 'error'>): boolean {
+  return j.status === 'interrupted' || j.status === 'cancelled' || (j.status === 'failed' && !failedOnBadInput(j));
+}
+
 /** Persistence of long jobs (see engine/jobs for the runner that drives them). */
 export class JobsRepo {
   constructor(private readonly db: Db) {}

@@ -1,8 +1,11 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { CancelledError } from '../../../main/engine/errors';
+import { CancelledError, InputError } from '../../../main/engine/errors';
+import { failedOnBadInput, jobResumable } from '../../../main/engine/store/jobs';
+import { toJob } from '../../../main/api/store-mapping';
 import { EtaEstimator, JobRunner, type JobSnapshot } from '../../../main/engine/jobs';
 import { registerDataJobs } from '../../../main/engine/data';
 import { openStore } from '../../../main/engine/store';
@@ -95,6 +98,35 @@ describe('long jobs', () => {
     s.db.prepare('UPDATE jobs SET params_json = ? WHERE id = ?').run(JSON.stringify({ batches: 6 }), h.id);
     await runner.resume(h.id).result;
     expect(log).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('a job failed by bad input (InputError) is not resumable; its error says what to fix', async () => {
+    const dir = tempDir();
+    const s = openStore(path.join(dir, 'db.sqlite'));
+    const runner = registerDataJobs(new JobRunner(s));
+    const bad = path.join(dir, 'bad.jsonl');
+    fs.writeFileSync(bad, '{"prompt": "p", "chosen": 1, "rejected": "r"}\n');
+    const h = runner.start('import', { file: bad, dataset: 'x', format: 'standard', strict: true });
+    await expect(h.result).rejects.toThrow(InputError);
+    const snap = runner.snapshot(h.id);
+    expect(snap.status).toBe('failed');
+    expect(snap.error).toBe(
+      `bad input: ${bad}, line 1: expected a valid row in strict mode (nothing was imported): field "chosen": expected a string, got number 1. ` +
+        'Fix that and start a new import; resuming this job would fail the same way',
+    );
+    expect(failedOnBadInput(snap)).toBe(true);
+    expect(jobResumable(snap)).toBe(false);
+    expect(toJob(snap).resumable).toBe(false);
+    expect(() => runner.resume(h.id)).toThrow(/field "job": expected a job that can be resumed .*fix the input and start a new import instead, got .*failed on bad input: .*line 1/);
+    // other failures stay resumable
+    const log: number[] = [];
+    defineBatchJob(runner, log);
+    const f = runner.start('batches', { batches: 3, failAt: 1 });
+    await expect(f.result).rejects.toThrow('boom at 1');
+    expect(runner.snapshot(f.id).error).toBe('boom at 1');
+    expect(jobResumable(runner.snapshot(f.id))).toBe(true);
+    expect(toJob(runner.snapshot(f.id)).resumable).toBe(true);
+    s.close();
   });
 
   it('after a crash: jobs of dead processes become interrupted at startup and resume without redoing batches; live ones are left alone', async () => {

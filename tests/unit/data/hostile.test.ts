@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+import { buildProgram } from '../../../main/cli/program';
 
 import { importFile } from '../../../main/engine/data';
 import { binaryReason, firstInvalidUtf8 } from '../../../main/engine/data/source';
@@ -222,5 +224,45 @@ describe('hostile files: bounded time and memory, errors name the line', () => {
     expect((err as InputError).details.line).toBe(2);
     expect(s.datasets.byName('strict')).toBeUndefined();
     s.close();
+  });
+});
+
+describe('sparserm import --max-line-bytes', () => {
+  afterEach(() => {
+    process.exitCode = 0;
+  });
+  async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+    let out = '';
+    let err = '';
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+    process.exitCode = 0;
+    try {
+      const program = buildProgram().exitOverride();
+      for (const c of program.commands) c.exitOverride();
+      await program.parseAsync(['node', 'sparserm', ...args]);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = 0;
+    return { out, err, code };
+  }
+
+  it('takes a size with units; a longer line exits 2 naming the file and the line; a bad size is refused', async () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'db.sqlite');
+    const file = path.join(dir, 'long.jsonl');
+    fs.writeFileSync(file, good(1) + '\n' + JSON.stringify({ prompt: 'p', chosen: 'x'.repeat(3000), rejected: 'r' }) + '\n');
+    const refused = await run('import', file, '--dataset', 'x', '--max-line-bytes', '2KiB', '--db', db);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain(`error: ${file}, line 2: expected a line of at most 2 KiB (raise the limit with --max-line-bytes`);
+    const ok = await run('import', file, '--dataset', 'x', '--max-line-bytes', '4k', '--db', db, '--json');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out).imported).toBe(2);
+    const bad = await run('import', file, '--dataset', 'y', '--max-line-bytes', 'lots', '--db', db);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/field "--max-line-bytes": expected a size from 1 byte to 512 MiB/);
   });
 });

@@ -312,7 +312,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const rm = store.models.requireRewardModel(params.rewardModelId);
       const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job), ...offThread });
       if (r.skipped.length) job.progress(r.pairs, r.pairs, `scored ${r.pairs} pairs; skipped ${r.skipped.length} whose text cannot be encoded`);
-      return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy, ...skippedView(r.skipped) };
+      // accuracy over every scored pair (n = pairs), exact ties apart, with its 95 % Wilson interval
+      return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy, ties: r.ties, ci95: r.ci95, ...skippedView(r.skipped) };
     },
     ScoreParams,
   );

@@ -9,6 +9,7 @@ import { createHandlers, type Handlers } from '../../../main/api/handlers';
 import { TrainResult, type Job } from '../../../main/api/contract';
 import { backboneRunCounter } from '../../../main/engine/backbone';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
+import { wilsonInterval } from '../../../main/engine/sparserm/metrics';
 import { tempDir } from '../../helpers/paths';
 import { truthfulQa } from './seed';
 
@@ -63,6 +64,13 @@ describe('train and score jobs through the API (demo kit)', () => {
     expect(done.state).toBe('done');
     const final = TrainResult.parse(done.result);
     rewardModelId = final.rewardModelId;
+    // Held-out accuracy carries its n and 95 % Wilson interval; the baselines are tested on exactly those pairs.
+    const held = final.heldOut!;
+    expect(held.n).toBeGreaterThan(0);
+    expect(held.overlap).toBe(80 - held.n!); // the job evaluates on its own dataset: every trained/validated pair left out
+    expect(held.ci95).toEqual(wilsonInterval(Math.round(final.heldOutAccuracy! * held.n!), held.n!));
+    expect(final.baselines).toHaveLength(3);
+    for (const b of final.baselines) expect([b.n, b.ci95]).toEqual([held.n, wilsonInterval(Math.round(b.accuracy * held.n!), held.n!)]);
     // The model is registered under the checkpoint and SAE rows the user picked: no second Models entry.
     expect(h.store.models.requireRewardModel(rewardModelId)).toMatchObject({ backboneId: checkpointId, saeId });
     expect([h.store.models.backbones().length, h.store.models.saes().length]).toEqual([1, 1]);

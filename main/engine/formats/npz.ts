@@ -275,7 +275,6 @@ const SIG_CENTRAL = 0x02014b50;
 const SIG_EOCD = 0x06054b50;
 const SIG_ZIP64_EOCD = 0x06064b50;
 const SIG_ZIP64_LOCATOR = 0x07064b50;
-const READ_CHUNK = 4 << 20;
 /** Compressed bytes handed to the inflater at a time (≤ 64 MiB of output even at deflate's maximum ratio). */
 const FEED_CHUNK = 64 << 10;
 
@@ -467,17 +466,10 @@ class NpzReader implements NpzFile {
   }
 
   /**
-   * The entry's uncompressed bytes as chunks: stored data straight from the file, deflated data through zlib's
-   * streaming inflater (backpressured, so nothing is inflated ahead of the consumer). Breaking out of the loop
+   * A deflated entry's uncompressed bytes as chunks, through zlib's streaming inflater (backpressured, so nothing is inflated ahead of the consumer). Breaking out of the loop
    * stops the inflater: a consumer that stops at the declared size never inflates a bomb.
    */
   private async *chunks(e: ZipEntry, dataStart: number): AsyncGenerator<Buffer> {
-    if (e.method === 'stored') {
-      for (let pos = 0; pos < e.compressedSize; pos += READ_CHUNK) {
-        yield await readAt(this.fh, dataStart + pos, Math.min(READ_CHUNK, e.compressedSize - pos));
-      }
-      return;
-    }
     const inflater = zlib.createInflateRaw({ chunkSize: 256 << 10 });
     let feedError: unknown;
     const feed = async () => {
@@ -485,7 +477,17 @@ class NpzReader implements NpzFile {
         for (let pos = 0; pos < e.compressedSize && !inflater.destroyed; pos += FEED_CHUNK) {
           const chunk = await readAt(this.fh, dataStart + pos, Math.min(FEED_CHUNK, e.compressedSize - pos));
           if (inflater.destroyed) return;
-          if (!inflater.write(chunk)) await new Promise<void>((r) => { inflater.once('drain', r); inflater.once('close', r); });
+          if (!inflater.write(chunk)) {
+            await new Promise<void>((r) => {
+              const done = () => {
+                inflater.off('drain', done);
+                inflater.off('close', done);
+                r();
+              };
+              inflater.on('drain', done);
+              inflater.on('close', done);
+            });
+          }
         }
         if (!inflater.destroyed) inflater.end();
       } catch (err) {
@@ -522,6 +524,7 @@ class NpzReader implements NpzFile {
         got: `${Math.max(0, this.fileSize - dataStart)} (truncated file)`,
       });
     }
+    if (e.method === 'stored') return this.storedBytes(e, dataStart, opts);
     let out: Uint8Array | null = null;
     let written = 0;
     let crc = 0;
@@ -553,6 +556,27 @@ class NpzReader implements NpzFile {
     if (written !== out.length) {
       throw new InputError({ ...where, expected: `${out.length} inflated bytes`, got: `${written} (corrupt or truncated entry)` });
     }
+    if (crc >>> 0 !== e.crc) {
+      throw new InputError({ ...where, expected: `CRC-32 ${e.crc.toString(16)}`, got: `${(crc >>> 0).toString(16)} (corrupt entry)` });
+    }
+    return out;
+  }
+
+  /** A stored entry: header first (to size and check it), then the data straight into the array, no copies. */
+  private async storedBytes(e: ZipEntry, dataStart: number, opts: NpzReadOptions): Promise<Uint8Array> {
+    const where = { file: this.path, tensor: e.name };
+    let head = await readAt(this.fh, dataStart, Math.min(e.compressedSize, 4096));
+    const end = npyHeaderEnd(head);
+    if (end !== undefined && end > head.length && end <= Math.min(e.compressedSize, MAX_NPY_HEADER)) head = await readAt(this.fh, dataStart, end);
+    if (head.length === 0) throw new InputError({ ...where, expected: 'a .npy array (magic \\x93NUMPY)', got: 'an empty entry' });
+    const out = this.allocate(e, parseNpyHeader(head, where), opts);
+    let done = 0;
+    while (done < out.length) {
+      const { bytesRead } = await this.fh.read(out, done, Math.min(out.length - done, 1 << 30), dataStart + done);
+      if (bytesRead === 0) throw new InputError({ ...where, expected: `${out.length} bytes of entry data`, got: `${done} (truncated file)` });
+      done += bytesRead;
+    }
+    const crc = out.length ? zlib.crc32(out) : 0;
     if (crc >>> 0 !== e.crc) {
       throw new InputError({ ...where, expected: `CRC-32 ${e.crc.toString(16)}`, got: `${(crc >>> 0).toString(16)} (corrupt entry)` });
     }

@@ -10,6 +10,7 @@ interface LatentsOpts extends BackboneOpts {
   ids?: string;
   text?: string;
   top?: string;
+  maxTokens?: string;
   json?: boolean;
 }
 
@@ -24,6 +25,7 @@ export function register(program: Command): void {
     .option('--ids <ids>', 'comma-separated token ids, e.g. 2,17,45')
     .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer (BOS added)')
     .option('--top <n>', 'only the N strongest latents per token')
+    .option('--max-tokens <n>', 'at most N tokens through the backbone, BOS included (default 1024; the end of a longer text is cut)')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
     .option('--json', 'print {"layer", "ids", "latents": [[[index, value], …] per token]} on stdout')
     .action(
@@ -38,6 +40,8 @@ export function register(program: Command): void {
           ids: o.ids !== undefined ? parseIds(o.ids) : undefined,
           text: o.text,
           top: parseIntOpt('--top', o.top, 1),
+          maxTokens: parseIntOpt('--max-tokens', o.maxTokens, 1),
+          maxTokensField: '--max-tokens',
           onWarning: (w) => progress(`warning: ${w}`),
         });
         if (o.json) printJson(res);

@@ -7,14 +7,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { openBackbone, loadTokenizer } from '../backbone';
+import { openBackbone, loadTokenizer, readModelConfig } from '../backbone';
 import { InputError, throwIfAborted } from '../errors';
 import { rewardModelsHome } from '../paths';
 import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
 import type { NewScore, Store } from '../store';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
-import { truncateEncoding, type Truncation } from './length-policy';
+import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
@@ -537,18 +537,29 @@ export interface LatentsRequest extends BackboneSpec {
   top?: number;
   signal?: AbortSignal;
   onWarning?: (message: string) => void;
+  /** At most this many tokens go through the backbone (default 1,024; ≤ max_position_embeddings); the rest is cut. */
+  maxTokens?: number;
+  /** How errors name the setting (the CLI passes '--max-tokens'). */
+  maxTokensField?: string;
 }
 
 export interface LatentsResult {
   layer: number;
   ids: number[];
+  /** Tokens cut from the end of a sequence longer than the max-token setting (absent when none). */
+  truncated?: number;
   /** Per token (BOS included): [index, value] of every active latent (or the top N), largest first. */
   latents: Array<Array<[number, number]>>;
 }
 
 export async function extractLatents(req: LatentsRequest): Promise<LatentsResult> {
   if ((req.ids === undefined) === (req.text === undefined)) throw new InputError({ field: 'ids/text', expected: 'exactly one of --ids or --text' });
-  const ids = req.ids ?? (await loadTokenizer(req.checkpoint)).encodeText(req.text!);
+  const all = req.ids ?? (await loadTokenizer(req.checkpoint)).encodeText(req.text!);
+  // Length policy: memory stays bounded for any input; a plain text has no prompt, so its end goes (BOS stays).
+  const maxTokens = resolveMaxTokens(req.maxTokens, readModelConfig(req.checkpoint), path.join(req.checkpoint, 'config.json'), req.maxTokensField);
+  const ids = all.length > maxTokens ? all.slice(0, maxTokens) : all;
+  const truncated = all.length - ids.length;
+  if (truncated) req.onWarning?.(`cut the last ${truncated} of ${all.length} tokens (max tokens ${maxTokens}): latents are for the first ${maxTokens}`);
   const sae = await loadSae(req.sae);
   const backbone = await openBackbone({ checkpoint: req.checkpoint, layer: req.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
@@ -561,7 +572,7 @@ export async function extractLatents(req: LatentsRequest): Promise<LatentsResult
   }
   const enc = await SaeEncoder.open(sae, { ep: req.ep, worker: req.worker });
   try {
-    return { layer: req.layer, ids, latents: await enc.encodeSparse(hidden, ids.length, { top: req.top, signal: req.signal }) };
+    return { layer: req.layer, ids, latents: await enc.encodeSparse(hidden, ids.length, { top: req.top, signal: req.signal }), ...(truncated ? { truncated } : {}) };
   } finally {
     await enc.close();
   }

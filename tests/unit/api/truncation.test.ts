@@ -8,10 +8,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
 import { dispatch } from '../../../main/api/dispatch';
 import type { EngineOps } from '../../../main/api/engine-ops';
+import type { PairDetail } from '../../../main/api/contract';
 import { seed } from './seed';
 import { truncationBadges } from '../../../renderer/src/truncation';
 
 const noEngine = { explanation: () => null, listRuns: () => [] } as unknown as EngineOps;
+
+/** getPair through dispatch (input and output validated against the contract). */
+async function getPair(h: Handlers, pairId: number): Promise<PairDetail> {
+  const r = await dispatch(h, 'getPair', { pairId: String(pairId) });
+  expect(r.ok).toBe(true);
+  return (r as { value: PairDetail }).value;
+}
 
 describe('PairDetail.truncation', () => {
   let h: Handlers;
@@ -36,18 +44,17 @@ describe('PairDetail.truncation', () => {
     expect(h.store.runs.score(runId, ids[1])!.truncation).toEqual(truncation);
     expect(h.store.runs.score(runId, ids[2])!.truncation).toBeNull();
 
-    const cut = await dispatch(h, 'getPair', { pairId: String(ids[1]) });
-    expect(cut.ok).toBe(true);
-    expect(cut.ok && cut.value.truncation).toEqual(truncation);
-    const whole = await dispatch(h, 'getPair', { pairId: String(ids[2]) });
-    expect(whole.ok && whole.value.truncation).toBeNull();
+    const cut = await getPair(h, ids[1]);
+    expect(cut.truncation).toEqual(truncation);
+    const whole = await getPair(h, ids[2]);
+    expect(whole.truncation).toBeNull();
 
     // What Review's pair view shows for them.
-    expect(truncationBadges(cut.ok ? cut.value.truncation : null).map((b) => b.text)).toEqual([
+    expect(truncationBadges(cut.truncation).map((b) => b.text)).toEqual([
       'truncated (chosen): 120 tokens cut from prompt / 0 from response',
       'truncated (rejected): 120 tokens cut from prompt / 37 from response',
     ]);
-    expect(truncationBadges(whole.ok ? whole.value.truncation : null)).toEqual([]);
+    expect(truncationBadges(whole.truncation)).toEqual([]);
   });
 
   it('a stored truncation that is not the expected shape is refused when read, naming the column', () => {

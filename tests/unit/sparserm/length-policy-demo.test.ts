@@ -16,7 +16,7 @@ import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { loadSae } from '../../../main/engine/sae';
 import { extractFeatures } from '../../../main/engine/sparserm/features';
 import { readPairsJsonl, type PairInput } from '../../../main/engine/sparserm/pairs-file';
-import { evaluateRewardModel, explainResponse, readRewardModel, scoreDatasetIntoStore, scorePairs, trainRewardModel, type PairTruncation } from '../../../main/engine/sparserm/service';
+import { evaluateRewardModel, explainResponse, extractLatents, readRewardModel, scoreDatasetIntoStore, scorePairs, trainRewardModel, type PairTruncation } from '../../../main/engine/sparserm/service';
 import { openStore } from '../../../main/engine/store';
 import { dataDir, repoRoot, tempDir } from '../../helpers/paths';
 
@@ -164,5 +164,22 @@ describe('length policy on the demo kit', () => {
     expect(ex.truncation).toEqual(t);
     expect(ex.responseSpan[1]).toBeLessThanOrEqual(1024);
     expect(ex.tokens).toHaveLength(ex.responseSpan[1] - ex.responseSpan[0]);
+  }, 300_000);
+
+  it('token-level latents of a long text: only the first max tokens go through the backbone, the cut is reported', async () => {
+    const text = 'All work and no play makes Jack a dull boy. '.repeat(400);
+    const full = (await loadTokenizer(kit.checkpoint)).encodeText(text);
+    expect(full.length).toBeGreaterThan(1024);
+    const warnings: string[] = [];
+    const r = await extractLatents({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, text, top: 4, ep: 'cpu', onWarning: (w) => warnings.push(w) });
+    expect(r.ids).toEqual(full.slice(0, 1024));
+    expect(r.latents).toHaveLength(1024);
+    expect(r.truncated).toBe(full.length - 1024);
+    expect(warnings).toContain(`cut the last ${full.length - 1024} of ${full.length} tokens (max tokens 1024): latents are for the first 1024`);
+    const short = await extractLatents({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, ids: full.slice(0, 10), maxTokens: 16, ep: 'cpu' });
+    expect(short.truncated).toBeUndefined();
+    await expect(extractLatents({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, ids: [2], maxTokens: 9000, maxTokensField: '--max-tokens', ep: 'cpu' })).rejects.toThrow(
+      /field "--max-tokens": expected at most the checkpoint's max_position_embeddings \(8192\), got 9000/,
+    );
   }, 300_000);
 });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { formatAccuracy } from '../../engine/sparserm/metrics';
-import { evaluateRewardModel } from '../../engine/sparserm/service';
+import { evaluateRewardModel, readPairsJsonl } from '../../engine/sparserm/service';
 import { action, printJson, progress } from '../output';
 import { parseEp } from './hidden';
 import { loadPairs, progressPrinter } from './train';
@@ -14,6 +14,7 @@ interface EvalOpts {
   checkpoint?: string;
   baselines?: boolean;
   includeSeen?: boolean;
+  trainData?: string;
   ep?: string;
   json?: boolean;
 }
@@ -30,6 +31,7 @@ export function register(program: Command): void {
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
     .option('--checkpoint <dir>', 'backbone folder, if it moved since training')
     .option('--include-seen', 'also evaluate pairs whose prompt the model was trained or validated on (overstates accuracy)')
+    .option('--train-data <file>', 'the model\'s training JSONL: baselines then train on exactly the pairs the model trained on (default: those found in --data)')
     .option('--no-baselines', 'skip the dense probe / raw activations / random directions comparisons')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
     .option('--json', 'print the report as one JSON document on stdout')
@@ -41,6 +43,7 @@ export function register(program: Command): void {
             modelDir: o.model!,
             pairs: data.pairs,
             includeSeen: o.includeSeen === true,
+            ...(o.trainData ? { trainPairs: readPairsJsonl(o.trainData) } : {}),
             baselines: o.baselines,
             checkpoint: o.checkpoint,
             ep: parseEp(o.ep),
@@ -64,7 +67,7 @@ export function register(program: Command): void {
           const sources = Object.entries(r.perSource);
           if (sources.length) out(`per source (held-out pairs${r.overlap.pairs === null ? ', overlap unknown' : ''}):`);
           for (const [s, v] of sources) out(`  ${s}: ${formatAccuracy(v)}`);
-          if (r.baselines.length) out(`baselines (trained on the ${r.baselineTrainN} given pairs the model trained on, tested on the same ${r.baselineTestN} pairs as SparseRM):`);
+          if (r.baselines.length) out(`baselines (trained on the ${r.baselineTrainN} pairs the model trained on${o.trainData ? '' : ' found in the data'}, tested on the same ${r.baselineTestN} pairs as SparseRM):`);
           for (const b of r.baselines) out(`  ${b.name}: accuracy ${formatAccuracy(b.test)}, AUC ${f3(b.test.auc)}, ${b.trainableParams} trainable parameters`);
           if (r.baselinesSkipped) out(`baselines skipped: ${r.baselinesSkipped}`);
         } finally {

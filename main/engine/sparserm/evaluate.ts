@@ -7,7 +7,7 @@
  */
 import type { EpRequest } from '../runtime/ort';
 import { runBaselines, type BaselineResult } from './baselines';
-import { splitMetrics, type SplitMetrics } from './fit';
+import { splitMetrics, type FeatureTable, type PairRef, type SplitMetrics } from './fit';
 import type { RewardModelManifest } from './manifest';
 import { perSourceAccuracy, type AccuracyStats } from './metrics';
 import { readRewardModel } from './model-folder';
@@ -24,6 +24,11 @@ export interface EvalRequest extends JobHooks {
   includeSeen?: boolean;
   /** Also train and report the baselines (dense probe, raw SAE activations, random directions). Default true. */
   baselines?: boolean;
+  /**
+   * The model's training data (e.g. its training file): the baselines then train on exactly the pairs the model
+   * trained on, even when `pairs` holds few or none of them. Default: the pairs of `pairs` the model trained on.
+   */
+  trainPairs?: PairInput[];
   checkpoint?: string;
   ep?: EpRequest;
 }
@@ -68,6 +73,14 @@ function statusesFor(m: RewardModelManifest, prompts: string[], sameData: boolea
   return splitByPrompt(prompts, { seed: t.seed, valFraction: t.valFraction, testFraction: t.testFraction }).map((s) => (s === 'test' ? 'unseen' : s));
 }
 
+/** Two feature tables as one (rows of `b` after those of `a`). */
+function concatTables(a: FeatureTable, b: FeatureTable): FeatureTable {
+  const z = new Float32Array(a.z.length + b.z.length);
+  z.set(a.z, 0);
+  z.set(b.z, a.z.length);
+  return { hiddenSize: a.hiddenSize, n: a.n + b.n, z, latents: [...a.latents, ...b.latents] };
+}
+
 export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
@@ -102,22 +115,36 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
   const overall = splitMetrics(evalMargins);
   const perSource = perSourceAccuracy(unseen.map((j) => margins[j]), unseen.map((j) => keptIn[j].source));
 
-  // Baselines: the model's own training rows (within the given data) to train, the evaluated rows to test.
-  const trainRows = statuses ? positions.filter((j) => statuses[j] === 'train') : [];
-  const valRows = statuses ? positions.filter((j) => statuses[j] === 'val') : [];
+  // Baselines: the model's own training rows to train (from trainPairs when given, else those within the given
+  // data), the evaluated rows to test.
   let baselines: EvalReport['baselines'] = [];
   let baselinesSkipped: string | undefined;
+  let trainN = 0;
   if (req.baselines !== false) {
-    if (!statuses) baselinesSkipped = 'the model folder does not record which prompts it was trained on';
-    else if (trainRows.length === 0) baselinesSkipped = 'none of the given pairs has a prompt the model was trained on (baselines train on exactly those pairs: evaluate on data that includes them, e.g. the training file)';
+    const refs = pairRefs(req.pairs, kept);
+    let rows: { table: FeatureTable; train: PairRef[]; val: PairRef[] } | string;
+    if (req.trainPairs) {
+      const tf = await pooledFor(model, responsesOf(req.trainPairs), { ...req, sae, skipBadText: true });
+      const tKept = keptPairs(req.trainPairs.length, skippedPairs(req.trainPairs, tf.rejected, { onSkip: () => {} }));
+      const tStatuses = statusesFor(m, tKept.map((i) => req.trainPairs![i].prompt), pairsHash(req.trainPairs) === m.training.dataHash);
+      // The training pairs' rows follow the evaluated data's in one table (2 rows per pair, chosen then rejected).
+      const tRefs = pairRefs(req.trainPairs, tKept).map((r) => ({ ...r, chosen: r.chosen + feats.table.n, rejected: r.rejected + feats.table.n }));
+      const pick = (s: PromptStatus) => (tStatuses ? tRefs.filter((_, j) => tStatuses[j] === s) : []);
+      rows = !tStatuses ? 'the model folder does not record which prompts it was trained on, and the training data given is not its training file' : { table: concatTables(feats.table, tf.table), train: pick('train'), val: pick('val') };
+    } else {
+      const pick = (s: PromptStatus) => (statuses ? positions.filter((j) => statuses[j] === s).map((j) => refs[j]) : []);
+      rows = !statuses ? 'the model folder does not record which prompts it was trained on' : { table: feats.table, train: pick('train'), val: pick('val') };
+    }
+    if (typeof rows === 'string') baselinesSkipped = rows;
+    else if (rows.train.length === 0) baselinesSkipped = 'none of the pairs has a prompt the model was trained on (baselines train on exactly those pairs: include them, or pass the training data, e.g. --train-data FILE)';
     else if (evalIdx.length === 0) baselinesSkipped = 'no pairs to evaluate on';
-    if (baselinesSkipped) req.onWarning?.(`baselines skipped: ${baselinesSkipped}`);
+    if (baselinesSkipped || typeof rows === 'string') req.onWarning?.(`baselines skipped: ${baselinesSkipped}`);
     else {
-      const refs = pairRefs(req.pairs, kept);
       const t = m.training;
-      const res = await runBaselines(feats.table, trainRows.map((j) => refs[j]), valRows.map((j) => refs[j]), evalIdx.map((j) => refs[j]), m.selected.map((s) => s.index), {
+      const res = await runBaselines(rows.table, rows.train, rows.val, evalIdx.map((j) => refs[j]), m.selected.map((s) => s.index), {
         loss: t.loss, margin: t.margin, hidden: m.head.hidden, lr: t.lr, batchSize: t.batchSize, maxEpochs: t.maxEpochs, patience: t.patience, seed: t.seed, signal: req.signal,
       });
+      trainN = rows.train.length;
       baselines = res.map((b) => ({ ...b, vsSparseRm: overall }));
     }
   }
@@ -131,7 +158,7 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
     perSource,
     trainableParams: m.head.trainableParams,
     baselines,
-    baselineTrainN: baselines.length ? trainRows.length : 0,
+    baselineTrainN: trainN,
     baselineTestN: baselines.length ? evalIdx.length : 0,
     ...(baselinesSkipped ? { baselinesSkipped } : {}),
     skipped,

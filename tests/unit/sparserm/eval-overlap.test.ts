@@ -115,6 +115,18 @@ describe('eval on data that shares prompts with training', () => {
     }
   }, 300_000);
 
+  it('data without the model\'s training pairs: baselines skipped, or trained on exactly them with --train-data', () => {
+    const fresh = path.join(home, 'fresh.jsonl');
+    fs.writeFileSync(fresh, evalPairs.slice(40).map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const r = cli(['eval', '--model', modelDir, '--data', fresh]).json;
+    expect([r.overlap, r.pairs, r.baselines]).toEqual([{ prompts: 0, pairs: 0 }, 40, []]);
+    expect(r.baselinesSkipped).toMatch(/none of the pairs has a prompt the model was trained on/);
+    const t = cli(['eval', '--model', modelDir, '--data', fresh, '--train-data', path.join(home, 'train.jsonl')]).json;
+    expect(t.pairs).toBe(40);
+    expect([t.baselineTrainN, t.baselineTestN]).toEqual([seenTrain.size, 40]);
+    for (const b of t.baselines) expect([b.trainN, b.test.n]).toEqual([seenTrain.size, 40]);
+  }, 300_000);
+
   it('on the training data itself: its held-out test split, as training measured it', async () => {
     const m = (await readRewardModel(modelDir)).manifest;
     const r = await evaluateRewardModel({ modelDir, pairs: trainPairs, ep: 'cpu' });

@@ -14,16 +14,30 @@ export const GEMMA2_IT_CHAT_TEMPLATE =
 const PROMPT_SENTINEL = '\uE000SPARSERM_PROMPT\uE001';
 const RESPONSE_SENTINEL = '\uE002SPARSERM_RESPONSE\uE003';
 
-/** A rendered single-turn conversation cut into the template's fixed text and the two contents as inserted. */
+const LAYOUT_ERROR = 'chat template rendered an unexpected layout for this conversation';
+
+/** A sentinel rendering: `markup[i]` is the fixed text before message i's content (`markup[n]` after the last). */
+interface Layout {
+  probe: string;
+  marks: string[];
+  pos: number[];
+  markup: string[];
+}
+
+/** A rendered conversation: the text, and where the template put each message's content. */
 export interface RenderedChat {
   text: string;
-  /** [start, end) UTF-16 offsets into `text` of the prompt and of the response, as the template inserted them. */
+  /** [start, end) UTF-16 offsets into `text` of the prompt (from the first message's content to the end of the last
+   *  prompt message's content; earlier turn markers included) and of the response, as the template inserted them. */
   promptChars: [number, number];
   responseChars: [number, number];
+  /** [start, end) of every message's content as inserted (e.g. trimmed), in order, the response last. Everything
+   *  outside these ranges is the template's own markup (`<start_of_turn>user\n` …). */
+  contentChars: Array<[number, number]>;
 }
 
 /**
- * A checkpoint's chat template, compiled once, for one user turn followed by one model turn.
+ * A checkpoint's chat template, compiled once.
  * Known difference from Python jinja2 (what transformers uses): `| trim` is JS `String.prototype.trim` here, which
  * also strips U+FEFF but not U+001C–U+001F / U+0085 at the ends (Python's `str.strip` does the opposite). None of the
  * shipped datasets has such a character at either end; the returned offsets always describe what was really
@@ -37,6 +51,7 @@ export class ChatTemplate {
   private readonly head: string;
   private readonly mid: string;
   private readonly tail: string;
+  private readonly layouts = new Map<string, Layout>();
 
   constructor(
     source: string,
@@ -50,7 +65,10 @@ export class ChatTemplate {
     }
     let probe: string;
     try {
-      probe = this.renderRaw(PROMPT_SENTINEL, RESPONSE_SENTINEL);
+      probe = this.renderMessages([
+        { role: 'user', content: PROMPT_SENTINEL },
+        { role: 'assistant', content: RESPONSE_SENTINEL },
+      ]);
     } catch (err) {
       throw new InputError(
         { ...origin, expected: 'a chat template that renders a user turn followed by an assistant/model turn', got: errorText(err) },
@@ -86,66 +104,86 @@ export class ChatTemplate {
     return this.tail;
   }
 
+  /** One user turn, then the model's response. */
   render(prompt: string, response: string): RenderedChat {
-    const text = this.renderRaw(prompt, response);
-    // Callers reject contents holding control-token text, so `mid` (which holds `<end_of_turn>`) can't occur in
-    // the prompt and its first occurrence after `head` is the real separator.
-    const midAt = text.indexOf(this.mid, this.head.length);
-    if (!text.startsWith(this.head) || !text.endsWith(this.tail) || midAt < 0 || midAt + this.mid.length > text.length - this.tail.length) {
-      throw new Error('chat template rendered an unexpected layout for this conversation');
-    }
-    return {
-      text,
-      promptChars: [this.head.length, midAt],
-      responseChars: [midAt + this.mid.length, text.length - this.tail.length],
-    };
+    return this.renderConversation([{ role: 'user', content: prompt }], response);
   }
 
   /**
    * A multi-turn conversation (`messages` alternate user/assistant, as in TRL's conversational format) followed by
-   * the model's `response`. The response offsets come from a sentinel rendering of the same history; the prompt
-   * range covers the whole history, from the first message's content to the last user message's end (turn markers
-   * of earlier turns included). With one user message it is exactly `render(prompt, response)`.
-   * A leading system message, which Gemma's template refuses, is folded into the first user message
-   * ("system\n\nuser", what Gemma-3's template does itself).
+   * the model's `response`. A leading system message, which Gemma's template refuses, is folded into the first user
+   * message ("system\n\nuser", what Gemma-3's template does itself).
+   *
+   * Where each content lands is found without searching the real text for markup (content may itself spell
+   * `<end_of_turn>\n<start_of_turn>model\n`): a rendering with a sentinel in every message gives the markup between
+   * the contents. The contents as inserted are first taken as all trimmed (Gemma's `| trim`) or all unchanged, and
+   * that is accepted only when markup and contents put together give exactly the real rendering; otherwise the
+   * template is rendered once per message with only that message real, which gives its content between known
+   * neighbours. If even those pieces do not give the real rendering, the template depends on content in a way
+   * this cannot describe, which is an error.
    */
   renderConversation(messages: readonly ChatMessage[], response: string): RenderedChat {
-    const msgs = foldSystem(messages);
-    const run = (content: string) => this.renderMessages([...msgs, { role: 'assistant', content }]);
-    let probe: string;
-    let text: string;
+    const msgs: ChatMessage[] = [...foldSystem(messages), { role: 'assistant', content: response }];
+    const run = (contents: readonly string[]) => this.renderMessages(msgs.map((m, i) => ({ role: m.role, content: contents[i] })));
+    let layout: Layout;
+    let real: string;
     try {
-      probe = run(RESPONSE_SENTINEL);
-      text = run(response);
+      layout = this.layout(msgs.map((m) => m.role));
+      real = run(msgs.map((m) => m.content));
     } catch (err) {
+      if (!(err instanceof Error) || err.message === LAYOUT_ERROR) throw err;
       throw new InputError({ field: 'messages', expected: 'a conversation the chat template accepts (user/assistant turns alternating, user first)', got: errorText(err) }, err);
     }
-    const r = probe.indexOf(RESPONSE_SENTINEL);
-    const before = probe.slice(0, r);
-    const after = probe.slice(r + RESPONSE_SENTINEL.length);
-    if (r < 0 || !text.startsWith(before) || !text.endsWith(after) || before.length + after.length > text.length) {
-      throw new Error('chat template rendered an unexpected layout for this conversation');
+    const { probe, marks, pos, markup } = layout;
+    const assemble = (contents: readonly string[]): RenderedChat => {
+      let text = markup[0];
+      const contentChars: Array<[number, number]> = [];
+      contents.forEach((c, i) => {
+        contentChars.push([text.length, text.length + c.length]);
+        text += c + markup[i + 1];
+      });
+      const last = contentChars.length - 1;
+      return { text, promptChars: [contentChars[0][0], contentChars[last - 1]?.[1] ?? contentChars[0][0]], responseChars: contentChars[last], contentChars };
+    };
+    for (const guess of [msgs.map((m) => m.content.trim()), msgs.map((m) => m.content)]) {
+      const r = assemble(guess);
+      if (r.text === real) return r;
     }
-    const respStart = before.length;
-    // The prompt runs from the end of the template's first fixed text to the start of the fixed text between the
-    // last user message and the response (the same `mid` as a single turn), as in `render`.
-    const promptEnd = text.slice(0, respStart).endsWith(this.mid) ? respStart - this.mid.length : respStart;
-    return { text, promptChars: [Math.min(this.head.length, promptEnd), promptEnd], responseChars: [respStart, text.length - after.length] };
+    const contents = msgs.map((m, i) => {
+      const before = probe.slice(0, pos[i]);
+      const after = probe.slice(pos[i] + marks[i].length);
+      const one = run(marks.map((mk, j) => (j === i ? m.content : mk)));
+      if (!one.startsWith(before) || !one.endsWith(after) || before.length + after.length > one.length) throw new Error(LAYOUT_ERROR);
+      return one.slice(before.length, one.length - after.length);
+    });
+    const r = assemble(contents);
+    if (r.text !== real) throw new Error(LAYOUT_ERROR);
+    return r;
+  }
+
+  /** The sentinel rendering for a sequence of roles, and the markup between the contents (cached per sequence). */
+  private layout(roles: readonly ChatMessage['role'][]): Layout {
+    const key = roles.join(',');
+    const hit = this.layouts.get(key);
+    if (hit) return hit;
+    const marks = roles.map((_, i) => `\uE000SPARSERM_${i}\uE001`);
+    const probe = this.renderMessages(roles.map((role, i) => ({ role, content: marks[i] })));
+    const pos: number[] = [];
+    for (let i = 0, at = 0; i < marks.length; i++) {
+      const p = probe.indexOf(marks[i], at);
+      if (p < 0) throw new Error(LAYOUT_ERROR);
+      pos.push(p);
+      at = p + marks[i].length;
+    }
+    const markup = [probe.slice(0, pos[0]), ...pos.map((p, i) => probe.slice(p + marks[i].length, i + 1 < pos.length ? pos[i + 1] : probe.length))];
+    const layout = { probe, marks, pos, markup };
+    if (this.layouts.size >= 256) this.layouts.delete(this.layouts.keys().next().value!);
+    this.layouts.set(key, layout);
+    return layout;
   }
 
   private renderMessages(messages: readonly ChatMessage[]): string {
     return this.template.render({ messages: messages.map((m) => ({ ...m })), add_generation_prompt: false, ...this.vars });
-  }
-
-  private renderRaw(prompt: string, response: string): string {
-    return this.template.render({
-      messages: [
-        { role: 'user', content: prompt },
-        { role: 'assistant', content: response },
-      ],
-      add_generation_prompt: false,
-      ...this.vars,
-    });
   }
 }
 

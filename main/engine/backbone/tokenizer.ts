@@ -16,6 +16,12 @@ export type { ChatMessage } from './chat-template';
  *
  * Sequences always hold exactly one BOS, first: the template emits `<bos>` itself, so the rendered text is
  * tokenized WITHOUT adding specials (a second BOS shifts every activation).
+ *
+ * Control strings are text (docs/sparserm.md, "Control strings"): an added token whose string the vocabulary does not
+ * spell by itself (`<bos>`, `<start_of_turn>`, `<unk>`, `<mask>`, `<unusedN>`, … — read from tokenizer.json's
+ * added_tokens, not a fixed list) becomes that control id only where the chat template's own markup puts it. Inside
+ * message content it is tokenized as the characters it is made of, so prompt-injection text can neither restructure
+ * the sequence nor get a pair skipped; `controlStrings` counts such occurrences.
  */
 
 export interface SpecialIds {
@@ -49,6 +55,9 @@ export interface ChatEncoding {
    *  defined (and comparable) representation instead of a mean over nothing. */
   poolStart: number;
   poolEnd: number;
+  /** Occurrences of control-token strings inside the message contents (prompt turns and response), each encoded as
+   *  ordinary text rather than as the control id. */
+  controlStrings: number;
 }
 
 export interface GemmaChatTokenizer {
@@ -63,7 +72,7 @@ export interface GemmaChatTokenizer {
    *  into the first user turn) + the model's response. Same guarantees as encodeChat; the prompt span covers the
    *  whole history (earlier turn markers included), from the first content to the end of the last user message. */
   encodeConversation(messages: readonly ChatMessage[], response: string): ChatEncoding;
-  /** BOS + the text's tokens (exactly one BOS). */
+  /** BOS + the text's tokens (exactly one BOS; control-token strings in it encoded as text). */
   encodeText(text: string): number[];
   /** One display string per id: `▁` shown as a space, byte-fallback bytes merged into the character they
    *  encode (shown on the character's first byte, continuation bytes get ''), stray bytes as `<0xNN>`. */
@@ -93,7 +102,6 @@ const TokenizerConfig = z.looseObject({
   unk_token: TokenText.optional().nullable(),
 });
 
-const CONTROL_TOKENS = ['<bos>', '<eos>', '<pad>', '<start_of_turn>', '<end_of_turn>'] as const;
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /**
@@ -183,7 +191,10 @@ async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
   const vocab = tokParsed.data.model.vocab;
   const vocabEntries = Array.isArray(vocab) ? vocab.length : Object.keys(vocab).length;
   const maxAdded = tokParsed.data.added_tokens.reduce((m, t) => Math.max(m, t.id + 1), 0);
-  return new HfGemmaChatTokenizer(dir, tokPath, cfgPath, tokenizer, specialIds, template, Math.max(vocabEntries, maxAdded), tokParsed.data.model.byte_fallback ?? false);
+  return new HfGemmaChatTokenizer(dir, tokPath, cfgPath, tokenizer, specialIds, template, Math.max(vocabEntries, maxAdded), tokParsed.data.model.byte_fallback ?? false, {
+    json: tokJson as Record<string, unknown> & { added_tokens: Array<{ id: number }> },
+    config: (cfgRaw ?? {}) as object,
+  });
 }
 
 async function readJson(file: string, dir: string, what: string, optional = false): Promise<unknown | undefined> {
@@ -207,6 +218,12 @@ async function readJson(file: string, dir: string, what: string, optional = fals
 class HfGemmaChatTokenizer implements GemmaChatTokenizer {
   private readonly addedById: Map<number, string>;
   private readonly normalize: (s: string) => string;
+  /** Ids of the added tokens that are control tokens (see the file comment), and a test for their strings. */
+  private readonly controlIds: Set<number>;
+  private readonly hasControl: (s: string) => boolean;
+  /** The same tokenizer without the control tokens as added tokens: content holding a control string goes through
+   *  it. Built on first need (the 256k-token vocabulary takes seconds); the parsed JSON is shared, not copied. */
+  private textTok: Tokenizer | undefined;
 
   constructor(
     readonly dir: string,
@@ -217,10 +234,42 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     private readonly template: ChatTemplate | undefined,
     readonly vocabSize: number,
     private readonly byteFallback: boolean,
+    private readonly source: { json: Record<string, unknown> & { added_tokens: Array<{ id: number }> }; config: object },
   ) {
-    this.addedById = new Map([...tok.get_added_tokens_decoder()].map(([id, t]) => [id, t.content]));
+    const added = [...tok.get_added_tokens_decoder().values()];
+    this.addedById = new Map(added.map((t) => [t.id, t.content]));
     const norm = tok.normalizer;
     this.normalize = norm ? (s) => norm(s) : (s) => s;
+    const control = added.filter((t) => !this.vocabularySpells(t.content, t.id));
+    this.controlIds = new Set(control.map((t) => t.id));
+    const raw = alternation(control.filter((t) => !t.normalized).map((t) => t.content));
+    const normalized = alternation(control.filter((t) => t.normalized).map((t) => this.normalize(t.content)));
+    this.hasControl = (s) => (raw?.test(s) ?? false) || (normalized?.test(this.normalize(s)) ?? false);
+  }
+
+  /** True when the model alone (no added-token matching) tokenizes the text as exactly that one token: "\n" or a
+   *  run of "▁" are ordinary vocabulary, `<start_of_turn>` or `<unk>` are not. */
+  private vocabularySpells(content: string, id: number): boolean {
+    const model = this.tok.model;
+    if (!model) return false;
+    const text = this.normalize(content);
+    const pieces = model(this.tok.pre_tokenizer ? this.tok.pre_tokenizer(text) : [text]);
+    return pieces.length === 1 && model.tokens_to_ids.get(pieces[0]) === id;
+  }
+
+  private textTokenizer(): Tokenizer {
+    this.textTok ??= new Tokenizer({ ...this.source.json, added_tokens: this.source.json.added_tokens.filter((t) => !this.controlIds.has(t.id)) }, this.source.config);
+    return this.textTok;
+  }
+
+  /** Content ids: through the text tokenizer when it holds a control string (then counted), else the usual way. */
+  private encodeContent(content: string): { ids: number[]; controlStrings: number } {
+    if (!this.hasControl(content)) return { ids: this.tok.encode(content, { add_special_tokens: false }).ids, controlStrings: 0 };
+    const controlStrings = this.tok.encode(content, { add_special_tokens: false }).ids.filter((id) => this.controlIds.has(id)).length;
+    const ids = this.textTokenizer().encode(content, { add_special_tokens: false }).ids;
+    const leaked = ids.find((id) => this.controlIds.has(id));
+    if (leaked !== undefined) throw new Error(`${this.tokPath}: the vocabulary spells control token ${JSON.stringify(this.addedById.get(leaked))} from ordinary text`);
+    return { ids, controlStrings };
   }
 
   get hasChatTemplate(): boolean {
@@ -231,8 +280,6 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     if (!this.template) {
       throw new InputError({ file: this.cfgPath, field: 'chat_template', expected: 'a chat template (use an instruction-tuned "-it" checkpoint, or add one)' });
     }
-    rejectControlText(prompt, 'prompt');
-    rejectControlText(response, 'response');
     return this.encodeRendered(this.template.render(prompt, response));
   }
 
@@ -240,13 +287,11 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     if (!this.template) {
       throw new InputError({ file: this.cfgPath, field: 'chat_template', expected: 'a chat template (use an instruction-tuned "-it" checkpoint, or add one)' });
     }
-    messages.forEach((m, i) => rejectControlText(m.content, `messages[${i}].content`));
-    rejectControlText(response, 'response');
     return this.encodeRendered(this.template.renderConversation(messages, response));
   }
 
   private encodeRendered(rendered: RenderedChat): ChatEncoding {
-    const ids = this.tok.encode(rendered.text, { add_special_tokens: false }).ids;
+    const { ids, controlStrings } = this.encodeSegments(rendered);
     const out = this.withSingleBos(ids);
     const offsets = this.charOffsets(out.ids, rendered.text, out.prepended);
     const prompt_ = tokenSpan(offsets, rendered.promptChars);
@@ -266,13 +311,43 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
       empty,
       poolStart: resp.start,
       poolEnd: empty ? resp.start + 1 : resp.end,
+      controlStrings,
     };
   }
 
+  /**
+   * Ids of the rendered text. Without control strings in any content: the whole text in one call, exactly what
+   * transformers' apply_chat_template(tokenize=True) gives. Otherwise the template's markup and each content are
+   * tokenized apart and concatenated (markup with the control tokens, content as text); for Gemma every content
+   * boundary is an added token (`\n` before, `<end_of_turn>` after), where tokenization splits anyway, so ordinary
+   * text gets the same ids either way.
+   */
+  private encodeSegments(rendered: RenderedChat): { ids: number[]; controlStrings: number } {
+    const { text, contentChars } = rendered;
+    if (!contentChars.some(([a, b]) => this.hasControl(text.slice(a, b)))) {
+      return { ids: this.tok.encode(text, { add_special_tokens: false }).ids, controlStrings: 0 };
+    }
+    const ids: number[] = [];
+    let controlStrings = 0;
+    let pos = 0;
+    const markup = (end: number) => {
+      if (end > pos) ids.push(...this.tok.encode(text.slice(pos, end), { add_special_tokens: false }).ids);
+    };
+    for (const [a, b] of contentChars) {
+      markup(a);
+      if (b > a) {
+        const c = this.encodeContent(text.slice(a, b));
+        ids.push(...c.ids);
+        controlStrings += c.controlStrings;
+      }
+      pos = b;
+    }
+    markup(text.length);
+    return { ids, controlStrings };
+  }
+
   encodeText(text: string): number[] {
-    rejectControlText(text, 'text');
-    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
-    return [this.specialIds.bos, ...ids];
+    return [this.specialIds.bos, ...this.encodeContent(text).ids];
   }
 
   decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
@@ -422,12 +497,9 @@ function utf8Length(lead: number): number {
   return 0;
 }
 
-/** Text that spells a control token would be tokenized as that token and silently restructure the sequence
- *  (a second BOS, a fake end of turn): refuse it, naming the field. */
-function rejectControlText(text: string, field: string): void {
-  for (const t of CONTROL_TOKENS) {
-    if (text.includes(t)) {
-      throw new InputError({ field, expected: 'text without Gemma control-token strings', got: JSON.stringify(t) });
-    }
-  }
+/** A regular expression matching any of the strings, longest first (the way added tokens are matched). */
+function alternation(strings: string[]): RegExp | undefined {
+  if (strings.length === 0) return undefined;
+  const sorted = [...new Set(strings)].sort((a, b) => b.length - a.length);
+  return new RegExp(sorted.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
 }

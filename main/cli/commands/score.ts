@@ -91,7 +91,7 @@ export function register(program: Command): void {
           const acc = pairAccuracy(scores.map((s) => s.margin)); // exact ties apart, not ½
           const { accuracy } = acc;
           const truncated = scores.filter((s) => s.truncation).length;
-          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, correct: acc.correct, ties: acc.ties, ci95: acc.ci95, pairs: scores, skipped, truncated });
+          if (o.json) printJson({ model: o.model, n: scores.length, accuracy, correct: acc.correct, ties: acc.ties, ci95: acc.ci95, pairs: scores, skipped, truncated, controlStrings: scores.reduce((n, s) => n + (s.controlStrings ?? 0), 0) });
           else {
             for (const s of scores) process.stdout.write(`${s.index}\t${s.id ?? ''}\t${s.chosen.toFixed(4)}\t${s.rejected.toFixed(4)}\t${s.margin.toFixed(4)}\t${s.pChosen.toFixed(3)}\n`);
             process.stdout.write(`${scores.length} pairs, accuracy (margin > 0, all given pairs; see sparserm eval for held-out) ${formatAccuracy(acc)}${truncated ? `; ${truncated} truncated to the model's max tokens` : ''}\n`);

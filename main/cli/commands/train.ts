@@ -191,6 +191,7 @@ export function register(program: Command): void {
             skipped: res.skipped,
             maxTokens: m.maxTokens,
             truncated: res.truncated,
+            controlStrings: res.controlStrings,
           };
           if (o.json) printJson(out);
           else {

@@ -12,6 +12,7 @@ import type { RewardModelManifest } from './manifest';
 import { perSourceAccuracy, type AccuracyStats } from './metrics';
 import { readRewardModel } from './model-folder';
 import { pairsHash, type PairInput } from './pairs-file';
+import { controlStringsIn } from './prompt-encoding';
 import { overlapOf, promptStatuses, usableRecord, type PromptStatus } from './seen-prompts';
 import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, truncatedCount, type JobHooks, type SkippedPair } from './service';
 import { splitByPrompt } from './splits';
@@ -59,6 +60,8 @@ export interface EvalReport extends AccuracyStats {
   skipped: SkippedPair[];
   /** Pairs (of those not skipped) with at least one response cut to the model's max-token setting. */
   truncated: number;
+  /** Control-token strings in the evaluated pairs' text, encoded as ordinary text (per response sequence). */
+  controlStrings: number;
 }
 
 /**
@@ -163,5 +166,6 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
     ...(baselinesSkipped ? { baselinesSkipped } : {}),
     skipped,
     truncated: truncatedCount(feats.truncation, kept),
+    controlStrings: controlStringsIn(feats.controlStrings, kept),
   };
 }

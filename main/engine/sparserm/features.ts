@@ -23,6 +23,7 @@ import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './f
 import type { FeatureTable } from './fit';
 import type { EpochStats } from './head';
 import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
+import { encodePromptResponse, PROMPT_ENCODING_VERSION } from './prompt-encoding';
 
 export type Pooling = 'mean' | 'last';
 
@@ -58,7 +59,7 @@ export interface ExtractOptions {
   /** Run the backbone and SAE sessions in ORT worker threads (servers / Electron main keep their event loop). */
   worker?: boolean;
   /**
-   * Leave out responses whose text the tokenizer refuses (e.g. a control-token string such as "<end_of_turn>")
+   * Leave out responses whose text the tokenizer refuses (e.g. a conversation the chat template raises on)
    * and list them in `rejected`, instead of failing the whole call. Their z rows stay zero, their latents empty.
    */
   skipBadText?: boolean;
@@ -91,6 +92,9 @@ export interface ExtractResult {
   truncation: Array<Truncation | undefined>;
   /** The max-token setting that was applied. */
   maxTokens: number;
+  /** Per response: control-token strings ("<start_of_turn>", "<unk>", …) in its prompt + response, encoded as
+   *  ordinary text (0 for rejected responses). Known for cached text too. */
+  controlStrings: number[];
 }
 
 function sha(s: string): string {
@@ -164,7 +168,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const tokHash = tokenizerHash(opts.checkpoint);
   // One text index per max-token setting: the same text maps to other (cut) ids under another setting. An entry is
   // `featureKey` or `featureKey promptCut responseCut originalLength` (space-separated) when the text was cut.
-  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}-max${maxTokens}`));
+  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}-max${maxTokens}-enc${PROMPT_ENCODING_VERSION}`));
   const truncation = new Array<Truncation | undefined>(responses.length);
   const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
   const keys = new Array<string | undefined>(responses.length);
@@ -172,9 +176,15 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const encodings = new Array<ChatEncoding | undefined>(responses.length);
   const newText: Array<[string, string]> = [];
   let tokenizer: Awaited<ReturnType<typeof loadTokenizer>> | undefined;
+  // Control-string counts per text (a pure function of text and tokenizer; only non-zero ones are stored), apart from
+  // the text index so that cached text reports them without being tokenized again.
+  const controlStore = AppendStore.open(path.join(nsDir, `control-${tokHash.slice(0, 32)}-enc${PROMPT_ENCODING_VERSION}`));
+  const newControl: Array<[string, string]> = [];
+  const controlStrings = new Array<number>(responses.length).fill(0);
   for (let i = 0; i < responses.length; i++) {
     const known = textStore.getInline(textKeys[i]);
     if (known) {
+      controlStrings[i] = Number(controlStore.getInline(textKeys[i]) ?? 0);
       const [key, p, r, t] = known.split(' ');
       keys[i] = key;
       if (p !== undefined) truncation[i] = { prompt: Number(p), response: Number(r), original: Number(t) };
@@ -182,7 +192,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     }
     tokenizer ??= await loadTokenizer(opts.checkpoint);
     try {
-      encodings[i] = tokenizer.encodeChat(responses[i].prompt, responses[i].response);
+      encodings[i] = encodePromptResponse(tokenizer, responses[i].prompt, responses[i].response);
     } catch (err) {
       // Only a problem with this text is skipped; one that names a file (no chat template) concerns every row.
       if (!opts.skipBadText || !(err instanceof InputError) || err.details.file !== undefined) throw err;
@@ -194,7 +204,11 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     encodings[i] = cut.encoding;
     truncation[i] = cut.truncation;
     keys[i] = featureKey(encodings[i]!);
+    controlStrings[i] = encodings[i]!.controlStrings;
+    if (controlStrings[i] > 0) newControl.push([textKeys[i], String(controlStrings[i])]);
   }
+  controlStore.putInline(newControl);
+  controlStore.close();
   onProgress?.({ phase: 'tokenize', done: responses.length, total: responses.length });
   const zStore = AppendStore.open(path.join(nsDir, 'z'));
   const sae = opts.sae;
@@ -246,7 +260,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
 
     // 2) active latents of z for this SAE.
     if (!sae || !latStore) {
-      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length - rejected.length, warnings, rejected, truncation, maxTokens };
+      return { table, encodings, backboneHash, tokensComputed, responsesComputed: todo.length, responsesCached: responses.length - todo.length - rejected.length, warnings, rejected, truncation, maxTokens, controlStrings };
     }
     const latTodo: number[] = [];
     const latSeen = new Set<string>();
@@ -279,6 +293,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       rejected,
       truncation,
       maxTokens,
+      controlStrings,
     };
   } finally {
     zStore.close();

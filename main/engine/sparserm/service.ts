@@ -15,6 +15,7 @@ import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } fr
 import type { NewScore, Store } from '../store';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
 import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
+import { controlStringsIn, encodePromptResponse } from './prompt-encoding';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
 import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
@@ -138,6 +139,8 @@ export interface TrainResult {
   skipped: SkippedPair[];
   /** Pairs (of those trained on) with at least one response cut to the max-token setting. */
   truncated: number;
+  /** Control-token strings in the trained pairs' text, encoded as ordinary text (per response sequence). */
+  controlStrings: number;
 }
 
 /**
@@ -269,6 +272,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     features: { responsesComputed: feats.responsesComputed, responsesCached: feats.responsesCached, tokensComputed: feats.tokensComputed },
     skipped,
     truncated,
+    controlStrings: controlStringsIn(feats.controlStrings, kept),
   };
 }
 
@@ -286,6 +290,8 @@ export interface PairScore {
   pChosen: number;
   /** Present when the length policy cut the pair's prompt or a response. */
   truncation?: PairTruncation;
+  /** Present when the pair's text holds control-token strings (encoded as ordinary text; per response sequence). */
+  controlStrings?: number;
 }
 
 export interface ScoreRequest extends JobHooks {
@@ -393,7 +399,8 @@ export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
     const p = req.pairs[i];
     const margin = s[2 * i] - s[2 * i + 1];
     const truncation = pairTruncation(feats.truncation, i);
-    return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin), ...(truncation ? { truncation } : {}) };
+    const controlStrings = controlStringsIn(feats.controlStrings, [i]);
+    return { index: i, id: p.id, source: p.source, chosen: s[2 * i], rejected: s[2 * i + 1], margin, pChosen: sigmoid(margin), ...(truncation ? { truncation } : {}), ...(controlStrings ? { controlStrings } : {}) };
   });
 }
 
@@ -471,7 +478,7 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
   // Token-level firing, on demand: one backbone run for this response.
   const tokenizer = await loadTokenizer(checkpoint);
   // Cached text has no encoding in `feats`: encode again and cut exactly as extraction did (same ids, same span).
-  const enc = feats.encodings[0] ?? truncateEncoding(tokenizer.encodeChat(req.prompt, req.response), feats.maxTokens).encoding;
+  const enc = feats.encodings[0] ?? truncateEncoding(encodePromptResponse(tokenizer, req.prompt, req.response), feats.maxTokens).encoding;
   const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {
@@ -609,7 +616,7 @@ export interface ScoreDatasetRequest extends JobHooks {
  * difference of their contributions (chosen − rejected), so the "latent" filter and the pair view work without
  * re-running anything; token-level firing stays on demand (explainPair).
  */
-export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<AccuracyStats & { runId: number; pairs: number; skipped: SkippedPair[]; truncated: number }> {
+export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<AccuracyStats & { runId: number; pairs: number; skipped: SkippedPair[]; truncated: number; controlStrings: number }> {
   const model = await readRewardModel(req.modelDir);
   const m = model.manifest;
   const { store } = req;
@@ -661,7 +668,7 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
     store.runs.finish(run.id, req.signal?.aborted ? 'cancelled' : 'failed');
     throw err;
   }
-  return { runId: run.id, pairs: kept.length, ...accuracyStats(correct, ties, kept.length), skipped, truncated: truncatedCount(feats.truncation, kept) };
+  return { runId: run.id, pairs: kept.length, ...accuracyStats(correct, ties, kept.length), skipped, truncated: truncatedCount(feats.truncation, kept), controlStrings: controlStringsIn(feats.controlStrings, kept) };
 }
 
 /**

@@ -22,7 +22,7 @@ import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
 import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
 import type { FeatureTable } from './fit';
 import type { EpochStats } from './head';
-import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
+import { LENGTH_POLICY_VERSION, resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
 import { encodePromptResponse, PROMPT_ENCODING_VERSION } from './prompt-encoding';
 
 export type Pooling = 'mean' | 'last';
@@ -168,7 +168,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   const tokHash = tokenizerHash(opts.checkpoint);
   // One text index per max-token setting: the same text maps to other (cut) ids under another setting. An entry is
   // `featureKey` or `featureKey promptCut responseCut originalLength` (space-separated) when the text was cut.
-  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}-max${maxTokens}-enc${PROMPT_ENCODING_VERSION}`));
+  const textStore = AppendStore.open(path.join(nsDir, `text-${tokHash.slice(0, 32)}-max${maxTokens}-lp${LENGTH_POLICY_VERSION}-enc${PROMPT_ENCODING_VERSION}`));
   const truncation = new Array<Truncation | undefined>(responses.length);
   const textKeys = responses.map((r) => sha(`${r.prompt.length}:${r.prompt}\u0000${r.response}`));
   const keys = new Array<string | undefined>(responses.length);
@@ -200,7 +200,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
       continue;
     }
     // Cut to the max-token setting before the key: the feature key is always the ids the backbone really sees.
-    const cut = truncateEncoding(encodings[i]!, maxTokens);
+    const cut = truncateEncoding(encodings[i]!, maxTokens, tokenizer.specialIds);
     encodings[i] = cut.encoding;
     truncation[i] = cut.truncation;
     keys[i] = featureKey(encodings[i]!);

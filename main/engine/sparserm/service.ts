@@ -478,7 +478,7 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
   // Token-level firing, on demand: one backbone run for this response.
   const tokenizer = await loadTokenizer(checkpoint);
   // Cached text has no encoding in `feats`: encode again and cut exactly as extraction did (same ids, same span).
-  const enc = feats.encodings[0] ?? truncateEncoding(encodePromptResponse(tokenizer, req.prompt, req.response), feats.maxTokens).encoding;
+  const enc = feats.encodings[0] ?? truncateEncoding(encodePromptResponse(tokenizer, req.prompt, req.response), feats.maxTokens, tokenizer.specialIds).encoding;
   const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {

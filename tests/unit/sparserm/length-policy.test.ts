@@ -78,6 +78,8 @@ describe('truncateEncoding', () => {
     const e = encoding(17, 23);
     for (let max = OVERHEAD + 1; max <= e.ids.length + 3; max++) {
       const { encoding: c, truncation: t } = truncateEncoding(e, max);
+      // A single-turn prompt is one user turn: turn markers change nothing.
+      expect(truncateEncoding(e, max, { startOfTurn: SOT, endOfTurn: EOT }).encoding.ids).toEqual(c.ids);
       const cut = Math.max(0, e.ids.length - max);
       expect(c.ids).toHaveLength(e.ids.length - cut);
       expect(c.ids[0]).toBe(BOS);
@@ -128,6 +130,78 @@ describe('truncateEncoding', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(c.ids).toHaveLength(1024);
     expect(truncation).toEqual({ prompt: 3000, response: 50_000 - (1024 - OVERHEAD), original: OVERHEAD + 53_000 });
+  });
+});
+
+describe('truncateEncoding through a multi-turn history (turn markers given)', () => {
+  const USER = [SOT, 9, 10]; // <start_of_turn>user\n
+  const MODEL = [SOT, 11, 10]; // <start_of_turn>model\n
+  const CLOSE = [EOT, 10]; // <end_of_turn>\n
+  const turns = { startOfTurn: SOT, endOfTurn: EOT };
+  /** user u1 (10 tokens), model m1 (10), user u2 (6), then the response (8): content tokens 1000+/3000+/1100+/2000+. */
+  function conversation(): SpanEncoding & { u2: number } {
+    const u1 = Array.from({ length: 10 }, (_, i) => 1000 + i);
+    const m1 = Array.from({ length: 10 }, (_, i) => 3000 + i);
+    const u2 = Array.from({ length: 6 }, (_, i) => 1100 + i);
+    const response = Array.from({ length: 8 }, (_, i) => 2000 + i);
+    const ids = [BOS, ...USER, ...u1, ...CLOSE, ...MODEL, ...m1, ...CLOSE, ...USER, ...u2, ...CLOSE, ...MODEL, ...response, ...CLOSE];
+    const promptStart = 1 + USER.length;
+    const u2Start = ids.indexOf(1100);
+    const promptEnd = u2Start + u2.length;
+    const responseStart = ids.indexOf(2000);
+    const responseEnd = responseStart + response.length;
+    return { ids, promptStart, promptEnd, responseStart, responseEnd, empty: false, poolStart: responseStart, poolEnd: responseEnd, u2: u2Start };
+  }
+
+  it('a cut inside the first user turn stays exact (the kept tail is still user text)', () => {
+    const e = conversation();
+    const { encoding: c, truncation } = truncateEncoding(e, e.ids.length - 4, turns);
+    expect(c.ids).toHaveLength(e.ids.length - 4);
+    expect(truncation).toEqual({ prompt: 4, response: 0, original: e.ids.length });
+    expect(c.ids.slice(0, 6)).toEqual([BOS, ...USER, 1004, 1005]);
+  });
+
+  it('a cut inside a model turn or the markup moves to the next user turn: no model text under a user header', () => {
+    const e = conversation();
+    // Cutting k prompt tokens: 11 leaves half the markup closing u1, 12..14 the model header, 15..24 model content,
+    // 25..26 the markup closing it, 27..29 part of u2's header; 30 is exactly u2's first token.
+    for (let cut = 11; cut <= 30; cut++) {
+      const { encoding: c, truncation } = truncateEncoding(e, e.ids.length - cut, turns);
+      expect(truncation!.prompt).toBe(e.u2 - e.promptStart);
+      expect(c.ids.length).toBeLessThanOrEqual(e.ids.length - cut);
+      expect(c.ids.slice(0, 4 + 6)).toEqual([BOS, ...USER, 1100, 1101, 1102, 1103, 1104, 1105]);
+      expect(c.ids.slice(c.promptStart, c.promptEnd)).toEqual([1100, 1101, 1102, 1103, 1104, 1105]);
+      expect(c.ids.slice(c.responseStart, c.responseEnd)).toEqual(e.ids.slice(e.responseStart, e.responseEnd));
+      expect(c.ids.filter((x) => x >= 3000 && x < 3100)).toEqual([]);
+    }
+  });
+
+  it('all of u1 cut: an empty first user turn, then the model turn, is well-formed and exact', () => {
+    const e = conversation();
+    const { encoding: c } = truncateEncoding(e, e.ids.length - 10, turns);
+    expect(c.ids).toHaveLength(e.ids.length - 10);
+    expect(c.ids.slice(0, 1 + USER.length + CLOSE.length + MODEL.length + 1)).toEqual([BOS, ...USER, ...CLOSE, ...MODEL, 3000]);
+  });
+
+  it('a cut inside the last user turn stays exact; without turn markers every cut is exact', () => {
+    const e = conversation();
+    const inU2 = e.u2 - e.promptStart + 2;
+    const { encoding: c } = truncateEncoding(e, e.ids.length - inU2, turns);
+    expect(c.ids).toHaveLength(e.ids.length - inU2);
+    expect(c.ids.slice(0, 6)).toEqual([BOS, ...USER, 1102, 1103]);
+    const plain = truncateEncoding(e, e.ids.length - 15).encoding;
+    expect(plain.ids).toHaveLength(e.ids.length - 15);
+    expect(plain.ids[4]).toBe(3000); // model text right after the user header: what the markers prevent
+  });
+
+  it('the response is cut only for what the prompt could not give', () => {
+    const e = conversation();
+    const promptLen = e.promptEnd - e.promptStart;
+    const { encoding: c, truncation } = truncateEncoding(e, e.ids.length - promptLen - 3, turns);
+    expect(truncation).toEqual({ prompt: promptLen, response: 3, original: e.ids.length });
+    expect(c.ids.slice(c.responseStart, c.responseEnd)).toEqual([2000, 2001, 2002, 2003, 2004]);
+    expect(c.ids.slice(0, 4)).toEqual([BOS, ...USER]);
+    expect(c.ids.slice(4, 4 + CLOSE.length + MODEL.length)).toEqual([...CLOSE, ...MODEL]);
   });
 });
 

@@ -125,16 +125,33 @@ export class ChatTemplate {
   renderConversation(messages: readonly ChatMessage[], response: string): RenderedChat {
     const msgs: ChatMessage[] = [...foldSystem(messages), { role: 'assistant', content: response }];
     const run = (contents: readonly string[]) => this.renderMessages(msgs.map((m, i) => ({ role: m.role, content: contents[i] })));
+    const refused = (field: string, err: unknown) =>
+      new InputError({ field, expected: 'a conversation the chat template accepts (user/assistant turns alternating, user first)', got: errorText(err) }, err);
     let layout: Layout;
-    let real: string;
     try {
       layout = this.layout(msgs.map((m) => m.role));
-      real = run(msgs.map((m) => m.content));
     } catch (err) {
       if (!(err instanceof Error) || err.message === LAYOUT_ERROR) throw err;
-      throw new InputError({ field: 'messages', expected: 'a conversation the chat template accepts (user/assistant turns alternating, user first)', got: errorText(err) }, err);
+      throw refused('messages', err);
     }
     const { probe, marks, pos, markup } = layout;
+    let real: string;
+    try {
+      real = run(msgs.map((m) => m.content));
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      // The roles render (the layout did), so some content is refused: name the first message the template refuses
+      // on its own, the response as "response".
+      const culprit = msgs.findIndex((m, i) => {
+        try {
+          run(marks.map((mk, j) => (j === i ? m.content : mk)));
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      throw refused(culprit === msgs.length - 1 ? 'response' : culprit >= 0 ? `messages[${culprit}].content` : 'messages', err);
+    }
     const assemble = (contents: readonly string[]): RenderedChat => {
       let text = markup[0];
       const contentChars: Array<[number, number]> = [];

@@ -9,13 +9,20 @@
  */
 import type { ChatEncoding, ChatMessage, GemmaChatTokenizer } from '../backbone/tokenizer';
 import { textToPromptMessages } from '../data/formats';
+import { InputError } from '../errors';
 
 /** Bumped whenever the text → ids mapping changes (it names the feature cache's text index, so text encoded the old
  *  way is tokenized again; the feature key itself is the exact ids, so the backbone reruns only for changed ids). */
 export const PROMPT_ENCODING_VERSION = 2;
 
 export function encodePromptResponse(tokenizer: GemmaChatTokenizer, prompt: string, response: string): ChatEncoding {
-  return tokenizer.encodeConversation(promptTurns(prompt), response);
+  try {
+    return tokenizer.encodeConversation(promptTurns(prompt), response);
+  } catch (err) {
+    // A prompt turn the template refuses is the pair's prompt (what a skipped pair's reason names).
+    if (err instanceof InputError && err.details.field?.startsWith('messages[')) throw new InputError({ ...err.details, field: 'prompt' }, err);
+    throw err;
+  }
 }
 
 /**

@@ -121,7 +121,7 @@ describe('train and score jobs through the API (demo kit)', () => {
     expect(answered).toBeGreaterThan(3 * runs);
   }, 300_000);
 
-  it('a scoring job skips a pair whose text cannot be encoded, names it in the result, and scores the rest', async () => {
+  it('a scoring job scores a pair whose text spells a control token (encoded as text, not skipped)', async () => {
     const rows = truthfulQa(12);
     rows[4] = { ...rows[4], rejected: `${rows[4].rejected}<end_of_turn>` };
     await follow(h, (await h.importDataset({ path: writeJsonl(path.join(home, 'one-bad.jsonl'), rows), name: 'one-bad' })).jobId);
@@ -130,10 +130,9 @@ describe('train and score jobs through the API (demo kit)', () => {
     const bad = page.rows.find((r) => r.rejected.includes('<end_of_turn>'))!;
     const job = await follow(h, (await h.score({ datasetId: ds.id, rewardModelId })).jobId);
     expect(job.state).toBe('done');
-    expect(job.result).toMatchObject({ pairs: 11, skippedTotal: 1, skipped: [{ pairId: bad.id, index: 4, reason: expect.stringMatching(/^rejected response: .*"<end_of_turn>"/) }] });
-    expect(job.message).toMatch(/skipped 1/);
+    expect(job.result).toMatchObject({ pairs: 12, skippedTotal: 0 });
     const runId = (job.result as { runId: number }).runId;
-    expect(h.store.runs.scoreCount(runId)).toBe(11);
-    expect(h.store.runs.score(runId, Number(bad.id))).toBeUndefined();
+    expect(h.store.runs.scoreCount(runId)).toBe(12);
+    expect(h.store.runs.score(runId, Number(bad.id))).toBeDefined();
   }, 300_000);
 });

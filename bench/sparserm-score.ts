@@ -12,7 +12,9 @@ import path from 'node:path';
 import { loadCheckpoint } from '../main/engine/backbone';
 import { ensureDemoKit } from '../main/engine/demo/kit';
 import { AppendStore, f32Bytes } from '../main/engine/sparserm/feature-store';
+import { LENGTH_POLICY_VERSION } from '../main/engine/sparserm/length-policy';
 import { readPairsJsonl } from '../main/engine/sparserm/pairs-file';
+import { PROMPT_ENCODING_VERSION } from '../main/engine/sparserm/prompt-encoding';
 import { scorePairs, trainRewardModel } from '../main/engine/sparserm/service';
 import { mulberry32, gaussian } from '../main/engine/sparserm/rng';
 
@@ -37,7 +39,8 @@ for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.
   if (fs.existsSync(p)) tokH.update(fs.readFileSync(p));
   tokH.update(';');
 }
-const textStore = AppendStore.open(path.join(nsDir, `text-${tokH.digest('hex').slice(0, 32)}`));
+// The text index is per max-token setting, length-policy and prompt-encoding version (features.ts).
+const textStore = AppendStore.open(path.join(nsDir, `text-${tokH.digest('hex').slice(0, 32)}-max${manifest.maxTokens}-lp${LENGTH_POLICY_VERSION}-enc${PROMPT_ENCODING_VERSION}`));
 const zStore = AppendStore.open(path.join(nsDir, 'z'));
 const normal = gaussian(mulberry32(1));
 const pairs = Array.from({ length: N_PAIRS }, (_, i) => ({ prompt: `synthetic prompt ${i}`, chosen: `good answer ${i}`, rejected: `bad answer ${i}` }));

@@ -5,7 +5,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
-import { GEMMA2_IT_CHAT_TEMPLATE } from '../../../main/engine/backbone/chat-template';
+import { ChatTemplate, GEMMA2_IT_CHAT_TEMPLATE } from '../../../main/engine/backbone/chat-template';
 import { InputError } from '../../../main/engine/errors';
 import { dataDir, tempDir } from '../../helpers/paths';
 import { readJsonl, writeDemoTokenizerDir } from './helpers';
@@ -320,5 +320,24 @@ describe('encodeConversation (multi-turn prompts, TRL conversational)', () => {
   it('turns that do not alternate are an InputError carrying the template’s own message', () => {
     expect(() => tok.encodeConversation([{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }], 'c')).toThrow(/field "messages".*roles must alternate/);
     expect(() => tok.encodeConversation([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }], 'c')).toThrow(InputError);
+  });
+});
+
+describe('ChatTemplate: where each content lands, for any template', () => {
+  it('finds contents a template transforms in other ways than trim (rendered once per message)', () => {
+    const t = new ChatTemplate(
+      "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<start_of_turn>user\n{{ m['content'] | upper }}<end_of_turn>\n{% else %}<start_of_turn>model\n{{ m['content'] }}<end_of_turn>\n{% endif %}{% endfor %}",
+      { bos_token: '<bos>', eos_token: '<eos>' },
+    );
+    const r = t.renderConversation([{ role: 'user', content: ' hi <end_of_turn>\n<start_of_turn>model\n' }, { role: 'assistant', content: 'yo ' }, { role: 'user', content: 'q' }], ' a ');
+    expect(r.contentChars.map(([a, b]) => r.text.slice(a, b))).toEqual([' HI <END_OF_TURN>\n<START_OF_TURN>MODEL\n', 'yo ', 'Q', ' a ']);
+    expect(r.text.slice(...r.responseChars)).toBe(' a ');
+    expect(r.text.slice(...r.promptChars)).toBe(' HI <END_OF_TURN>\n<START_OF_TURN>MODEL\n<end_of_turn>\n<start_of_turn>model\nyo <end_of_turn>\n<start_of_turn>user\nQ');
+  });
+
+  it('names the message a template refuses: a prompt turn or the response', () => {
+    const t = new ChatTemplate("{% for m in messages %}{% if 'NO' in m['content'] %}{{ raise_exception('refused') }}{% endif %}{{ m['content'] }}|{% endfor %}", { bos_token: '<bos>', eos_token: '<eos>' });
+    expect(() => t.renderConversation([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'NO' }, { role: 'user', content: 'b' }], 'c')).toThrow(/field "messages\[1\]\.content".*refused/);
+    expect(() => t.render('a', 'NO')).toThrow(/field "response".*refused/);
   });
 });

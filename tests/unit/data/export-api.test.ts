@@ -8,6 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
 import { dispatch } from '../../../main/api/dispatch';
+import { ApiCallError } from '../../../main/api/contract';
+import { startServer } from '../../../main/server';
+import { httpClient } from '../../../renderer/src/api/http-client';
 import { dataDir, tempDir } from '../../helpers/paths';
 
 async function follow(h: Handlers, jobId: string) {
@@ -56,5 +59,27 @@ describe('exportDataset through the API', () => {
     expect(job.state).toBe('done');
     expect(fs.readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(987);
     expect(fs.statSync(out).mode & 0o777).toBe(0o640);
+
+    // The same through `sparserm serve` (HTTP): 409 with kind 'exists' (what the Export screen asks about), 400 for the database.
+    const rendererDir = tempDir();
+    fs.writeFileSync(path.join(rendererDir, 'index.html'), '<!doctype html>');
+    const server = await startServer({ handlers: h, rendererDir });
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/api/exportDataset`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${server.token}` },
+        body: JSON.stringify({ datasetId, format: 'standard', path: out, include }),
+      });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toMatchObject({ ok: false, error: { kind: 'exists' } });
+      const api = httpClient(server.token, `http://127.0.0.1:${server.port}`);
+      const err = await api.exportDataset({ datasetId, format: 'standard', path: db, include, overwrite: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApiCallError);
+      expect((err as ApiCallError).kind).toBe('input');
+      expect((err as Error).message).toMatch(/not the database/);
+      expect((await api.listDatasets({})).datasets[0]!.counts.total).toBe(987);
+    } finally {
+      await server.close();
+    }
   });
 });

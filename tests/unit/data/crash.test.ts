@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 
-import { importFile } from '../../../main/engine/data';
+import { exportDataset, importFile } from '../../../main/engine/data';
 import { JobRunner } from '../../../main/engine/jobs';
 import { openStore } from '../../../main/engine/store';
 import { repoRoot, tempDir } from '../../helpers/paths';
@@ -125,6 +125,12 @@ describe('crash safety (kill -9 of the CLI mid-way)', () => {
     expect(fs.existsSync(out + '.provenance.json')).toBe(false);
     // the leftover is only the hidden temp file, never the real name
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('out.jsonl'))).toEqual(['out.jsonl']);
+    // the killed writer's hidden temp file is removed by the next export in that folder (its pid is gone)
+    expect(tmpOf()).toBeDefined();
+    const s2 = openStore(db);
+    await exportDataset(s2, { dataset: 'big', out: path.join(dir, 'other.jsonl') });
+    s2.close();
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     fs.rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 });

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { Tokenizer } from '@huggingface/tokenizers';
+import { htmlTagNames } from 'html-tag-names';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
@@ -19,7 +20,9 @@ export type { ChatMessage } from './chat-template';
  *
  * Control strings are text (docs/sparserm.md, "Control strings"): an added token whose string the vocabulary does not
  * spell by itself (`<bos>`, `<start_of_turn>`, `<unk>`, `<mask>`, `<unusedN>`, … — read from tokenizer.json's
- * added_tokens, not a fixed list) becomes that control id only where the chat template's own markup puts it. Inside
+ * added_tokens, not a fixed list) becomes that control id only where the chat template's own markup puts it. HTML
+ * tags that a vocabulary has as added tokens (Gemma's `<b>`, `<h3>`, `<table>` …) are text the model read in
+ * pre-training, not control: they keep their single ids, exactly as transformers encodes them. Inside
  * message content it is tokenized as the characters it is made of, so prompt-injection text can neither restructure
  * the sequence nor get a pair skipped; `controlStrings` counts such occurrences.
  */
@@ -240,7 +243,7 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     this.addedById = new Map(added.map((t) => [t.id, t.content]));
     const norm = tok.normalizer;
     this.normalize = norm ? (s) => norm(s) : (s) => s;
-    const control = added.filter((t) => !this.vocabularySpells(t.content, t.id));
+    const control = added.filter((t) => !this.vocabularySpells(t.content, t.id) && !isHtmlTag(t.content));
     this.controlIds = new Set(control.map((t) => t.id));
     const raw = alternation(control.filter((t) => !t.normalized).map((t) => t.content));
     const normalized = alternation(control.filter((t) => t.normalized).map((t) => this.normalize(t.content)));
@@ -502,4 +505,12 @@ function alternation(strings: string[]): RegExp | undefined {
   if (strings.length === 0) return undefined;
   const sorted = [...new Set(strings)].sort((a, b) => b.length - a.length);
   return new RegExp(sorted.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
+}
+
+const HTML_TAG = /^<\/?([a-z][a-z0-9]*)>$/;
+const htmlNames = new Set(htmlTagNames);
+/** `<b>`, `</h3>`: an HTML element's tag (html-tag-names' list), so `<mask>` or `<unused0>` are not. */
+function isHtmlTag(content: string): boolean {
+  const m = HTML_TAG.exec(content);
+  return m !== null && htmlNames.has(m[1]!);
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { InputError } from '../errors';
 import type { Db } from './db';
 import { buildPairWhere, PairFilterSchema, type PairFilter } from './pairs';
@@ -15,6 +16,10 @@ export interface DecideResult {
   group: DecisionGroup | null;
   changed: number;
 }
+
+/** One entry of a pair's human history with the kind of step that wrote it (a revert is an undo or a redo). */
+export type HistoryKind = 'decide' | 'bulk' | 'note' | 'undo' | 'redo';
+export type DecisionWithKind = Decision & { kind: HistoryKind };
 
 export interface UndoState {
   canUndo: boolean;
@@ -68,7 +73,7 @@ export class DecisionsRepo {
   /** Applies one action to the pairs matching `filter` (a single pair: `{datasetId, ids: [id]}`), as one group. */
   decide(filter: PairFilter, action: DecisionAction, opts: DecideOptions = {}): DecideResult {
     const f = PairFilterSchema.parse(filter);
-    const actor = (opts.actor ?? defaultActor()).trim() || defaultActor();
+    const actor = resolveActor(opts.actor);
     if (action === 'note' && (opts.note === undefined || opts.note === null)) {
       throw new InputError({ field: 'note', expected: 'a note text for action "note"' });
     }
@@ -115,25 +120,30 @@ export class DecisionsRepo {
     return this.decide({ datasetId: row.dataset_id, ids: [pairId] }, action, opts);
   }
 
-  /** Reverts the latest not-yet-undone group of the dataset. Returns null when there is nothing to undo. */
+  /**
+   * Reverts this curator's latest not-yet-undone group in the dataset (each curator has their own undo stack, so
+   * one curator's `u` never reverts another's work). Returns group null when there is nothing to undo.
+   */
   undo(datasetId: number, actor?: string): DecideResult {
-    const target = this.state(datasetId).undoTarget;
+    const who = resolveActor(actor);
+    const target = this.state(datasetId, who).undoTarget;
     if (!target) return { group: null, changed: 0 };
-    return this.revert(datasetId, target, 'undo', actor);
+    return this.revert(datasetId, target, 'undo', who);
   }
 
-  /** Re-applies the latest undone group (only until a new decision is made, as in any editor). */
+  /** Re-applies this curator's latest undone group (only until they make a new decision, as in any editor). */
   redo(datasetId: number, actor?: string): DecideResult {
-    const target = this.state(datasetId).redoTarget;
+    const who = resolveActor(actor);
+    const target = this.state(datasetId, who).redoTarget;
     if (!target) return { group: null, changed: 0 };
-    return this.revert(datasetId, target, 'redo', actor);
+    return this.revert(datasetId, target, 'redo', who);
   }
 
-  /** Undo / redo stacks, recomputed by replaying the append-only group log. */
-  state(datasetId: number): UndoState {
+  /** One curator's undo / redo stacks, recomputed by replaying their part of the append-only group log. */
+  state(datasetId: number, actor?: string): UndoState {
     const groups = this.db
-      .prepare('SELECT * FROM decision_groups WHERE dataset_id = ? ORDER BY id')
-      .all(datasetId)
+      .prepare('SELECT * FROM decision_groups WHERE dataset_id = ? AND actor = ? ORDER BY id')
+      .all(datasetId, resolveActor(actor))
       .map((r) => DecisionGroupRowSchema.parse(r));
     const undo: DecisionGroup[] = [];
     let redo: DecisionGroup[] = [];
@@ -155,8 +165,9 @@ export class DecisionsRepo {
   }
 
   /** A new group whose entries restore, for every entry of `target`, the state before it. */
-  private revert(datasetId: number, target: DecisionGroup, kind: 'undo' | 'redo', actor?: string): DecideResult {
-    const who = actor ?? defaultActor();
+  // Only entries whose pair still holds what `target` wrote are restored: a pair another curator changed since keeps
+  // their decision (undo is per curator, so it must not silently overwrite someone else's later work).
+  private revert(datasetId: number, target: DecisionGroup, kind: 'undo' | 'redo', who: string): DecideResult {
     return this.db.transaction((): DecideResult => {
       const g = this.db
         .prepare('INSERT INTO decision_groups(dataset_id, kind, target_group, action, actor, description, count, created_at) VALUES (?,?,?,?,?,?,0,?)')
@@ -167,7 +178,7 @@ export class DecisionsRepo {
           `INSERT INTO decisions(group_id, pair_id, action, old_decision, new_decision, old_note, new_note, auto_verdict, filter_id, run_id, reward_model_id, threshold, reverts, actor, created_at)
            SELECT ?, p.id, 'revert', p.human_decision, d.old_decision, p.note, d.old_note, p.auto_verdict, p.filter_id, f.run_id, r.reward_model_id, f.threshold, d.id, ?, ?
            FROM decisions d JOIN pairs p ON p.id = d.pair_id LEFT JOIN filters f ON f.id = p.filter_id LEFT JOIN scoring_runs r ON r.id = f.run_id
-           WHERE d.group_id = ? ORDER BY d.id`,
+           WHERE d.group_id = ? AND p.human_decision IS d.new_decision AND p.note IS d.new_note ORDER BY d.id`,
         )
         .run(groupId, who, now(), target.id).changes;
       this.applyGroupToPairs(groupId);
@@ -198,6 +209,18 @@ export class DecisionsRepo {
   /** Human history of one pair, oldest first. */
   history(pairId: number): Decision[] {
     return this.db.prepare('SELECT * FROM decisions WHERE pair_id = ? ORDER BY id').all(pairId).map((r) => DecisionRowSchema.parse(r));
+  }
+
+  /** Human history of one pair, oldest first, each entry with the kind of step (decide, bulk, note, undo, redo). */
+  historyWithKind(pairId: number): DecisionWithKind[] {
+    const rows = this.db
+      .prepare('SELECT d.*, g.kind AS group_kind, g.count AS group_count FROM decisions d JOIN decision_groups g ON g.id = d.group_id WHERE d.pair_id = ? ORDER BY d.id')
+      .all(pairId) as (Record<string, unknown> & { group_kind: 'do' | 'undo' | 'redo'; group_count: number })[];
+    return rows.map((r) => {
+      const d = DecisionRowSchema.parse(r);
+      const kind: HistoryKind = r.group_kind !== 'do' ? r.group_kind : d.action === 'note' ? 'note' : r.group_count > 1 ? 'bulk' : 'decide';
+      return { ...d, kind };
+    });
   }
 
   /**
@@ -259,6 +282,18 @@ export function cohensKappa(m: Agreement['matrix']): number | null {
   return (po - pe) / (1 - pe);
 }
 
+/** The OS user (what a decision is attributed to unless the curator set a name); SPARSERM_ACTOR overrides it. */
 export function defaultActor(): string {
-  return process.env.SPARSERM_ACTOR || process.env.USER || process.env.USERNAME || 'curator';
+  if (process.env.SPARSERM_ACTOR) return process.env.SPARSERM_ACTOR;
+  try {
+    const u = os.userInfo().username;
+    if (u) return u;
+  } catch {
+    // No passwd entry for this uid (some containers): fall back to the environment.
+  }
+  return process.env.USER || process.env.USERNAME || 'curator';
+}
+
+function resolveActor(actor: string | undefined): string {
+  return actor?.trim() || defaultActor();
 }

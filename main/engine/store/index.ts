@@ -12,7 +12,7 @@ export * from './rows';
 export type { DatasetSummary, DecisionCounts } from './datasets';
 export type { NewPair, PairFilter, PairQuery, PairPage, PairSort, HistogramBin } from './pairs';
 export { DECISION_SORT_ORDER, pairOrderBy, PairFilterSchema, PairQuerySchema, toFtsQuery } from './pairs';
-export type { DecideOptions, DecideResult, UndoState, Agreement, TimelineEntry } from './decisions';
+export type { DecideOptions, DecideResult, UndoState, Agreement, TimelineEntry, HistoryKind, DecisionWithKind } from './decisions';
 export { cohensKappa } from './decisions';
 export type { NewScore, VerdictHistoryEntry } from './runs';
 export type { NewLatentLabel } from './labels';

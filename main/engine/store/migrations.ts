@@ -306,6 +306,13 @@ CREATE INDEX pairs_dataset_source_desc ON pairs(dataset_id, source IS NULL, sour
 ALTER TABLE scores ADD COLUMN truncation_json TEXT;
 `,
   },
+  {
+    version: 7,
+    description: "index decision groups by curator, for each curator's own undo / redo stack",
+    sql: /* sql */ `
+CREATE INDEX decision_groups_dataset_actor ON decision_groups(dataset_id, actor, id);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

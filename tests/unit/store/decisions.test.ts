@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { beforeEach, describe, expect, it } from 'vitest';
 
 import { cohensKappa, openStore, type Store } from '../../../main/engine/store';
@@ -123,22 +124,22 @@ describe('curator decisions, history, undo / redo', () => {
     expect(u.group!.targetGroup).toBe(bulk.group!.id);
     expect(s.pairs.count({ datasetId: ds, effective: ['drop'] })).toBe(drops - 1);
     expect(s.pairs.get(ids[1]!).effective).toBe('swap'); // the earlier single decision survives
-    expect(s.decisions.state(ds)).toMatchObject({ canUndo: true, canRedo: true });
+    expect(s.decisions.state(ds, 'bob')).toMatchObject({ canUndo: true, canRedo: true });
 
     const r = s.decisions.redo(ds, 'bob');
     expect(r.group!.kind).toBe('redo');
     expect(s.pairs.count({ datasetId: ds, effective: ['drop'] })).toBe(0);
 
     // undo twice: the redo, then the swap
-    s.decisions.undo(ds);
-    s.decisions.undo(ds);
+    s.decisions.undo(ds, 'bob');
+    s.decisions.undo(ds, 'bob');
     expect(s.pairs.get(ids[1]!).effective).toBe('drop');
     expect(s.pairs.count({ datasetId: ds, hasOverride: true })).toBe(0);
-    expect(s.decisions.state(ds).canUndo).toBe(false);
-    expect(s.decisions.undo(ds).group).toBeNull();
+    expect(s.decisions.state(ds, 'bob').canUndo).toBe(false);
+    expect(s.decisions.undo(ds, 'bob').group).toBeNull();
     // a new decision clears the redo stack
-    s.decisions.decidePair(ids[2]!, 'keep');
-    expect(s.decisions.state(ds).canRedo).toBe(false);
+    s.decisions.decidePair(ids[2]!, 'keep', { actor: 'bob' });
+    expect(s.decisions.state(ds, 'bob').canRedo).toBe(false);
   });
 
   it('history is append-only: undo/redo add rows that point at what they revert, old rows never change', () => {
@@ -184,6 +185,45 @@ describe('curator decisions, history, undo / redo', () => {
     expect(cohensKappa({ autoKeep_humanKeep: 0, autoKeep_humanDrop: 0, autoDrop_humanKeep: 0, autoDrop_humanDrop: 0 })).toBeNull();
     expect(cohensKappa({ autoKeep_humanKeep: 5, autoKeep_humanDrop: 0, autoDrop_humanKeep: 0, autoDrop_humanDrop: 0 })).toBeNull();
     expect(cohensKappa({ autoKeep_humanKeep: 5, autoKeep_humanDrop: 0, autoDrop_humanKeep: 0, autoDrop_humanDrop: 5 })).toBe(1);
+  });
+
+  it('decisions record the curator: the OS user by default, or the name given', () => {
+    s.decisions.decidePair(ids[0]!, 'keep');
+    s.decisions.decidePair(ids[1]!, 'drop', { actor: '  Ana  ' });
+    const [a, b] = [s.decisions.history(ids[0]!)[0]!, s.decisions.history(ids[1]!)[0]!];
+    expect(a.actor).toBe(process.env.SPARSERM_ACTOR || os.userInfo().username);
+    expect(b.actor).toBe('Ana');
+  });
+
+  it("undo and redo are per curator: one curator's undo never reverts another's decision", () => {
+    s.decisions.decidePair(ids[5]!, 'keep', { actor: 'ana' });
+    s.decisions.decidePair(ids[7]!, 'drop', { actor: 'ben' });
+    const u = s.decisions.undo(ds, 'ana');
+    expect(s.decisions.entries(u.group!.id).map((e) => e.pairId)).toEqual([ids[5]]);
+    expect(s.pairs.get(ids[5]!).humanDecision).toBeNull();
+    expect(s.pairs.get(ids[7]!).humanDecision).toBe('drop');
+    expect(s.decisions.state(ds, 'ana')).toMatchObject({ canUndo: false, canRedo: true });
+    expect(s.decisions.state(ds, 'ben')).toMatchObject({ canUndo: true, canRedo: false });
+    expect(s.decisions.undo(ds, 'carl').group).toBeNull();
+    // ana's redo does not clear ben's stack, and ben's later change to the same pair survives ana's undo
+    s.decisions.redo(ds, 'ana');
+    s.decisions.decidePair(ids[5]!, 'swap', { actor: 'ben' });
+    const u2 = s.decisions.undo(ds, 'ana');
+    expect(u2.changed).toBe(0);
+    expect(s.pairs.get(ids[5]!).humanDecision).toBe('swap');
+  });
+
+  it('history names each step: decide, note, bulk, undo, redo (a note is not a decision change)', () => {
+    const pid = ids[3]!;
+    s.decisions.decidePair(pid, 'keep', { actor: 'ana' });
+    s.decisions.decidePair(pid, 'note', { actor: 'ana', note: 'fine' });
+    s.decisions.undo(ds, 'ana');
+    s.decisions.redo(ds, 'ana');
+    s.decisions.decide({ datasetId: ds, ids: [pid, ids[4]!] }, 'swap', { actor: 'ana' });
+    const h = s.decisions.historyWithKind(pid);
+    expect(h.map((d) => d.kind)).toEqual(['decide', 'note', 'undo', 'redo', 'bulk']);
+    expect(h[1]).toMatchObject({ oldDecision: 'keep', newDecision: 'keep', newNote: 'fine' });
+    expect(h[2]).toMatchObject({ newNote: null, reverts: h[1]!.id });
   });
 
   it('undo is per dataset', () => {

@@ -96,8 +96,16 @@ export const PairFilter = z.object({
   marginMax: z.number().optional(),
   /** Full-text search over prompt, chosen and rejected. */
   search: z.string().max(500).optional(),
+  /**
+   * Review slices: 'overrides' = the curator's decision contradicts the model's keep/drop verdict (swap counts as
+   * drop); 'decided-uncertain' = the model left the pair uncertain and a curator decided it.
+   */
+  curated: z.enum(['overrides', 'decided-uncertain']).optional(),
 });
 export type PairFilter = z.infer<typeof PairFilter>;
+
+/** A curator's name as set in the app; absent = the OS user running the engine. */
+export const Curator = z.string().trim().min(1).max(100);
 
 export const PairRow = z.object({
   id: Id,
@@ -128,6 +136,17 @@ export const LatentContribution = z.object({
 });
 export type LatentContribution = z.infer<typeof LatentContribution>;
 
+/** What undo / redo did: the pairs it changed, the step's decision action (keep, drop, swap, clear, note) and the stacks after it. */
+export const UndoResult = z.object({
+  pairIds: z.array(Id),
+  action: z.string().nullable(),
+  /** How many pairs the reverted step covered (pairIds can be fewer: pairs another curator changed since are left alone). */
+  stepCount: z.number().int().nonnegative(),
+  canUndo: z.boolean(),
+  canRedo: z.boolean(),
+});
+export type UndoResult = z.infer<typeof UndoResult>;
+
 export const HistoryEntry = z.object({
   at: z.string(),
   who: z.string(),
@@ -136,8 +155,8 @@ export const HistoryEntry = z.object({
   note: z.string().nullable(),
   modelId: z.string().nullable(),
   threshold: z.number().nullable(),
-  /** 'decide' | 'undo' | 'redo' | 'bulk' | 'note' */
-  action: z.string(),
+  /** decide = one pair; bulk = a decision on many pairs; note = only the note changed; undo / redo revert a step. */
+  action: z.enum(['decide', 'bulk', 'note', 'undo', 'redo']),
 });
 export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
@@ -187,6 +206,8 @@ export const ModelInfo = z.object({
   path: z.string(),
   isDemo: z.boolean(),
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  /** Reward models: held-out accuracy with n and 95 % interval (the same numbers listRuns gives). */
+  heldOut: z.lazy(() => AccuracyView).nullable().optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -224,11 +245,21 @@ export type TrainResult = z.infer<typeof TrainResult>;
 export const ExportFormat = z.enum(['standard', 'conversational']);
 /** Besides kept and swapped pairs: also pairs the rule left uncertain, or never scored/decided. */
 export const ExportInclude = z.object({ uncertain: z.boolean().default(false), undecided: z.boolean().default(false) }).default({ uncertain: false, undecided: false });
+/**
+ * What an export holds and leaves out, by effective decision. `kept` = pairs written (keep + swap + what `include`
+ * adds); `dropped` counts only pairs decided or judged drop: uncertain, undecided and unscored pairs are their own
+ * counts, never folded into "dropped".
+ */
 export const ExportCounts = z.object({
   total: z.number().int(),
   kept: z.number().int(),
   dropped: z.number().int(),
   swapped: z.number().int(),
+  uncertain: z.number().int(),
+  /** No curator decision and no model verdict. */
+  undecided: z.number().int(),
+  /** Pairs the current scoring run has no score for. */
+  unscored: z.number().int(),
   overrides: z.number().int(),
 });
 
@@ -300,8 +331,17 @@ export const contract = {
       sort: z.object({ by: PairSortKey, dir: z.enum(['asc', 'desc']) }).default({ by: 'index', dir: 'asc' }),
       offset: z.number().int().nonnegative(),
       limit: z.number().int().min(1).max(1000),
+      /** A pair whose position in this filter and sort to report (keeps the selection across filter changes). */
+      locate: Id.optional(),
     }),
-    z.object({ total: z.number().int().nonnegative(), rows: z.array(PairRow) }),
+    z.object({
+      total: z.number().int().nonnegative(),
+      rows: z.array(PairRow),
+      /** Of the matching pairs, how many carry a curator decision ("reviewed X of N"). */
+      reviewed: z.number().int().nonnegative(),
+      /** 0-based position of `locate` in the result; null when it is not listed (or not asked). */
+      located: z.number().int().nonnegative().nullable(),
+    }),
   ),
   getPair: op('A pair with scores, explanation and history.', z.object({ pairId: Id }), PairDetail),
   explainPair: op(
@@ -311,14 +351,15 @@ export const contract = {
   ),
   decide: op(
     "Record the curator's decision (null clears it) and/or a note for one pair.",
-    z.object({ pairId: Id, decision: Decision.nullable().optional(), note: z.string().max(10_000).nullable().optional() }),
+    z.object({ pairId: Id, decision: Decision.nullable().optional(), note: z.string().max(10_000).nullable().optional(), curator: Curator.optional() }),
     PairRow,
   ),
-  undo: op('Undo the last decision in a dataset.', z.object({ datasetId: Id }), z.object({ pairIds: z.array(Id), canUndo: z.boolean(), canRedo: z.boolean() })),
-  redo: op('Redo the last undone decision in a dataset.', z.object({ datasetId: Id }), z.object({ pairIds: z.array(Id), canUndo: z.boolean(), canRedo: z.boolean() })),
+  undo: op("Undo this curator's last step in a dataset (each curator has their own undo).", z.object({ datasetId: Id, curator: Curator.optional() }), UndoResult),
+  redo: op("Redo this curator's last undone step in a dataset.", z.object({ datasetId: Id, curator: Curator.optional() }), UndoResult),
+  curator: op('Who decisions are attributed to when the app sets no name: the OS user running the engine.', z.object({}), z.object({ name: z.string() })),
   bulkDecide: op(
     'Apply one decision to all pairs matching a filter. expectedCount guards against the set changing under the curator.',
-    z.object({ datasetId: Id, filter: PairFilter, decision: Decision.nullable(), expectedCount: z.number().int().nonnegative() }),
+    z.object({ datasetId: Id, filter: PairFilter, decision: Decision.nullable(), expectedCount: z.number().int().nonnegative(), curator: Curator.optional() }),
     z.object({ changed: z.number().int().nonnegative() }),
   ),
 
@@ -349,7 +390,7 @@ export const contract = {
   exportPreview: op(
     'The first lines of the export, its counts and provenance, without writing anything.',
     z.object({ datasetId: Id, format: ExportFormat, lines: z.number().int().min(1).max(50).default(5), include: ExportInclude }),
-    z.object({ lines: z.array(z.string()), counts: ExportCounts, provenance: z.record(z.string(), z.unknown()) }),
+    z.object({ datasetName: z.string(), lines: z.array(z.string()), counts: ExportCounts, provenance: z.record(z.string(), z.unknown()) }),
   ),
   exportDataset: op(
     'Write the curated JSONL (kept pairs, swaps applied) and its provenance sidecar. Runs as a job.',
@@ -365,8 +406,22 @@ export const contract = {
        * asks the curator and retries with true. The database and the same file twice are refused either way.
        */
       overwrite: z.boolean().optional(),
+      /** Write the file even when the selection holds 0 pairs (otherwise refused: an empty export is almost always a mistake). */
+      allowEmpty: z.boolean().optional(),
     }),
     JobRef,
+  ),
+
+  // --- files ------------------------------------------------------------------------------------------------
+  pickPath: op(
+    'Native open/save dialog (Electron only; `sparserm serve` answers kind "unavailable": the browser uploads and downloads instead).',
+    z.object({
+      mode: z.enum(['open', 'save']),
+      title: z.string().max(200).optional(),
+      defaultPath: z.string().max(4096).optional(),
+      filters: z.array(z.object({ name: z.string().max(100), extensions: z.array(z.string().max(20)).max(20) })).max(10).optional(),
+    }),
+    z.object({ path: z.string().nullable() }),
   ),
 
   // --- jobs -------------------------------------------------------------------------------------------------
@@ -423,13 +478,22 @@ export function isOpName(name: string): name is OpName {
 }
 
 /** Errors travel as data across IPC and HTTP; the kind lets the UI tell "fix your input" from "bug". */
-export const ApiError = z.object({ kind: z.enum(['input', 'exists', 'cancelled', 'internal', 'not-found', 'unauthorized']), message: z.string() });
+export const ApiError = z.object({
+  kind: z.enum(['input', 'exists', 'cancelled', 'internal', 'not-found', 'unauthorized', 'unavailable', 'unreachable']),
+  message: z.string(),
+  /** The input field the error concerns (InputError.details.field or the first zod path segment): the UI shows it there. */
+  field: z.string().optional(),
+});
 export type ApiError = z.infer<typeof ApiError>;
 export const ApiEnvelope = z.union([z.object({ ok: z.literal(true), value: z.unknown() }), z.object({ ok: z.literal(false), error: ApiError })]);
 export type ApiEnvelope = z.infer<typeof ApiEnvelope>;
 
 export class ApiCallError extends Error {
-  constructor(readonly kind: ApiError['kind'], message: string) {
+  constructor(
+    readonly kind: ApiError['kind'],
+    message: string,
+    readonly field?: string,
+  ) {
     super(message);
     this.name = 'ApiCallError';
   }

@@ -11,7 +11,8 @@ import type { ApiHandlers, OpParsedInput } from './contract';
 import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toStoreSort } from './store-mapping';
 import { chartData } from './charts';
 import { createEngineOps, type EngineOps } from './engine-ops';
-import { NotFoundError } from './dispatch';
+import { defaultActor } from '../engine/store/decisions';
+import { NotFoundError, UnavailableError } from './dispatch';
 
 export interface HandlerOptions {
   /** Database file (':memory:' for tests). */
@@ -20,6 +21,8 @@ export interface HandlerOptions {
   actor?: string;
   /** Replace engine operations (tests of the API layer without the ONNX engine). */
   engine?: (ctx: { store: Store; runner: JobRunner; partials: Map<string, unknown> }) => EngineOps;
+  /** The native file dialog (Electron's main process supplies it; without it pickPath answers kind 'unavailable'). */
+  pickPath?: ApiHandlers['pickPath'];
 }
 
 export interface Handlers extends ApiHandlers {
@@ -37,7 +40,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   /** Live partial results of running jobs (e.g. the training curve so far), keyed by job id. */
   const partials = new Map<string, unknown>();
   const engine = (opts.engine ?? createEngineOps)({ store, runner, partials });
-  const actor = opts.actor;
+  // A name the curator set in the app wins; else this process's --actor / SPARSERM_ACTOR / OS user.
+  const who = (curator: string | undefined) => curator ?? opts.actor;
 
   const datasetOf = (id: string) => {
     const n = intId(id, 'datasetId');
@@ -48,9 +52,16 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     const snap = runner.snapshot(id);
     return toJob({ ...snap, result: snap.status === 'done' ? engine.resultView(snap.kind, snap.result) : snap.result }, { etaSeconds: snap.etaSeconds, partial: partials.get(id) });
   };
-  const undoState = (datasetId: number, pairIds: string[]) => {
-    const st = store.decisions.state(datasetId);
-    return { pairIds, canUndo: st.canUndo, canRedo: st.canRedo };
+  const undoResult = (datasetId: number, actor: string | undefined, r: { group: { id: number; action: string; targetGroup: number | null } | null }) => {
+    const st = store.decisions.state(datasetId, actor);
+    const target = r.group?.targetGroup != null ? store.decisions.group(r.group.targetGroup) : null;
+    return {
+      pairIds: r.group ? store.decisions.entries(r.group.id).map((e) => String(e.pairId)) : [],
+      action: r.group?.action ?? null,
+      stepCount: target?.count ?? 0,
+      canUndo: st.canUndo,
+      canRedo: st.canRedo,
+    };
   };
   const scoreOf = (pairId: number, filterRunId: number | undefined) => (filterRunId === undefined ? undefined : store.runs.score(filterRunId, pairId));
 
@@ -67,11 +78,14 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     listDatasets: async () => ({ datasets: store.datasets.list().map((d) => datasetSummary(store, d.id)) }),
     importDataset: async (i) => ({ jobId: engine.startImport(i) }),
 
-    queryPairs: async ({ datasetId, filter, sort, offset, limit }) => {
+    queryPairs: async ({ datasetId, filter, sort, offset, limit, locate }) => {
       const ds = datasetOf(datasetId);
-      const page = store.pairs.list({ ...toStoreFilter(ds, filter), sort: toStoreSort(sort.by, sort.dir), offset, limit });
+      const f = toStoreFilter(ds, filter);
+      const page = store.pairs.list({ ...f, sort: toStoreSort(sort.by, sort.dir), offset, limit });
       const runId = store.runs.currentFilter(ds)?.runId;
-      return { total: page.total, rows: page.items.map((p) => toPairRow(p, scoreOf(p.id, runId))) };
+      const reviewed = f.hasOverride === false ? 0 : store.pairs.count({ ...f, hasOverride: true });
+      const located = locate === undefined ? null : store.pairs.position({ ...f, sort: toStoreSort(sort.by, sort.dir) }, intId(locate, 'locate'));
+      return { total: page.total, rows: page.items.map((p) => toPairRow(p, scoreOf(p.id, runId))), reviewed, located };
     },
     getPair: async ({ pairId }) => {
       const p = store.pairs.get(intId(pairId, 'pairId'));
@@ -88,7 +102,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         explainable: !!rm && fs.existsSync(path.join(rm.folder, 'manifest.json')),
         explanation: score && rm ? engine.explanation(p, score, rm) : null,
         truncation: score?.truncation ?? null,
-        history: store.decisions.history(p.id).map(toHistory).reverse(),
+        history: store.decisions.historyWithKind(p.id).map(toHistory).reverse(),
       };
     },
     explainPair: async ({ pairId, top }) => {
@@ -99,7 +113,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       if (!rm) throw new InputError({ field: 'pairId', expected: 'a pair of a scored dataset (score it first)', got: pairId });
       return engine.explainPair(p, rm, top);
     },
-    decide: async ({ pairId, decision, note }) => {
+    decide: async ({ pairId, decision, note, curator }) => {
+      const actor = who(curator);
       const id = intId(pairId, 'pairId');
       if (decision === undefined && (note === undefined || note === null)) {
         if (note === null) store.decisions.decidePair(id, 'note', { actor, note: '' });
@@ -109,17 +124,17 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       const p = store.pairs.get(id);
       return toPairRow(p, scoreOf(id, store.runs.currentFilter(p.datasetId)?.runId));
     },
-    undo: async ({ datasetId }) => {
+    undo: async ({ datasetId, curator }) => {
       const ds = datasetOf(datasetId);
-      const r = store.decisions.undo(ds, actor);
-      return undoState(ds, r.group ? store.decisions.entries(r.group.id).map((e) => String(e.pairId)) : []);
+      return undoResult(ds, who(curator), store.decisions.undo(ds, who(curator)));
     },
-    redo: async ({ datasetId }) => {
+    redo: async ({ datasetId, curator }) => {
       const ds = datasetOf(datasetId);
-      const r = store.decisions.redo(ds, actor);
-      return undoState(ds, r.group ? store.decisions.entries(r.group.id).map((e) => String(e.pairId)) : []);
+      return undoResult(ds, who(curator), store.decisions.redo(ds, who(curator)));
     },
-    bulkDecide: async ({ datasetId, filter, decision, expectedCount }) => {
+    curator: async () => ({ name: opts.actor?.trim() || defaultActor() }),
+    bulkDecide: async ({ datasetId, filter, decision, expectedCount, curator }) => {
+      const actor = who(curator);
       const ds = datasetOf(datasetId);
       const f = toStoreFilter(ds, filter);
       // The curator confirmed "all N": refuse if the set changed meanwhile (another window, a finished scoring job).
@@ -142,7 +157,11 @@ export function createHandlers(opts: HandlerOptions): Handlers {
 
     exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines, include: i.include }),
     exportDataset: async (i) =>
-      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, overwrite: i.overwrite, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
+      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, overwrite: i.overwrite, allowEmpty: i.allowEmpty, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
+    pickPath: async (i) => {
+      if (!opts.pickPath) throw new UnavailableError('no native file dialog here (sparserm serve): upload the file to import, and download the export');
+      return opts.pickPath(i);
+    },
 
     listJobs: async () => ({ jobs: runner.list({ limit: 50 }).map((s) => jobView(s.id)) }),
     getJob: async ({ jobId }) => {

@@ -2,7 +2,7 @@
  * Maps store rows (numeric ids, store vocabulary) to contract shapes (string ids, UI vocabulary) and contract
  * filters to store filters. One place, so the UI vocabulary can differ from the schema without leaking into it.
  */
-import type { Store, Pair, PairFilter as StorePairFilter, PairSort, Decision as StoreDecision, JobRecord } from '../engine/store';
+import type { Store, Pair, PairFilter as StorePairFilter, PairSort, DecisionWithKind, JobRecord } from '../engine/store';
 import { InputError } from '../engine/errors';
 import { failedOnBadInput } from '../engine/store/jobs';
 import type { DatasetSummary, HistoryEntry, Job, PairFilter, PairRow, PairSortKey } from './contract';
@@ -22,6 +22,12 @@ export function toStoreFilter(datasetId: number, f: PairFilter): StorePairFilter
   if (f.marginMin !== undefined) out.marginMin = f.marginMin;
   if (f.marginMax !== undefined) out.marginMax = f.marginMax;
   if (f.search && f.search.trim()) out.text = f.search.trim();
+  if (f.curated === 'overrides') out.disagrees = true;
+  else if (f.curated === 'decided-uncertain') {
+    out.hasOverride = true;
+    // Intersect with a verdict filter already set (verdict 'keep' + decided-uncertain matches nothing).
+    out.verdict = out.verdict ? out.verdict.filter((v) => v === 'uncertain') : ['uncertain'];
+  }
   return out;
 }
 
@@ -51,7 +57,7 @@ export function toPairRow(p: Pair, score?: { scoreChosen: number; scoreRejected:
   };
 }
 
-export function toHistory(d: StoreDecision): HistoryEntry {
+export function toHistory(d: DecisionWithKind): HistoryEntry {
   return {
     at: d.createdAt,
     who: d.actor,
@@ -60,7 +66,7 @@ export function toHistory(d: StoreDecision): HistoryEntry {
     note: d.newNote !== d.oldNote ? d.newNote : null,
     modelId: d.rewardModelId,
     threshold: d.threshold,
-    action: d.action,
+    action: d.kind,
   };
 }
 

@@ -250,6 +250,19 @@ export class PairsRepo {
     }
   }
 
+  /**
+   * 0-based position of pair `id` in the list of `query` (filter + sort), or null when it does not match. The UI
+   * keeps the curator's pair selected across filter and sort changes with it.
+   */
+  position(query: Omit<PairQuery, 'offset' | 'limit'>, id: number): number | null {
+    const q = PairQuerySchema.parse(query);
+    const { sql, params } = buildPairWhere(q);
+    const r = this.db
+      .prepare(`SELECT rn FROM (SELECT p.id AS id, row_number() OVER (ORDER BY ${ORDER[q.sort]}) - 1 AS rn FROM pairs p WHERE ${sql}) WHERE id = ?`)
+      .get(...params, id) as { rn: number } | undefined;
+    return r ? r.rn : null;
+  }
+
   count(filter: PairFilter): number {
     const { sql, params } = buildPairWhere(PairFilterSchema.parse(filter));
     return (this.db.prepare(`SELECT count(*) AS n FROM pairs p WHERE ${sql}`).get(...params) as { n: number }).n;

@@ -94,13 +94,13 @@ describe('API handlers over the store', () => {
     expect(d.note).toBe('rejected is the true answer');
     expect(d.history.map((x) => [x.action, x.from, x.to])).toEqual([
       ['note', 'swap', 'swap'],
-      ['swap', null, 'swap'],
+      ['decide', null, 'swap'],
     ]);
     expect(d.history[1].modelId).toBe('rm-test');
     expect(d.history[1].who).toBe('tester');
     expect(d.pChosen).toBeCloseTo(1 / (1 + Math.exp(-margin(3))), 9);
     const u = await h.undo({ datasetId });
-    expect(u).toEqual({ pairIds: [pairId], canUndo: true, canRedo: true });
+    expect(u).toEqual({ pairIds: [pairId], action: 'note', stepCount: 1, canUndo: true, canRedo: true });
     expect((await h.getPair({ pairId })).note).toBeNull();
     await h.undo({ datasetId });
     expect((await h.getPair({ pairId })).decision).toBeNull();
@@ -111,6 +111,41 @@ describe('API handlers over the store', () => {
     const cleared = await h.decide({ pairId, decision: null });
     expect(cleared.decision).toBeNull();
     expect(cleared.effective).toBe('drop');
+    // history names undo and redo as such, newest first
+    expect((await h.getPair({ pairId })).history.map((x) => x.action)).toEqual(['decide', 'redo', 'undo', 'undo', 'note', 'decide']);
+  });
+
+  it('a curator name set in the app is recorded, and undo is per curator', async () => {
+    expect((await h.curator({})).name).toBe('tester');
+    const [a, b] = [String(ids[5]), String(ids[7])];
+    await h.decide({ pairId: a, decision: 'keep', curator: 'Ana' });
+    await h.decide({ pairId: b, decision: 'drop' });
+    expect((await h.getPair({ pairId: a })).history[0].who).toBe('Ana');
+    const u = await h.undo({ datasetId, curator: 'Ana' });
+    expect(u).toMatchObject({ pairIds: [a], action: 'keep', canUndo: false, canRedo: true });
+    expect((await h.getPair({ pairId: b })).decision).toBe('drop'); // the other curator's decision stands
+    expect((await h.undo({ datasetId })).pairIds).toEqual([b]);
+    const bad = await dispatch(h, 'decide', { pairId: a, decision: 'keep', curator: '   ' });
+    expect(bad).toMatchObject({ ok: false, error: { kind: 'input' } });
+  });
+
+  it('review slices (overrides, decided-uncertain), reviewed count and the position of a pair', async () => {
+    await h.applyFilter({ datasetId, threshold: 1, band: 0.3 }); // uncertain: i = 13, 14, 15
+    await h.decide({ pairId: String(ids[0]), decision: 'keep' }); // verdict drop → override
+    await h.decide({ pairId: String(ids[20]), decision: 'keep' }); // verdict keep → agrees
+    await h.decide({ pairId: String(ids[14]), decision: 'drop' }); // uncertain → decided-uncertain
+    const q = (filter: object, extra: object = {}) =>
+      h.queryPairs({ datasetId, filter: { decision: 'any', verdict: 'any', ...filter }, sort: { by: 'index', dir: 'asc' }, offset: 0, limit: 50, ...extra });
+    const over = await q({ curated: 'overrides' });
+    expect(over.rows.map((r) => r.id)).toEqual([String(ids[0])]);
+    const du = await q({ curated: 'decided-uncertain' });
+    expect(du.rows.map((r) => r.id)).toEqual([String(ids[14])]);
+    expect((await q({ curated: 'decided-uncertain', verdict: 'keep' })).total).toBe(0);
+    const all = await q({}, { locate: String(ids[14]) });
+    expect(all).toMatchObject({ total: 30, reviewed: 3, located: 14 });
+    const desc = await h.queryPairs({ datasetId, filter: { decision: 'any', verdict: 'any' }, sort: { by: 'index', dir: 'desc' }, offset: 0, limit: 5, locate: String(ids[14]) });
+    expect(desc.located).toBe(30 - 1 - 14);
+    expect((await q({ verdict: 'uncertain' }, { locate: String(ids[0]) })).located).toBeNull();
   });
 
   it('bulk-decides all pairs matching a filter in one undoable step, guarded by the expected count', async () => {

@@ -6,7 +6,7 @@
 import { contextBridge, ipcRenderer } from 'electron';
 import { OP_NAMES, type OpNameList } from '../main/api/op-names';
 
-type ApiEnvelope = { ok: true; value: unknown } | { ok: false; error: { kind: string; message: string } };
+type ApiEnvelope = { ok: true; value: unknown } | { ok: false; error: { kind: string; message: string; field?: string } };
 
 function method(name: OpNameList) {
   return async (input: unknown): Promise<unknown> => {
@@ -14,6 +14,8 @@ function method(name: OpNameList) {
     if (env.ok) return env.value;
     const err = new Error(env.error.message);
     err.name = `ApiError:${env.error.kind}`;
+    // The same fields as the HTTP client's ApiCallError, so screens read kind and field one way.
+    Object.assign(err, { kind: env.error.kind, ...(env.error.field ? { field: env.error.field } : {}) });
     throw err;
   };
 }

@@ -167,6 +167,8 @@ export type PairTruncation = z.infer<typeof PairTruncation>;
 
 export const PairDetail = PairRow.extend({
   datasetId: Id,
+  /** The prompt as conversation turns (HH "Human: … Assistant: …" text split the way scoring reads it); one user turn for plain text. */
+  promptTurns: z.array(z.object({ role: z.string(), content: z.string() })),
   /** σ(margin): the model's probability that chosen ≻ rejected. */
   pChosen: z.number().min(0).max(1).nullable(),
   rewardModelId: z.string().nullable(),
@@ -185,18 +187,48 @@ export const PairDetail = PairRow.extend({
 });
 export type PairDetail = z.infer<typeof PairDetail>;
 
-/** One response explained on demand: its tokens, and per selected latent the activation on every token. */
+/** One latent of an explained response: its exact contribution split over the tokens, and apart, SAE firing. */
+export const ExplainedLatent = LatentContribution.extend({
+  side: z.enum(['positive', 'negative']),
+  /** p_j = mean over the pooled tokens of ⟨h_t, d_j⟩ (what the head reads), μ_j and σ_j over the training responses. */
+  projection: z.number(),
+  trainingMean: z.number(),
+  trainingStd: z.number(),
+  /** g_j: score change per σ_j of projection with this response's ReLU pattern fixed; contribution = g_j (p_j − μ_j)/σ_j. */
+  weight: z.number(),
+  /** Aligned with `tokens` (0 outside the pooled tokens); sums to `contribution`. */
+  tokenContributions: z.array(z.number()),
+  /** Whether and where the SAE latent fired (JumpReLU): not needed for a contribution. */
+  firing: z.object({
+    pooledActivation: z.number(),
+    tokensFired: z.number().int().nonnegative(),
+    peak: z.object({ token: z.number().int().nonnegative(), text: z.string(), activation: z.number() }).nullable(),
+  }),
+  /** Activation on each response token (same length as `tokens`; 0 = did not fire). */
+  perToken: z.array(z.number()),
+});
+export type ExplainedLatent = z.infer<typeof ExplainedLatent>;
+
+/** One response explained on demand: score = bias + Σ latents' contributions = bias + Σ tokenContributions. */
 export const ResponseExplanation = z.object({
   score: z.number(),
+  bias: z.number(),
   /** Display strings of the response tokens. */
   tokens: z.array(z.string()),
-  latents: z.array(
-    LatentContribution.extend({
-      /** Activation on each response token (same length as `tokens`; 0 = did not fire). */
-      perToken: z.array(z.number()),
-    }),
-  ),
+  /** [start, end) into `tokens` of the tokens the head pools (all for mean pooling, the last for 'last'). */
+  pooledSpan: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
+  /** Each token's total contribution over all selected latents (aligned with `tokens`). */
+  tokenContributions: z.array(z.number()),
+  /** The top latents by |contribution|. */
+  latents: z.array(ExplainedLatent),
 });
+/** The margin by latent: margin = biasDelta + Σ latents[].delta + rest (the latents not listed). */
+export const MarginDecomposition = z.object({
+  biasDelta: z.number(),
+  latents: z.array(z.object({ latent: z.number().int().nonnegative(), label: z.string().nullable(), side: z.enum(['positive', 'negative']), chosen: z.number(), rejected: z.number(), delta: z.number() })),
+  rest: z.number(),
+});
+export type MarginDecomposition = z.infer<typeof MarginDecomposition>;
 export type ResponseExplanation = z.infer<typeof ResponseExplanation>;
 
 export const ModelInfo = z.object({
@@ -345,9 +377,9 @@ export const contract = {
   ),
   getPair: op('A pair with scores, explanation and history.', z.object({ pairId: Id }), PairDetail),
   explainPair: op(
-    'Explain both responses now (one backbone run each): latents ranked by |contribution| with activations and the tokens that fired them.',
+    'Explain both responses now (one backbone run each): score = bias + exact latent contributions, each split over the tokens; the margin by latent and a one-line why; where each SAE latent fired.',
     z.object({ pairId: Id, top: z.number().int().min(1).max(64).default(12) }),
-    z.object({ chosen: ResponseExplanation, rejected: ResponseExplanation, rewardModelId: Id }),
+    z.object({ chosen: ResponseExplanation, rejected: ResponseExplanation, rewardModelId: Id, margin: z.number(), marginDecomposition: MarginDecomposition, why: z.string() }),
   ),
   decide: op(
     "Record the curator's decision (null clears it) and/or a note for one pair.",

@@ -14,10 +14,22 @@ export class NotFoundError extends Error {
   }
 }
 
+/** An operation this transport cannot offer (a native dialog under `sparserm serve`). */
+export class UnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnavailableError';
+  }
+}
+
+/** The field an input error concerns, so the UI can show the message beside it. */
+const fieldOf = (err: InputError): { field?: string } => (err.details?.field ? { field: err.details.field } : {});
+
 export function toApiError(err: unknown): ApiError {
   // An output file exists and replacing it was not asked for: the UI asks the curator, then retries with overwrite.
-  if (err instanceof InputError && err.name === 'OutputExistsError') return { kind: 'exists', message: err.message };
-  if (err instanceof InputError) return { kind: 'input', message: err.message };
+  if (err instanceof InputError && err.name === 'OutputExistsError') return { kind: 'exists', message: err.message, ...fieldOf(err) };
+  if (err instanceof InputError) return { kind: 'input', message: err.message, ...fieldOf(err) };
+  if (err instanceof UnavailableError) return { kind: 'unavailable', message: err.message };
   if (err instanceof CancelledError) return { kind: 'cancelled', message: err.message };
   if (err instanceof NotFoundError) return { kind: 'not-found', message: err.message };
   if (err instanceof z.ZodError) return { kind: 'input', message: formatZodError(err) };
@@ -35,7 +47,10 @@ export async function dispatch(handlers: ApiHandlers, name: string, rawInput: un
   if (!isOpName(name)) return { ok: false, error: { kind: 'not-found', message: `unknown operation "${name}"` } };
   const spec = contract[name as OpName];
   const parsed = spec.input.safeParse(rawInput ?? {});
-  if (!parsed.success) return { ok: false, error: { kind: 'input', message: `${name}: ${formatZodError(parsed.error)}` } };
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]?.path[0];
+    return { ok: false, error: { kind: 'input', message: `${name}: ${formatZodError(parsed.error)}`, ...(first !== undefined ? { field: String(first) } : {}) } };
+  }
   try {
     const handler = handlers[name] as (input: unknown) => Promise<unknown>;
     const value = await handler(parsed.data);

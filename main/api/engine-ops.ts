@@ -38,7 +38,7 @@ export interface EngineOps {
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
   exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number; include: ExportSelection }): Promise<OpOutput<'exportPreview'>>;
-  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string; overwrite?: boolean }): string;
+  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string; overwrite?: boolean; allowEmpty?: boolean }): string;
   importLabels(i: OpParsedInput<'importLabels'>): Promise<OpOutput<'importLabels'>>;
   /** How a finished job's stored result is shown to the UI (e.g. an import's result as an ImportReport). */
   resultView(kind: string, result: unknown): unknown;
@@ -102,7 +102,7 @@ function rewardModelInfo(r: RewardModel): ModelInfo {
     name: r.name,
     path: r.folder,
     isDemo: r.demo,
-    details: { layer: r.layer, dataset: scalar(r.metrics.datasetName), 'held-out accuracy': scalar((r.metrics.eval as { accuracy?: number } | undefined)?.accuracy ?? null) },
+    details: { layer: r.layer, dataset: scalar(r.metrics.datasetName) },
   };
 }
 
@@ -200,11 +200,27 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     const start = e.responseSpan[0];
     return {
       score: e.score,
+      bias: e.bias,
       tokens: e.tokens,
+      pooledSpan: e.pooledSpan,
+      tokenContributions: e.tokenContributions,
       latents: e.contributions.map((c) => {
         const perToken = new Array<number>(e.tokens.length).fill(0);
         for (const t of c.tokens) if (t.index - start >= 0 && t.index - start < perToken.length) perToken[t.index - start] = t.activation;
-        return { latent: c.latent, label: c.label ?? labels.get(c.latent) ?? null, contribution: c.contribution, activation: c.activation, perToken };
+        return {
+          latent: c.latent,
+          label: c.label ?? labels.get(c.latent) ?? null,
+          side: c.side,
+          contribution: c.contribution,
+          activation: c.activation,
+          projection: c.projection,
+          trainingMean: c.trainingMean,
+          trainingStd: c.trainingStd,
+          weight: c.weight,
+          tokenContributions: c.tokenContributions,
+          firing: c.firing,
+          perToken,
+        };
       }),
     };
   }
@@ -338,7 +354,9 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     },
     listModels() {
       const rms = store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map(rewardModelInfo)];
+      // Held-out numbers from the same view as listRuns (the manifest, or the app's stored evaluation), whichever
+      // front end trained the model.
+      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map((r) => ({ ...rewardModelInfo(r), heldOut: trainView(r)?.heldOut ?? null }))];
     },
     async addCheckpoint(p) {
       return backboneInfo(await registerCheckpoint(store, p));
@@ -393,12 +411,25 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       return runner.start('train', { ...i, datasetId: Number(i.datasetId) }).id;
     },
     listRuns(datasetId) {
+      // One truth for every front end: a model belongs to a dataset when the app trained it there (metrics.datasetId),
+      // when it scored the dataset, or when its manifest names the dataset (the CLI records no datasetId). The model
+      // behind the dataset's current verdicts comes first, so Train, Charts and Models show the same numbers.
+      const ds = datasetId !== undefined ? store.datasets.get(datasetId) : undefined;
+      const scoredWith = new Set(datasetId !== undefined ? store.runs.list(datasetId).filter((r) => r.status === 'done').map((r) => r.rewardModelId) : []);
+      const current = datasetId !== undefined ? store.runs.currentFilter(datasetId) : undefined;
+      const currentModel = current ? store.runs.get(current.runId).rewardModelId : undefined;
       const out: TrainResult[] = [];
       for (const rm of store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt))) {
-        if (datasetId !== undefined && rm.metrics.datasetId !== datasetId) continue;
+        if (ds) {
+          const trainedHere = rm.metrics.datasetId === ds.id;
+          const trainedElsewhere = typeof rm.metrics.datasetId === 'number' && !trainedHere;
+          const named = manifestOf(rm)?.training.dataset === ds.name;
+          if (!trainedHere && !scoredWith.has(rm.id) && (trainedElsewhere || !named)) continue;
+        }
         const v = trainView(rm);
         if (v) out.push(v);
       }
+      if (currentModel) out.sort((a, b) => Number(b.rewardModelId === currentModel) - Number(a.rewardModelId === currentModel));
       return out;
     },
     startScore(i) {
@@ -420,7 +451,8 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const m = manifestOf(rm);
       const labels = m ? labelsFor(rm, m.selected.map((s) => s.index)) : new Map<number, string>();
       const ex: PairExplanation = await explainPair({ modelDir: rm.folder, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top, labels, ...offThread });
-      const out = { chosen: toExplanation(ex.chosen, labels), rejected: toExplanation(ex.rejected, labels), rewardModelId: rm.id };
+      const marginDecomposition = { ...ex.marginDecomposition, latents: ex.marginDecomposition.latents.map((l) => ({ ...l, label: l.label ?? labels.get(l.latent) ?? null })) };
+      const out = { chosen: toExplanation(ex.chosen, labels), rejected: toExplanation(ex.rejected, labels), rewardModelId: rm.id, margin: ex.margin, marginDecomposition, why: ex.why };
       explainCache.set(key, out);
       if (explainCache.size > 64) explainCache.delete(explainCache.keys().next().value!);
       return out;
@@ -436,11 +468,23 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       }
       const exported = selection.reduce((n, k) => n + sum.counts[k], 0);
       const filter = store.runs.currentFilter(datasetId);
+      const scored = filter ? store.runs.scoreCount(filter.runId) : 0;
       const run = filter ? store.runs.get(filter.runId) : undefined;
       const rm = run ? store.models.rewardModel(run.rewardModelId) : undefined;
       return {
+        datasetName: ds.name,
         lines: out,
-        counts: { total: sum.pairs, kept: exported, dropped: sum.pairs - exported, swapped: sum.counts.swap, overrides: store.pairs.count({ datasetId, disagrees: true }) },
+        counts: {
+          total: sum.pairs,
+          kept: exported,
+          // Only pairs decided or judged drop: uncertain / undecided / unscored pairs are reported as such.
+          dropped: sum.counts.drop,
+          swapped: sum.counts.swap,
+          uncertain: sum.counts.uncertain,
+          undecided: sum.counts.undecided,
+          unscored: Math.max(0, sum.pairs - scored),
+          overrides: store.pairs.count({ datasetId, disagrees: true }),
+        },
         // The same facts the sidecar will hold (written by the export job with the file's hash and final counts).
         provenance: {
           tool: { name: 'SparseRM Studio', version: toolVersion() },
@@ -454,9 +498,15 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         },
       };
     },
-    startExport({ datasetId, format, path: out, include, droppedPath, overwrite }) {
+    startExport({ datasetId, format, path: out, include, droppedPath, overwrite, allowEmpty }) {
       const dir = path.dirname(path.resolve(out));
-      if (!fs.existsSync(dir)) throw new InputError({ file: out, expected: 'an output path in an existing folder' });
+      if (!fs.existsSync(dir)) throw new InputError({ file: out, field: 'path', expected: 'an output path in an existing folder' });
+      if (!allowEmpty) {
+        const sum = store.datasets.summary(datasetId);
+        const n = sum.counts.keep + sum.counts.swap + (include.uncertain ? sum.counts.uncertain : 0) + (include.undecided ? sum.counts.undecided : 0);
+        // A 0-pair export is almost always a wrong dataset or selection: refused unless asked for explicitly.
+        if (n === 0) throw new InputError({ field: 'include', expected: `at least one pair to export (dataset "${store.datasets.get(datasetId).name}" has ${sum.pairs} pairs, none kept or swapped by this selection); include uncertain/undecided pairs or force an empty export`, got: '0 pairs' });
+      }
       // Refused now, before a job exists: the database as output, the same file twice, an existing file (kind 'exists').
       checkExportTargets(store, { out, dropped: droppedPath, overwrite });
       return runner.start('export', {

@@ -12,6 +12,7 @@ import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toSt
 import { chartData } from './charts';
 import { createEngineOps, type EngineOps } from './engine-ops';
 import { defaultActor } from '../engine/store/decisions';
+import { textToPromptMessages } from '../engine/data/formats';
 import { NotFoundError, UnavailableError } from './dispatch';
 
 export interface HandlerOptions {
@@ -103,6 +104,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         explanation: score && rm ? engine.explanation(p, score, rm) : null,
         truncation: score?.truncation ?? null,
         history: store.decisions.historyWithKind(p.id).map(toHistory).reverse(),
+        promptTurns: p.promptMessages ?? textToPromptMessages(p.prompt),
       };
     },
     explainPair: async ({ pairId, top }) => {

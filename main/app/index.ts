@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { app, BrowserWindow, ipcMain, protocol, session, shell } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, protocol, session, shell } from 'electron';
+import { createPickPath } from './dialog';
 import { contentSecurityPolicy } from './csp';
 import { registerIpc } from './ipc';
 import { appProtocolReply } from './protocol';
@@ -36,7 +37,8 @@ async function createWindow(): Promise<void> {
   }
   if (!handlers) {
     fs.mkdirSync(path.dirname(databasePath()), { recursive: true });
-    handlers = createHandlers({ dbPath: databasePath() });
+    // The native dialog is the Electron-only part of the API (pickPath); it is modal to the focused window.
+    handlers = createHandlers({ dbPath: databasePath(), pickPath: createPickPath(dialog, () => BrowserWindow.getFocusedWindow()) });
     registerIpc(ipcMain, handlers, location.url);
   }
 

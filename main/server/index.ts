@@ -3,10 +3,15 @@
  * `Authorization: Bearer <token>`; the reply is the same envelope Electron IPC returns. Everything else serves the
  * built renderer with the strict CSP. Requests with a foreign Host (DNS rebinding) or Origin are refused first.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { ApiHandlers, ApiEnvelope } from '../api/contract';
-import { dispatch } from '../api/dispatch';
+import { dispatch, toApiError } from '../api/dispatch';
+import { requireAbsolutePaths } from './path-policy';
+import { TooLarge, exportedFile, receiveUpload, sendDownload } from './transfer';
 import { contentSecurityPolicy } from '../app/csp';
 import { bearerToken, hostAllowed, newToken, originAllowed, tokenMatches } from './security';
 import { readStatic } from './static';
@@ -19,6 +24,10 @@ export interface ServeOptions {
   token?: string;
   /** Largest accepted request body. */
   maxBodyBytes?: number;
+  /** Where browser uploads are stored before import (default: a fresh folder under the OS temp folder). */
+  uploadDir?: string;
+  /** Largest accepted upload (default 4 GiB). */
+  maxUploadBytes?: number;
 }
 
 export interface RunningServer {
@@ -101,11 +110,13 @@ function drainThenClose(req: http.IncomingMessage): void {
   req.resume();
 }
 
-const statusFor: Record<string, number> = { input: 400, exists: 409, 'not-found': 404, cancelled: 409, unauthorized: 401, internal: 500 };
+const statusFor: Record<string, number> = { input: 400, exists: 409, 'not-found': 404, cancelled: 409, unauthorized: 401, unavailable: 501, internal: 500 };
 
 export function startServer(opts: ServeOptions): Promise<RunningServer> {
   const token = opts.token ?? newToken();
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
+  const maxUpload = opts.maxUploadBytes ?? 4 * 1024 ** 3;
+  let uploadDir = opts.uploadDir ?? null;
   let port = opts.port ?? 0;
 
   const server = http.createServer(async (req, res) => {
@@ -113,6 +124,33 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
       if (!hostAllowed(req.headers.host, port)) return refuse(res, 421, 'unauthorized', 'Host header is not this loopback server');
       if (!originAllowed(req.headers.origin, port)) return refuse(res, 403, 'unauthorized', 'cross-origin request refused');
       const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+      // The browser's file transfer: same token as the API (a download is fetched with the header, never a link).
+      if (url.pathname === '/upload' || url.pathname.startsWith('/download/')) {
+        if (!tokenMatches(token, bearerToken(req.headers.authorization))) return refuse(res, 401, 'unauthorized', 'missing or wrong token');
+        if (url.pathname === '/upload') {
+          if (req.method !== 'POST') return refuse(res, 405, 'input', 'use POST');
+          try {
+            uploadDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'sparserm-uploads-'));
+            const file = await receiveUpload(req, uploadDir, url.searchParams.get('name'), maxUpload);
+            return sendJson(res, 200, { ok: true, value: { path: file } });
+          } catch (err) {
+            if (err instanceof TooLarge) {
+              res.setHeader('Connection', 'close');
+              drainThenClose(req);
+              return refuse(res, 413, 'input', err.message);
+            }
+            throw err;
+          }
+        }
+        if (req.method !== 'GET') return refuse(res, 405, 'input', 'use GET');
+        try {
+          const file = await exportedFile(opts.handlers, decodeURIComponent(url.pathname.slice('/download/'.length)));
+          return await sendDownload(res, file, securityHeaders());
+        } catch (err) {
+          const e = toApiError(err);
+          return sendJson(res, statusFor[e.kind] ?? 500, { ok: false, error: e });
+        }
+      }
       if (url.pathname.startsWith('/api/')) {
         if (!tokenMatches(token, bearerToken(req.headers.authorization))) return refuse(res, 401, 'unauthorized', 'missing or wrong token');
         if (req.method !== 'POST') return refuse(res, 405 as number, 'input', 'use POST');
@@ -130,6 +168,11 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
           return refuse(res, 400, 'input', `request body: ${err instanceof Error ? err.message : String(err)}`);
         }
         const name = url.pathname.slice('/api/'.length);
+        try {
+          requireAbsolutePaths(name, input);
+        } catch (err) {
+          return sendJson(res, 400, { ok: false, error: toApiError(err) });
+        }
         const env = await dispatch(opts.handlers, name, input);
         return sendJson(res, env.ok ? 200 : statusFor[env.error.kind] ?? 500, env);
       }
@@ -162,7 +205,11 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
         close: () =>
           new Promise<void>((r) => {
             server.closeAllConnections?.();
-            server.close(() => r());
+            server.close(() => {
+              // Uploads are imported into the database; a folder we made for them goes with the server.
+              if (uploadDir && !opts.uploadDir) fs.rmSync(uploadDir, { recursive: true, force: true });
+              r();
+            });
           }),
       });
     });

@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'a store dataset: scores are recorded as a scoring run')
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
     .option('--checkpoint <dir>', 'backbone folder, if it moved since training (must have the same content hash)')
-    .option('--explain <index>', 'explain pair #index (0-based): top latents by exact contribution, with the tokens that fired them')
+    .option('--explain <index>', 'explain pair #index (0-based): score = bias + exact latent contributions, each split over the response tokens; the margin by latent; where each SAE latent fired')
     .option('--top <n>', 'latents per response in --explain', '10')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
     .option('--json', 'print the result as one JSON document on stdout')
@@ -70,13 +70,13 @@ export function register(program: Command): void {
             const ex = await explainPair({ modelDir: o.model!, prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, top: parseIntOpt('--top', o.top, 1), labels, checkpoint: o.checkpoint, ep });
             if (o.json) printJson({ index: i, id: p.id, ...ex });
             else {
-              process.stdout.write(`pair ${i}: margin ${ex.margin.toFixed(4)}, P(chosen ≻ rejected) ${ex.pChosen.toFixed(3)}\n`);
+              process.stdout.write(`pair ${i}: margin ${ex.margin.toFixed(4)}, P(chosen ≻ rejected) ${ex.pChosen.toFixed(3)}\n${ex.why}\n`);
               for (const side of ['chosen', 'rejected'] as const) {
                 const e = ex[side];
-                process.stdout.write(`${side}: score ${e.score.toFixed(4)} = Σ contributions + bias ${e.bias.toFixed(4)}\n`);
+                process.stdout.write(`${side}: score ${e.score.toFixed(4)} = bias ${e.bias.toFixed(4)} + Σ contributions of all selected latents (exact; top ${e.contributions.length} below; --json splits each over the tokens)\n`);
                 for (const c of e.contributions) {
-                  const toks = c.tokens.slice(0, 5).map((t) => JSON.stringify(t.text)).join(' ');
-                  process.stdout.write(`  latent ${c.latent} (${c.side}${c.label ? `: ${c.label}` : ''}) contribution ${c.contribution.toFixed(4)}, activation ${c.activation.toFixed(3)}${toks ? `, fired on ${toks}` : ''}\n`);
+                  const fired = c.firing.peak ? `SAE latent fired on ${c.firing.tokensFired} token(s), peak ${JSON.stringify(c.firing.peak.text)} ${c.firing.peak.activation.toFixed(3)}` : 'SAE latent did not fire';
+                  process.stdout.write(`  latent ${c.latent} (${c.side}${c.label ? `: ${c.label}` : ''}) contribution ${c.contribution.toFixed(4)}; projection ${c.projection.toFixed(3)} vs training mean ${c.trainingMean.toFixed(3)} (σ ${c.trainingStd.toFixed(3)}); ${fired}\n`);
                 }
               }
             }

@@ -11,13 +11,13 @@ import { openBackbone, loadTokenizer, readModelConfig } from '../backbone';
 import { InputError, throwIfAborted } from '../errors';
 import { rewardModelsHome } from '../paths';
 import { createSession, type EpRequest } from '../runtime/ort';
-import { loadSae, SaeEncoder, checkSaeForBackbone, jumpReluSubset, type Sae } from '../sae';
+import { loadSae, SaeEncoder, checkSaeForBackbone, type Sae } from '../sae';
 import type { NewScore, Store } from '../store';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
-import { resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
-import { controlStringsIn, encodePromptResponse } from './prompt-encoding';
+import { resolveMaxTokens, type Truncation } from './length-policy';
+import { controlStringsIn } from './prompt-encoding';
 import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
-import { decompose, headParamCount, standardize, toParamsT, type Loss } from './head';
+import { headParamCount, standardize, toParamsT, type Loss } from './head';
 import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
 import { transpose } from './head-onnx';
 import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
@@ -407,126 +407,14 @@ export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
 // ------------------------------------------------------------------------------------------------------------
 // explanations
 
-export interface LatentContribution {
-  latent: number;
-  side: 'positive' | 'negative';
-  /** ⟨z, W_dec[j]⟩ (what the head sees, before standardisation). */
-  projection: number;
-  /** JumpReLU activation f_j(z) of the pooled representation (0 = the latent does not fire on it). */
-  activation: number;
-  /** Exact share of the score (see docs/sparserm.md, Attribution). */
-  contribution: number;
-  label?: string;
-  /** Response tokens where the latent fires (token-level JumpReLU), strongest first. */
-  tokens: Array<{ index: number; text: string; activation: number }>;
-}
-
-export interface ResponseExplanation {
-  score: number;
-  /** score − Σ contributions (the bias term of the active ReLU pattern). */
-  bias: number;
-  method: RewardModelManifest['attribution']['method'];
-  /** Display strings of the response tokens, and their span in the full sequence. */
-  tokens: string[];
-  responseSpan: [number, number];
-  contributions: LatentContribution[];
-  /** Present when the length policy cut this sequence (the tokens and span are of the cut sequence). */
-  truncation?: Truncation;
-}
-
-export interface ExplainRequest extends JobHooks {
-  modelDir: string;
-  prompt: string;
-  response: string;
-  /** How many latents (by |contribution|); default 10. */
-  top?: number;
-  labels?: Map<number, string>;
-  checkpoint?: string;
-  ep?: EpRequest;
-}
-
-export async function explainResponse(req: ExplainRequest): Promise<ResponseExplanation> {
-  const model = await readRewardModel(req.modelDir);
-  return explainWith(model, req);
-}
+// Its own module: the exact per-latent and per-token decomposition, SAE firing apart, the pair's margin by latent.
+export { explainResponse, explainPair, whyLine, type ExplainRequest, type LatentContribution, type LatentFiring, type MarginLatent, type PairExplanation, type ResponseExplanation } from './explain';
 
 export async function modelSae(model: RewardModel): Promise<Sae> {
   const m = model.manifest;
   const sae = await loadSae(m.sae.path);
   if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
   return sae;
-}
-
-async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelDir'>, saeIn?: Sae): Promise<ResponseExplanation> {
-  const m = model.manifest;
-  const H = m.backbone.hiddenSize;
-  const checkpoint = req.checkpoint ?? m.backbone.checkpoint;
-  const sae = saeIn ?? (await modelSae(model));
-  const feats = await pooledFor(model, [{ prompt: req.prompt, response: req.response }], { ...req, checkpoint });
-  const z = feats.table.z;
-  const inDim = m.head.inDim;
-  const p = new Float32Array(inDim);
-  for (let c = 0; c < inDim; c++) {
-    let s = 0;
-    for (let i = 0; i < H; i++) s += z[i] * model.directions[c * H + i];
-    p[c] = s;
-  }
-  const dec = decompose(model.head, p);
-  const latents = m.selected.map((s) => s.index);
-  const pooledAct = jumpReluSubset(sae, z, 1, latents);
-
-  // Token-level firing, on demand: one backbone run for this response.
-  const tokenizer = await loadTokenizer(checkpoint);
-  // Cached text has no encoding in `feats`: encode again and cut exactly as extraction did (same ids, same span).
-  const enc = feats.encodings[0] ?? truncateEncoding(encodePromptResponse(tokenizer, req.prompt, req.response), feats.maxTokens, tokenizer.specialIds).encoding;
-  const backbone = await openBackbone({ checkpoint, layer: m.backbone.layer, ep: req.ep, signal: req.signal, worker: req.worker });
-  let hidden: Float32Array;
-  try {
-    [hidden] = await backbone.hidden([enc.ids], { signal: req.signal });
-  } finally {
-    await backbone.close();
-  }
-  const [s0, s1] = [enc.poolStart, enc.poolEnd];
-  const rows = s1 - s0;
-  const tokAct = jumpReluSubset(sae, hidden.subarray(s0 * H, s1 * H), rows, latents);
-  const strings = tokenizer.tokenStrings(enc.ids.slice(s0, s1));
-
-  const order = Array.from({ length: inDim }, (_, c) => c).sort((a, b) => Math.abs(dec.contributions[b]) - Math.abs(dec.contributions[a]) || a - b);
-  const contributions = order.slice(0, req.top ?? 10).map((c): LatentContribution => {
-    const tokens: LatentContribution['tokens'] = [];
-    for (let t = 0; t < rows; t++) {
-      const a = tokAct[t * inDim + c];
-      if (a > 0) tokens.push({ index: s0 + t, text: strings[t], activation: a });
-    }
-    tokens.sort((x, y) => y.activation - x.activation);
-    return {
-      latent: latents[c],
-      side: m.selected[c].side,
-      projection: p[c],
-      activation: pooledAct[c],
-      contribution: dec.contributions[c],
-      label: req.labels?.get(latents[c]),
-      tokens,
-    };
-  });
-  const truncation = feats.truncation[0];
-  return { score: dec.score, bias: dec.bias, method: m.attribution.method, tokens: strings, responseSpan: [s0, s1], contributions, ...(truncation ? { truncation } : {}) };
-}
-
-export interface PairExplanation {
-  chosen: ResponseExplanation;
-  rejected: ResponseExplanation;
-  margin: number;
-  pChosen: number;
-}
-
-export async function explainPair(req: Omit<ExplainRequest, 'response'> & { chosen: string; rejected: string }): Promise<PairExplanation> {
-  const model = await readRewardModel(req.modelDir);
-  const sae = await modelSae(model); // once for both sides: a Gemma Scope SAE can be GBs
-  const chosen = await explainWith(model, { ...req, response: req.chosen }, sae);
-  const rejected = await explainWith(model, { ...req, response: req.rejected }, sae);
-  const margin = chosen.score - rejected.score;
-  return { chosen, rejected, margin, pChosen: sigmoid(margin) };
 }
 
 // ------------------------------------------------------------------------------------------------------------

@@ -51,6 +51,14 @@ export interface ArchitectureSpec {
   attnSoftcapKey: string | null;
   /** Scores are scaled by (config[key])^-0.5; `head_dim` when the architecture has no separate scalar. */
   queryScaleKey: 'query_pre_attn_scalar' | 'head_dim';
+  /**
+   * Where head_dim comes from: `config` = config.json must hold it (Gemma-2: heads × head_dim ≠ hidden);
+   * `config_or_hidden_over_heads` = read it when present, else hidden_size / num_attention_heads (transformers'
+   * LlamaConfig default).
+   */
+  headDim: 'config' | 'config_or_hidden_over_heads';
+  /** The config.json activation name transformers defaults to when the key is absent. */
+  defaultActivation: string;
   tensors: TensorNameTemplates;
   /** Whether our graph builder implements it end to end (verified by parity tests). */
   supported: boolean;
@@ -79,6 +87,8 @@ export const GEMMA2: ArchitectureSpec = {
   slidingWindow: 'even_layers',
   attnSoftcapKey: 'attn_logit_softcapping',
   queryScaleKey: 'query_pre_attn_scalar',
+  headDim: 'config',
+  defaultActivation: 'gelu_pytorch_tanh',
   tensors: {
     ...HF_DECODER_TENSORS,
     preFfnNorm: 'model.layers.{i}.pre_feedforward_layernorm.weight',
@@ -87,10 +97,10 @@ export const GEMMA2: ArchitectureSpec = {
   supported: true,
 };
 
-/** Described so the data model is proven general; not built yet (needs llama3 rope_scaling). */
+/** Llama-3.x (and Llama-2: same graph, rope_scaling absent). `llama3` rope_scaling lives in config.ts (any family). */
 export const LLAMA: ArchitectureSpec = {
   id: 'llama',
-  hfArchitectures: ['LlamaForCausalLM'],
+  hfArchitectures: ['LlamaForCausalLM', 'LlamaModel'],
   normStyle: 'weight',
   embeddingScale: 'none',
   sandwichNorms: false,
@@ -98,8 +108,10 @@ export const LLAMA: ArchitectureSpec = {
   slidingWindow: 'none',
   attnSoftcapKey: null,
   queryScaleKey: 'head_dim',
+  headDim: 'config_or_hidden_over_heads',
+  defaultActivation: 'silu',
   tensors: HF_DECODER_TENSORS,
-  supported: false,
+  supported: true,
 };
 
 export const ARCHITECTURES: readonly ArchitectureSpec[] = [GEMMA2, LLAMA];

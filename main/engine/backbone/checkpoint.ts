@@ -199,7 +199,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
 }
 
 /** The config values that can change activations (what the content hash covers of config.json). */
-function hashedConfig(c: ModelConfig): Record<string, string | number | null> {
+function hashedConfig(c: ModelConfig): Record<string, string | number | null | object> {
   return {
     architecture: c.arch.id,
     hiddenSize: c.hiddenSize,
@@ -214,6 +214,8 @@ function hashedConfig(c: ModelConfig): Record<string, string | number | null> {
     queryScale: c.queryScale,
     attnSoftcap: c.attnSoftcap,
     slidingWindow: c.slidingWindow,
+    // Only when present, so checkpoints without rope_scaling (every Gemma-2) keep the hashes they had.
+    ...(c.ropeScaling ? { ropeScaling: { ...c.ropeScaling } } : {}),
   };
 }
 

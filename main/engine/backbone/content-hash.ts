@@ -93,7 +93,7 @@ async function tensorDigest(t: TensorRef, onBytes: (n: number) => void, signal?:
 
 export async function checkpointContentHash(
   /** Canonical description of the numbers the forward pass reads (see hashedConfig in checkpoint.ts). */
-  config: Record<string, string | number | null>,
+  config: Record<string, string | number | null | object>,
   tensors: TensorRef[],
   opts: { onProgress?: (doneBytes: number, totalBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<string> {

@@ -23,6 +23,7 @@ import { f32ToF16 } from '../formats/safetensors';
 import { GraphBuilder, saveModel } from '../onnx/graph-builder';
 import { isSlidingLayer } from './architecture';
 import type { Checkpoint, LayerTensorKey } from './checkpoint';
+import type { Llama3RopeScaling } from './config';
 
 export type Precision = 'f32' | 'f16';
 
@@ -70,13 +71,30 @@ export function transpose2d(src: Float32Array, rows: number, cols: number): Floa
   return out;
 }
 
-/** inv_freq[i] = theta^(−2i/hd), rounded like torch computes it in float32. */
-export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+/**
+ * inv_freq[i] = theta^(−2i/hd), rounded like torch computes it in float32; with `llama3` rope_scaling, rescaled as
+ * transformers' _compute_llama3_parameters does (each step rounded to f32, as its f32 tensors are).
+ */
+export function ropeInvFreq(theta: number, headDim: number, scaling: Llama3RopeScaling | null = null): Float32Array {
   const half = headDim / 2;
   const out = new Float32Array(half);
   for (let i = 0; i < half; i++) {
     const expo = Math.fround((2 * i) / headDim);
     out[i] = Math.fround(1 / Math.fround(Math.pow(theta, expo)));
+  }
+  if (!scaling) return out;
+  const f = Math.fround;
+  const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: oldCtx } = scaling;
+  const lowWavelen = oldCtx / lo;
+  const highWavelen = oldCtx / hi;
+  for (let i = 0; i < half; i++) {
+    const inv = out[i];
+    const wavelen = f((2 * Math.PI) / inv);
+    if (wavelen > lowWavelen) out[i] = f(inv / factor);
+    else if (wavelen >= highWavelen) {
+      const smooth = f((f(oldCtx / wavelen) - lo) / (hi - lo));
+      out[i] = f(f(f((1 - smooth) * inv) / factor) + f(smooth * inv));
+    }
   }
   return out;
 }
@@ -116,7 +134,7 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
   const seqLen = b.op('Gather', [shape, b.constI64([1], [])], { axis: 0 }); // scalar T
   const posI = b.op('Range', [b.constI64([0], []), seqLen, b.constI64([1], [])], {}, 'positions'); // [T]
   const posF = b.op('Cast', [posI], { to: FLOAT });
-  const freqs = b.op('Mul', [b.op('Unsqueeze', [posF, b.constI64([1])]), b.initializer('rope_inv_freq', ropeInvFreq(c.ropeTheta, hd), [hd / 2])]);
+  const freqs = b.op('Mul', [b.op('Unsqueeze', [posF, b.constI64([1])]), b.initializer('rope_inv_freq', ropeInvFreq(c.ropeTheta, hd, c.ropeScaling), [hd / 2])]);
   const emb = b.op('Concat', [freqs, freqs], { axis: -1 }); // [T, hd]
   const cos = b.op('Cos', [emb], {}, 'rope_cos');
   const sin = b.op('Sin', [emb], {}, 'rope_sin');

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { writeSafetensors, type FloatDtype, type TensorToWrite } from '../../../main/engine/formats/safetensors';
+import type { LlamaRefConfig } from './reference-forward-llama';
 import type { RefConfig } from './reference-forward';
 
 export interface RandomCheckpointOptions {
@@ -52,15 +53,45 @@ export function gemma2Config(over: Partial<RefConfig> = {}): RefConfig & Record<
   } as RefConfig & Record<string, unknown>;
 }
 
+/** A tiny Llama-3.1-shaped config: GQA, no head_dim key (derived), `llama3` rope_scaling, untied LM head. */
+export function llamaConfig(over: Partial<LlamaRefConfig> & Record<string, unknown> = {}): LlamaRefConfig & Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    bos_token_id: 2,
+    eos_token_id: [1, 3],
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 300,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 1024,
+    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 },
+    ...over,
+  } as LlamaRefConfig & Record<string, unknown>;
+}
+
+type AnyConfig = (RefConfig | LlamaRefConfig) & { architectures?: unknown };
+const isLlama = (cfg: AnyConfig) => Array.isArray(cfg.architectures) && String(cfg.architectures[0]).startsWith('Llama');
+const headDimOf = (cfg: AnyConfig) => cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
+
 /** All tensors of a random checkpoint (f32 values; the file dtype rounds them on write). */
-export function randomTensors(cfg: RefConfig, seed = 1): Record<string, Float32Array> {
+export function randomTensors(cfg: AnyConfig, seed = 1): Record<string, Float32Array> {
   const r = rng(seed);
   const H = cfg.hidden_size;
   const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => r() * scale);
   const t: Record<string, Float32Array> = {};
   t['model.embed_tokens.weight'] = fill(cfg.vocab_size * H, 1 / Math.sqrt(H));
-  const qd = cfg.num_attention_heads * cfg.head_dim;
-  const kd = cfg.num_key_value_heads * cfg.head_dim;
+  const qd = cfg.num_attention_heads * headDimOf(cfg);
+  const kd = cfg.num_key_value_heads * headDimOf(cfg);
   const I = cfg.intermediate_size;
   for (let l = 0; l < cfg.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
@@ -72,20 +103,26 @@ export function randomTensors(cfg: RefConfig, seed = 1): Record<string, Float32A
     t[p + 'mlp.gate_proj.weight'] = fill(I * H, Math.sqrt(3 / H));
     t[p + 'mlp.up_proj.weight'] = fill(I * H, Math.sqrt(3 / H));
     t[p + 'mlp.down_proj.weight'] = fill(H * I, Math.sqrt(3 / I));
-    for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) {
-      t[p + n + '.weight'] = fill(H, 0.5); // zero-centred, non-zero: forgetting "1 +" shows
+    if (isLlama(cfg)) {
+      // Llama stores the gain itself (around 1, not 1): adding "1 +" would show.
+      for (const n of ['input_layernorm', 'post_attention_layernorm']) t[p + n + '.weight'] = Float32Array.from(fill(H, 0.5), (v) => 1 + v);
+    } else {
+      for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) {
+        t[p + n + '.weight'] = fill(H, 0.5); // zero-centred, non-zero: forgetting "1 +" shows
+      }
     }
   }
   t['model.norm.weight'] = fill(H, 0.5);
+  if (isLlama(cfg)) t['lm_head.weight'] = fill(cfg.vocab_size * H, 1 / Math.sqrt(H)); // untied (unused by resid_post)
   return t;
 }
 
-export function shapeOf(cfg: RefConfig, name: string): number[] {
+export function shapeOf(cfg: AnyConfig, name: string): number[] {
   const H = cfg.hidden_size;
-  const qd = cfg.num_attention_heads * cfg.head_dim;
-  const kd = cfg.num_key_value_heads * cfg.head_dim;
+  const qd = cfg.num_attention_heads * headDimOf(cfg);
+  const kd = cfg.num_key_value_heads * headDimOf(cfg);
   const I = cfg.intermediate_size;
-  if (name === 'model.embed_tokens.weight') return [cfg.vocab_size, H];
+  if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') return [cfg.vocab_size, H];
   if (name.endsWith('q_proj.weight')) return [qd, H];
   if (name.endsWith('k_proj.weight') || name.endsWith('v_proj.weight')) return [kd, H];
   if (name.endsWith('o_proj.weight')) return [H, qd];
@@ -95,7 +132,7 @@ export function shapeOf(cfg: RefConfig, name: string): number[] {
 }
 
 /** Writes config.json + weights; returns the folder. */
-export function writeRandomCheckpoint(dir: string, config: RefConfig & Record<string, unknown>, opts: RandomCheckpointOptions = {}): string {
+export function writeRandomCheckpoint(dir: string, config: AnyConfig & Record<string, unknown>, opts: RandomCheckpointOptions = {}): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const tensors = randomTensors(config, opts.seed ?? 1);

@@ -114,11 +114,11 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
       return /[+-]\d/.test(d.querySelector('[data-testid="score-chosen"]')?.textContent ?? '');
     });
     expect(await page.locator('[data-testid="latent-row"]').count()).toBeGreaterThan(0);
-    // Once the engine has explained the pair (activations known), clicking a latent shows its per-token firing.
-    await page.waitForSelector('text=Click a latent to highlight', { timeout: 60_000 });
+    // Once the engine has explained the pair, clicking a latent shows its per-token contributions (tests/e2e/explanations.test.ts covers the rest).
+    await page.waitForSelector('[data-testid="heatmap-chosen"] [data-testid="heat-token"]', { timeout: 60_000 });
     await page.locator('[data-testid="latent-row"]').first().click();
-    await page.waitForSelector('[data-testid="tokens"] .tok');
-    expect(await page.locator('[data-testid="tokens"] .tok').count()).toBeGreaterThan(1);
+    await page.waitForSelector('text=tokens through latent');
+    expect(await page.locator('[data-testid="heat-token"]').count()).toBeGreaterThan(1);
     await shot('06-review');
 
     // Typing in the search box must not fire shortcuts ('d' would drop, 's' swap).

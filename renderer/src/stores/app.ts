@@ -2,7 +2,7 @@
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
 import type { ApiClient, DatasetSummary, Job, ModelInfo, OpOutput } from '@api/contract';
-import { createClient } from '../api/client';
+import { createConnection, tokenInHash, type FileTransfer } from '../api/client';
 
 export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts';
 export const screens: { id: Screen; label: string; key: string }[] = [
@@ -20,11 +20,28 @@ export interface Toast {
   text: string;
 }
 
+/**
+ * Whether the API answers: 'none' = no token (open the URL serve printed), 'rejected' = the server does not accept
+ * this tab's token (it was restarted: a new token), 'unreachable' = nothing answers (stopped, tunnel down).
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'none' | 'rejected' | 'unreachable';
+
+/** The kind and field an API error carries (ApiCallError over HTTP, the preload's Error under Electron). */
+export function errorInfo(err: unknown): { kind: string | null; field: string | null; message: string } {
+  const e = err as { kind?: unknown; field?: unknown; name?: unknown; message?: unknown };
+  const kind = typeof e?.kind === 'string' ? e.kind : typeof e?.name === 'string' && e.name.startsWith('ApiError:') ? e.name.slice(9) : null;
+  return { kind, field: typeof e?.field === 'string' ? e.field : null, message: err instanceof Error ? err.message : String(err) };
+}
+
 let toastSeq = 0;
 
 export const useAppStore = defineStore('app', {
   state: () => ({
     client: null as ApiClient | null,
+    transport: null as 'ipc' | 'http' | null,
+    transfer: null as FileTransfer | null,
+    connection: 'connecting' as ConnectionState,
+    sidebarCollapsed: false,
     screen: 'datasets' as Screen,
     datasets: [] as DatasetSummary[],
     models: [] as ModelInfo[],
@@ -55,16 +72,45 @@ export const useAppStore = defineStore('app', {
   },
   actions: {
     async init() {
-      const c = createClient();
-      this.client = c ? markRaw(c) : null;
-      if (!c) return;
-      await this.guard(async () => {
+      const c = createConnection();
+      this.client = c ? markRaw(c.client) : null;
+      this.transport = c?.transport ?? null;
+      this.transfer = c?.transfer ? markRaw(c.transfer) : null;
+      if (!c) {
+        this.connection = 'none';
+        return;
+      }
+      this.connection = 'connecting';
+      try {
         await Promise.all([this.refreshDatasets(), this.refreshModels(), this.refreshJobs()]);
-        if (!this.datasetId && this.datasets.length) this.datasetId = this.datasets[0].id;
-        if (this.models.length === 0) this.screen = 'models';
-        else if (this.datasets.some((d) => d.counts.scored > 0)) this.screen = 'review';
-      });
+        this.connection = 'connected';
+      } catch (err) {
+        // A stale token or a stopped server is a connection state, shown as such — not "No dataset yet" and a toast.
+        if (this.noteConnection(err)) return;
+        this.notify(errorInfo(err).message, 'error');
+      }
+      if (!this.datasetId && this.datasets.length) this.datasetId = this.datasets[0].id;
+      if (this.models.length === 0) this.screen = 'models';
+      else if (this.datasets.some((d) => d.counts.scored > 0)) this.screen = 'review';
       this.loaded = true;
+    },
+    /**
+     * Opening the new URL serve printed (pasting it into this tab changes only the fragment): reconnect with its
+     * token, without a reload. Returns whether the hash carried a token.
+     */
+    async reconnectFromHash(): Promise<boolean> {
+      if (!tokenInHash(window.location.hash)) return false;
+      this.toasts = [];
+      await this.init();
+      return true;
+    },
+    /** Marks the connection lost when `err` says so; true when it did. */
+    noteConnection(err: unknown): boolean {
+      const { kind } = errorInfo(err);
+      if (kind === 'unauthorized') this.connection = 'rejected';
+      else if (kind === 'unreachable') this.connection = 'unreachable';
+      else return false;
+      return true;
     },
     notify(text: string, kind: Toast['kind'] = 'info') {
       const t = { id: ++toastSeq, kind, text };
@@ -79,7 +125,25 @@ export const useAppStore = defineStore('app', {
       try {
         return await fn();
       } catch (err) {
-        this.notify(err instanceof Error ? err.message : String(err), 'error');
+        if (!this.noteConnection(err)) this.notify(errorInfo(err).message, 'error');
+        return undefined;
+      }
+    },
+    /**
+     * Like guard, but an error about one of the form's fields goes beside that field instead of a toast.
+     * `fields` maps the API's field names to the form's error keys; `errors` is cleared first; an error about a
+     * field the form does not show falls back to a toast.
+     */
+    async guardInline<T>(errors: Record<string, string>, fields: Record<string, string>, fn: () => Promise<T>): Promise<T | undefined> {
+      for (const k of Object.keys(errors)) delete errors[k];
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.noteConnection(err)) return undefined;
+        const { field, message } = errorInfo(err);
+        const key = field !== null ? fields[field] : undefined;
+        if (key) errors[key] = message;
+        else this.notify(message, 'error');
         return undefined;
       }
     },

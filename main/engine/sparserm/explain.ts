@@ -134,7 +134,7 @@ const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`
 
 /** "Chosen scores +0.412 over rejected, mostly through latent 12 “…” (+0.300), …" — the three largest effects. */
 export function whyLine(margin: number, d: PairExplanation['marginDecomposition']): string {
-  const named = d.latents.slice(0, 3).map((l) => `latent ${l.latent}${l.label ? ` “${l.label.length > 60 ? `${l.label.slice(0, 59)}…` : l.label}”` : ''} (${signed(l.delta)})`);
+  const named = d.latents.slice(0, 3).map((l) => `latent ${l.latent}${l.label ? ` “${l.label.length > 40 ? `${l.label.slice(0, 39)}…` : l.label}”` : ''} (${signed(l.delta)})`);
   const lead = margin >= 0 ? `Chosen scores ${signed(margin)} over rejected` : `Rejected scores ${signed(-margin)} over chosen`;
   const bias = Math.abs(d.biasDelta) >= 0.0005 ? `; the bias terms differ by ${signed(d.biasDelta)}` : '';
   return named.length ? `${lead}, mostly through ${named.join(', ')}${bias}.` : `${lead}${bias}.`;

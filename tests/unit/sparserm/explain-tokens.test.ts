@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { readPairsJsonl, type PairInput } from '../../../main/engine/sparserm/pairs-file';
@@ -18,6 +18,8 @@ process.env.SPARSERM_HOME = home;
 const cacheRoot = path.join(home, 'features');
 const TOL = 1e-4;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** Largest gaps seen, printed at the end (the numbers docs/sparserm.md quotes). */
+const worst = { tokens: 0, latentTokens: 0, vsScoring: 0 };
 
 let kit: DemoKit;
 let pairs: PairInput[];
@@ -29,16 +31,20 @@ beforeAll(async () => {
   meanModel = (await trainRewardModel({ checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, pairs, k: 16, maxEpochs: 8, outDir: path.join(home, 'mean'), cacheRoot, ep: 'cpu' })).modelDir;
 }, 300_000);
 
+afterAll(() => console.log(`largest gaps: bias + Σ tokens vs score ${worst.tokens.toExponential(2)}, Σ latent tokens vs contribution ${worst.latentTokens.toExponential(2)}, explain vs scorePairs ${worst.vsScoring.toExponential(2)}`));
+
 /** Every identity the explanation promises, for one response. */
 function expectAddsUp(e: ResponseExplanation, inDim: number) {
   expect(e.tokenContributions).toHaveLength(e.tokens.length);
   expect(Math.abs(e.bias + sum(e.tokenContributions) - e.score)).toBeLessThan(TOL);
+  worst.tokens = Math.max(worst.tokens, Math.abs(e.bias + sum(e.tokenContributions) - e.score));
   expect(e.contributions).toHaveLength(inDim); // all latents asked for, so they sum to score − bias too
   expect(Math.abs(e.bias + sum(e.contributions.map((c) => c.contribution)) - e.score)).toBeLessThan(TOL);
   const [a, b] = e.pooledSpan;
   for (const c of e.contributions) {
     expect(c.tokenContributions).toHaveLength(e.tokens.length);
     expect(Math.abs(sum(c.tokenContributions) - c.contribution)).toBeLessThan(TOL);
+    worst.latentTokens = Math.max(worst.latentTokens, Math.abs(sum(c.tokenContributions) - c.contribution));
     c.tokenContributions.forEach((v, t) => {
       if (t < a || t >= b) expect(v).toBe(0);
     });
@@ -66,6 +72,7 @@ describe('token decomposition on real demo pairs', () => {
       expect(ex.chosen.pooledSpan).toEqual([0, ex.chosen.tokens.length]);
       expect(Math.abs(ex.chosen.score - scores[k].chosen)).toBeLessThan(TOL);
       expect(Math.abs(ex.rejected.score - scores[k].rejected)).toBeLessThan(TOL);
+      worst.vsScoring = Math.max(worst.vsScoring, Math.abs(ex.chosen.score - scores[k].chosen), Math.abs(ex.rejected.score - scores[k].rejected));
       const d = ex.marginDecomposition;
       expect(Math.abs(d.biasDelta + sum(d.latents.map((l) => l.delta)) + d.rest - ex.margin)).toBeLessThan(TOL);
       expect(d.rest).toBe(0); // top = 2K lists every latent

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runDemo } from '../../engine/demo/run-demo';
 import { InputError } from '../../engine/errors';
 import { action, printJson, progress } from '../output';
+import { stageProgress } from '../progress';
 
 /**
  * `sparserm demo`: the main job end to end on the built-in demo kit (generated on first use). Progress and a short
@@ -24,8 +25,6 @@ export function register(program: Command): void {
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
-        let lastPhase = '';
-        let lastPct = -1;
         try {
           const result = await runDemo({
             outDir: opts.out,
@@ -33,15 +32,9 @@ export function register(program: Command): void {
             ep: opts.ep as 'auto' | 'cuda' | 'cpu',
             baselines: opts.baselines,
             signal: controller.signal,
-            onProgress: (p) => {
-              const pct = p.total ? Math.floor((100 * p.done) / p.total) : 0;
-              // One line per phase change or 10 % step: readable in a terminal and in CI logs.
-              if (p.phase !== lastPhase || pct >= lastPct + 10 || p.done === p.total) {
-                progress(`${p.phase}: ${p.done}/${p.total}${p.etaS !== undefined && p.done < p.total ? ` (~${Math.ceil(p.etaS)} s left)` : ''}`);
-                lastPhase = p.phase;
-                lastPct = pct;
-              }
-            },
+            // Each phase once (interim lines only for slow ones), epochs one by one, and what was reused or why
+            // training stopped — readable in a terminal and in CI logs.
+            onProgress: stageProgress(progress),
           });
           for (const line of result.summary) progress(line);
           if (opts.json) {

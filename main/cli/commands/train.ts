@@ -10,6 +10,7 @@ import { openStore, type Store } from '../../engine/store';
 import { resolveMaxTokens } from '../../engine/sparserm/length-policy';
 import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
 import { formatAccuracy } from '../../engine/sparserm/metrics';
+import { trainingOutcome } from '../../engine/demo/run-demo';
 import { action, printJson, progress } from '../output';
 import { parseEp, parseLayer } from './hidden';
 
@@ -69,7 +70,8 @@ export function progressPrinter(): (p: Progress) => void {
       // One line per epoch: the training curve as it happens.
       const s = p.stats;
       const val = s.valLoss !== undefined ? `, val loss ${s.valLoss.toFixed(4)}${s.valAccuracy !== undefined ? `, val accuracy ${(100 * s.valAccuracy).toFixed(1)}%` : ''}` : '';
-      progress(`train: epoch ${s.epoch}/${p.total}, train loss ${s.trainLoss.toFixed(4)}${val}`);
+      // "of at most": early stopping usually ends training well before the maximum (said once it does).
+      progress(`train: epoch ${s.epoch} (of at most ${p.total}), train loss ${s.trainLoss.toFixed(4)}${val}`);
       return;
     }
     const now = Date.now();
@@ -175,6 +177,7 @@ export function register(program: Command): void {
           });
           if (data.store) registerRewardModel(data.store, res.modelDir, res.manifest);
           const m = res.manifest;
+          progress(`train: ${trainingOutcome(m.training)}`);
           const out = {
             modelDir: res.modelDir,
             id: m.id,

@@ -26,8 +26,22 @@ import { ensureDemoKit, type DemoKit, type DemoProgress } from './kit';
  * Everything it does goes through the public engine functions (store, data, sparserm service).
  */
 
+/**
+ * Progress of the demo: `stage` says which step a service phase belongs to (the same phases — tokenize, backbone,
+ * sae — run for training and again for scoring); `note` is one finished fact to print as is (what was reused, why
+ * training stopped), so a front end never has to guess from counters.
+ */
+export type RunDemoProgress = DemoProgress & { etaS?: number; stage?: 'kit' | 'import' | 'train' | 'score' | 'baselines' | 'export'; note?: string; stats?: Progress['stats'] };
+
+/** One sentence on how training ended: early stopping named, with the epoch kept. */
+export function trainingOutcome(t: { epochsRun: number; maxEpochs: number; bestEpoch: number; patience: number }): string {
+  return t.epochsRun < t.maxEpochs
+    ? `stopped early after epoch ${t.epochsRun} of at most ${t.maxEpochs}: the held-out loss had not improved for ${t.patience} epochs; kept the weights of epoch ${t.bestEpoch}`
+    : `ran all ${t.maxEpochs} epochs; kept the weights of epoch ${t.bestEpoch} (lowest held-out loss)`;
+}
+
 export interface RunDemoOptions {
-  onProgress?: (p: DemoProgress & { etaS?: number }) => void;
+  onProgress?: (p: RunDemoProgress) => void;
   signal?: AbortSignal;
   /** Where the kit lives (default models/demo). */
   kitDir?: string;
@@ -75,29 +89,45 @@ export interface DemoResult {
 
 export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
   const { signal } = opts;
-  const progress = (p: DemoProgress & { etaS?: number }) => opts.onProgress?.(p);
-  const kit = await ensureDemoKit({ dir: opts.kitDir, onProgress: progress, signal });
+  const progress = (p: RunDemoProgress) => opts.onProgress?.(p);
+  const note = (stage: RunDemoProgress['stage'], text: string) => progress({ stage, phase: stage ?? '', done: 1, total: 1, note: text });
+  let kitBuilt = false;
+  const kit = await ensureDemoKit({
+    dir: opts.kitDir,
+    onProgress: (p) => {
+      kitBuilt = true;
+      progress({ ...p, stage: 'kit' });
+    },
+    signal,
+  });
+  if (!kitBuilt) note('kit', `demo kit: reused ${kit.dir}`);
   throwIfAborted(signal);
 
   const database = opts.store ? opts.store.path : databasePath(opts.db, opts.env);
   if (!opts.store) fs.mkdirSync(path.dirname(database), { recursive: true });
   const store = opts.store ?? openStore(database);
   try {
-    progress({ phase: 'import', done: 0, total: 1 });
     const dataset = await ensureDemoDataset(store, kit.dataset, { signal });
     const labelsImported = await ensureDemoLabels(store, kit);
     await ensureDemoModels(store, kit); // the same Models rows the app's demo registers
-    progress({ phase: 'import', done: 1, total: 1 });
+    note('import', dataset.action === 'reused' ? `import: reused dataset "${dataset.name}" (${dataset.pairs} pairs, already imported; decisions kept)` : `import: ${dataset.action} dataset "${dataset.name}": ${dataset.pairs} pairs`);
     throwIfAborted(signal);
 
-    const serviceProgress = (p: Progress) => progress({ phase: p.phase, done: p.done, total: p.total, etaS: p.etaS });
-    const model = await ensureDemoRewardModel(store, kit, dataset, { ep: opts.ep, signal, onProgress: serviceProgress, env: opts.env });
+    const serviceProgress = (stage: 'train' | 'score' | 'baselines') => (p: Progress) => progress({ stage, phase: p.phase, done: p.done, total: p.total, etaS: p.etaS, ...(p.stats ? { stats: p.stats } : {}) });
+    const model = await ensureDemoRewardModel(store, kit, dataset, { ep: opts.ep, signal, onProgress: serviceProgress('train'), env: opts.env });
+    note(
+      'train',
+      model.reused
+        ? `train: reused reward model ${model.manifest.id} (trained on these exact pairs with this backbone and SAE)`
+        : `train: ${trainingOutcome(model.manifest.training)}`,
+    );
     throwIfAborted(signal);
 
-    const run = await ensureDemoScoring(store, dataset.datasetId, model.dir, model.manifest.id, { ep: opts.ep, signal, onProgress: serviceProgress });
+    const run = await ensureDemoScoring(store, dataset.datasetId, model.dir, model.manifest.id, { ep: opts.ep, signal, onProgress: serviceProgress('score') });
+    if (run.reused) note('score', `score: reused scoring run ${run.id} (every pair already scored by this model)`);
     let baselines: DemoResult['baselines'];
     if (opts.baselines) {
-      const report = await evaluateRewardModel({ modelDir: model.dir, pairs: datasetPairs(store, dataset.datasetId).pairs, baselines: true, ep: opts.ep, signal, onProgress: serviceProgress });
+      const report = await evaluateRewardModel({ modelDir: model.dir, pairs: datasetPairs(store, dataset.datasetId).pairs, baselines: true, ep: opts.ep, signal, onProgress: serviceProgress('baselines') });
       baselines = report.baselines.map((b) => ({ name: b.name, description: b.description, trainableParams: b.trainableParams, accuracy: b.test.accuracy, auc: b.test.auc, n: b.test.n }));
     }
     const current = store.runs.currentFilter(dataset.datasetId);
@@ -115,7 +145,9 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
       format: 'standard',
       dropped: path.join(outDir, `${DEMO_DATASET}.left-out.jsonl`),
       signal,
-      onProgress: (p) => progress({ phase: 'export', done: p.done, total: p.total }),
+      // The demo owns these files: a re-run replaces its own previous export (atomically).
+      overwrite: true,
+      onProgress: (p) => progress({ stage: 'export', phase: 'export', done: p.done, total: p.total }),
     });
 
     const m = model.manifest.metrics;

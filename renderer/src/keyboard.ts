@@ -17,14 +17,16 @@ export interface Shortcut {
 }
 
 export const reviewShortcuts: Shortcut[] = [
+  { keys: 'Tab', what: 'reach the pair list (then ↑ / ↓, Home / End move the selection)' },
   { keys: 'j / ↓', what: 'next pair' },
   { keys: 'k / ↑', what: 'previous pair' },
-  { keys: 'a', what: 'keep (accept chosen ≻ rejected)' },
+  { keys: 'PageDown / PageUp', what: '15 pairs down / up' },
+  { keys: 'a', what: 'keep (accept chosen ≻ rejected); with "advance" on, then the next pair' },
   { keys: 'd', what: 'drop the pair' },
   { keys: 's', what: 'swap chosen ↔ rejected (and keep)' },
   { keys: 'c', what: 'clear the decision (follow the model)' },
   { keys: 'n', what: 'write a note (Ctrl+Enter saves, Esc leaves the field)' },
-  { keys: 'u / Ctrl+Z', what: 'undo' },
+  { keys: 'u / Ctrl+Z', what: 'undo your last step (each curator has their own undo); names and selects the pair' },
   { keys: 'r / Ctrl+Shift+Z / Ctrl+Y', what: 'redo' },
   { keys: '/', what: 'search' },
   { keys: 'g / G', what: 'first / last pair' },

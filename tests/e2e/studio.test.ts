@@ -132,7 +132,9 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     await page.keyboard.press('Escape');
     expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { tagName: string } | null } }).document.activeElement?.tagName)).not.toBe('INPUT');
 
-    // Pair 1: swap with `s`, then undo with `u`, redo with `r`.
+    // Pair 1: swap with `s`, then undo with `u`, redo with `r` (advance-on-decide off, so the pair stays on screen;
+    // tests/e2e/review-flow.test.ts covers advancing).
+    await page.uncheck('[data-testid="advance"]');
     await page.keyboard.press('g');
     await page.waitForTimeout(200);
     swappedPrompt = (await page.textContent('.prompt-box .text'))!.trim();
@@ -171,7 +173,7 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     await page.waitForFunction((want) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('[data-testid="match-count"] b')?.textContent === want, n.toLocaleString());
     await page.locator('[data-testid="pair-list"]').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('u');
-    await page.waitForSelector(`.toast >> text=undid a bulk action on ${n} pairs`);
+    await page.waitForSelector(`.toast >> text=Undid keep on ${n} pairs`);
     await page.selectOption('[data-testid="filter-decision"]', 'any');
     await page.selectOption('[data-testid="filter-verdict"]', 'any');
     await page.waitForSelector('[data-testid="match-count"] b:text-is("790")');

@@ -3,7 +3,7 @@
  * the virtual list scrolls, the selected pair with its detail, and decide / undo / redo / bulk.
  */
 import { defineStore } from 'pinia';
-import { shallowReactive } from 'vue';
+import { markRaw, shallowReactive } from 'vue';
 import type { Decision, PairDetail, PairFilter, PairRow, PairSortKey } from '@api/contract';
 import { useAppStore } from './app';
 
@@ -18,58 +18,159 @@ function serial<T>(fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
+/**
+ * Pages being fetched. Outside the store's state on purpose: it changes on every page request while scrolling and
+ * nothing renders from it, so making it reactive only cost frames.
+ */
+const loading = new Set<number>();
+export function pagesInFlight(): number {
+  return loading.size;
+}
+
 export const PAGE = 200;
 export type SortBy = PairSortKey;
+
+const ADVANCE_KEY = 'sparserm.review.advance';
+const CURATOR_KEY = 'sparserm.curator';
+function stored(key: string): string | null {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+function store(key: string, value: string | null) {
+  try {
+    if (value === null) window.localStorage.removeItem(key);
+    else window.localStorage.setItem(key, value);
+  } catch {
+    // Storage disabled (private window): the setting lasts for this session only.
+  }
+}
+
+const VERB: Record<string, string> = { keep: 'keep', drop: 'drop', swap: 'swap', clear: 'clear', note: 'note' };
+
+/** The filter in words, for the bulk dialog and the empty state ("decision: undecided · search “tax”"). */
+export function describeFilter(f: PairFilter): string {
+  const parts: string[] = [];
+  if (f.decision && f.decision !== 'any') parts.push(`decision: ${f.decision}`);
+  if (f.verdict && f.verdict !== 'any') parts.push(`model: ${f.verdict}`);
+  if (f.curated === 'overrides') parts.push('curator overrides');
+  if (f.curated === 'decided-uncertain') parts.push('decided, model uncertain');
+  if (f.source) parts.push(`source: ${f.source}`);
+  if (f.marginMin !== undefined) parts.push(`margin ≥ ${f.marginMin}`);
+  if (f.marginMax !== undefined) parts.push(`margin ≤ ${f.marginMax}`);
+  if (f.latent !== undefined) parts.push(`latent ${f.latent}`);
+  if (f.search) parts.push(`search “${f.search}”`);
+  return parts.length ? parts.join(' · ') : 'no filter (every pair of the dataset)';
+}
 
 export const useReviewStore = defineStore('review', {
   state: () => ({
     filter: { decision: 'any', verdict: 'any' } as PairFilter,
     sort: { by: 'index' as SortBy, dir: 'asc' as 'asc' | 'desc' },
     total: 0,
-    /** page index → rows; shallow so 100k rows are not made deeply reactive. */
+    /** Of the matching pairs, how many a curator decided ("reviewed X of N"). */
+    reviewed: 0,
+    /** page index → rows; shallow, and each page raw, so 100k rows are never made deeply reactive. */
     pages: shallowReactive(new Map<number, PairRow[]>()),
-    loading: new Set<number>(),
     generation: 0,
     selected: -1,
     detail: null as PairDetail | null,
     canUndo: false,
     canRedo: false,
     busy: false,
+    /** After keep / drop / swap, go to the next pair (a setting, on by default). */
+    advance: stored(ADVANCE_KEY) !== 'off',
+    /** Name decisions are recorded under; null = the OS user of the engine (`osCurator`). */
+    curator: stored(CURATOR_KEY),
+    osCurator: '',
+    /** Last undo / redo outcome, announced to screen readers and shown beside the buttons. */
+    status: '',
   }),
   getters: {
     row: (s) => (i: number): PairRow | undefined => s.pages.get(Math.floor(i / PAGE))?.[i % PAGE],
     selectedRow(): PairRow | undefined {
       return this.row(this.selected);
     },
+    /** A pair is on screen that the decision keys and buttons act on (not an empty list, not a pair the filter hides). */
+    actionable(): boolean {
+      const r = this.selectedRow;
+      return !!r && !!this.detail && this.detail.id === r.id;
+    },
+    who(): string {
+      return this.curator || this.osCurator || 'OS user';
+    },
   },
   actions: {
+    setAdvance(on: boolean) {
+      this.advance = on;
+      store(ADVANCE_KEY, on ? 'on' : 'off');
+    },
+    setCurator(name: string) {
+      const n = name.trim().slice(0, 100);
+      this.curator = n || null;
+      store(CURATOR_KEY, this.curator);
+    },
+    async loadCurator() {
+      const app = useAppStore();
+      const r = await app.guard(() => app.api.curator({}));
+      if (r) this.osCurator = r.name;
+    },
+    curatorInput(): { curator?: string } {
+      return this.curator ? { curator: this.curator } : {};
+    },
+    /**
+     * Re-runs the query (filter, sort or dataset changed). The selected pair stays selected when the new list
+     * still holds it — at its new position — and the selection clears when it does not.
+     */
     async reload() {
       const app = useAppStore();
+      const keepId = this.detail?.id;
       this.generation++;
       this.pages.clear();
-      this.loading.clear();
+      loading.clear();
       if (!app.datasetId) {
         this.total = 0;
+        this.reviewed = 0;
+        this.clearSelection();
         return;
       }
-      await this.loadPage(0);
-      if (this.total > 0 && (this.selected < 0 || this.selected >= this.total)) await this.select(0);
-      else if (this.selected >= 0) await this.select(this.selected);
+      const located = await this.loadPage(0, keepId);
+      if (this.total === 0) this.clearSelection();
+      else if (keepId === undefined) await this.select(0);
+      else if (located === null || located === undefined) this.clearSelection();
+      else await this.select(located);
     },
-    async loadPage(p: number) {
+    clearSelection() {
+      this.selected = -1;
+      this.detail = null;
+    },
+    /** Loads one page; with `locate`, also returns that pair's position in the list (null: not listed). */
+    async loadPage(p: number, locate?: string): Promise<number | null | undefined> {
       const app = useAppStore();
-      if (!app.datasetId || this.pages.has(p) || this.loading.has(p)) return;
+      if (!app.datasetId || (locate === undefined && (this.pages.has(p) || loading.has(p)))) return undefined;
       const gen = this.generation;
-      this.loading.add(p);
+      loading.add(p);
       try {
-        const res = await app.api.queryPairs({ datasetId: app.datasetId, filter: this.filter, sort: this.sort, offset: p * PAGE, limit: PAGE });
-        if (gen !== this.generation) return;
+        const res = await app.api.queryPairs({
+          datasetId: app.datasetId,
+          filter: this.filter,
+          sort: this.sort,
+          offset: p * PAGE,
+          limit: PAGE,
+          ...(locate !== undefined ? { locate } : {}),
+        });
+        if (gen !== this.generation) return undefined;
         this.total = res.total;
-        this.pages.set(p, res.rows);
+        this.reviewed = res.reviewed;
+        this.pages.set(p, markRaw(res.rows));
+        return res.located;
       } catch (err) {
         app.notify(err instanceof Error ? err.message : String(err), 'error');
+        return undefined;
       } finally {
-        this.loading.delete(p);
+        loading.delete(p);
       }
     },
     ensureRange(start: number, end: number) {
@@ -86,6 +187,7 @@ export const useReviewStore = defineStore('review', {
       if (detail && this.selected === i) this.detail = detail;
     },
     move(delta: number) {
+      if (this.total === 0) return Promise.resolve();
       return this.select(Math.min(this.total - 1, Math.max(0, this.selected + delta)));
     },
     patchRow(updated: PairRow) {
@@ -94,7 +196,7 @@ export const useReviewStore = defineStore('review', {
         if (k >= 0) {
           const copy = rows.slice();
           copy[k] = updated;
-          this.pages.set(p, copy);
+          this.pages.set(p, markRaw(copy));
         }
       }
     },
@@ -109,30 +211,45 @@ export const useReviewStore = defineStore('review', {
     },
     decide(decision: Decision | null, note?: string | null) {
       const row = this.selectedRow;
-      if (!row) return Promise.resolve();
-      return serial(() => this.decideRow(row.id, decision, note));
+      // No actionable pair (nothing selected, or the list is empty): the keys do nothing.
+      if (!row || !this.actionable) return Promise.resolve();
+      const at = this.selected;
+      return serial(async () => {
+        const ok = await this.decideRow(row.id, decision, note);
+        // Advance only if the curator is still on that pair (a click elsewhere meanwhile wins).
+        if (ok && decision !== null && this.advance && this.selected === at && at < this.total - 1) await this.select(at + 1);
+      });
     },
-    async decideRow(pairId: string, decision: Decision | null, note?: string | null) {
+    async decideRow(pairId: string, decision: Decision | null, note?: string | null): Promise<boolean> {
       const app = useAppStore();
       this.busy = true;
       try {
-        const updated = await app.guard(() => app.api.decide({ pairId, decision, ...(note !== undefined ? { note } : {}) }));
-        if (updated) {
-          this.patchRow(updated);
-          this.canUndo = true;
-          this.canRedo = false;
-          await this.refreshDetail();
-          void app.refreshDatasets();
-        }
+        const updated = await app.guard(() => app.api.decide({ pairId, decision, ...(note !== undefined ? { note } : {}), ...this.curatorInput() }));
+        if (!updated) return false;
+        this.patchRow(updated);
+        this.canUndo = true;
+        this.canRedo = false;
+        await this.refreshDetail();
+        void this.refreshReviewed();
+        void app.refreshDatasets();
+        return true;
       } finally {
         this.busy = false;
       }
+    },
+    /** Re-counts "reviewed X of N" after a change (one cheap count on the server). */
+    async refreshReviewed() {
+      const app = useAppStore();
+      if (!app.datasetId) return;
+      const gen = this.generation;
+      const res = await app.api.queryPairs({ datasetId: app.datasetId, filter: this.filter, sort: this.sort, offset: 0, limit: 1 }).catch(() => null);
+      if (res && gen === this.generation) this.reviewed = res.reviewed;
     },
     async note(text: string) {
       const app = useAppStore();
       const row = this.selectedRow;
       if (!row) return;
-      const updated = await app.guard(() => app.api.decide({ pairId: row.id, note: text }));
+      const updated = await app.guard(() => app.api.decide({ pairId: row.id, note: text, ...this.curatorInput() }));
       if (updated) {
         this.patchRow(updated);
         this.canUndo = true;
@@ -147,34 +264,63 @@ export const useReviewStore = defineStore('review', {
       if (!app.datasetId) return;
       this.busy = true;
       try {
-        const res = await app.guard(() => app.api[which]({ datasetId: app.datasetId! }));
+        const res = await app.guard(() => app.api[which]({ datasetId: app.datasetId!, ...this.curatorInput() }));
         if (!res) return;
         this.canUndo = res.canUndo;
         this.canRedo = res.canRedo;
-        if (res.pairIds.length === 0) app.notify(`nothing to ${which}`);
-        else if (res.pairIds.length > 1) {
-          app.notify(`${which === 'undo' ? 'undid' : 'redid'} a bulk action on ${res.pairIds.length} pairs`);
+        const done = which === 'undo' ? 'Undid' : 'Redid';
+        const what = VERB[res.action ?? ''] ?? res.action ?? 'step';
+        if (res.pairIds.length === 0 && !res.action) this.say(`Nothing to ${which} for ${this.who}.`);
+        else if (res.pairIds.length === 0) this.say(`${done} ${what}: no pair changed (another curator changed them since).`);
+        else if (res.stepCount > 1) {
+          this.say(`${done} ${what} on ${res.pairIds.length} pairs (a bulk action).`);
           await this.reload();
         } else {
-          const d = await app.guard(() => app.api.getPair({ pairId: res.pairIds[0] }));
+          const d = await app.guard(() => app.api.getPair({ pairId: res.pairIds[0]! }));
           if (d) {
             this.patchRow(d);
-            if (this.detail?.id === d.id) this.detail = d;
+            const listed = await this.showPair(d);
+            this.say(`${done} ${what} on pair #${d.index}${listed ? '' : ' (not in the current filter)'}.`);
           }
         }
+        void this.refreshReviewed();
         void app.refreshDatasets();
       } finally {
         this.busy = false;
       }
     },
+    /** Selects a pair wherever it is in the list; when the filter hides it, shows it anyway. Returns whether it is listed. */
+    async showPair(d: PairDetail): Promise<boolean> {
+      const app = useAppStore();
+      if (!app.datasetId) return false;
+      const gen = this.generation;
+      const res = await app.guard(() => app.api.queryPairs({ datasetId: app.datasetId!, filter: this.filter, sort: this.sort, offset: 0, limit: 1, locate: d.id }));
+      if (!res || gen !== this.generation) return false;
+      this.reviewed = res.reviewed;
+      if (res.located === null) {
+        this.selected = -1;
+        this.detail = d;
+        return false;
+      }
+      this.selected = res.located;
+      this.detail = d;
+      await this.loadPage(Math.floor(res.located / PAGE));
+      return true;
+    },
+    say(text: string) {
+      this.status = text;
+      useAppStore().notify(text);
+    },
     async bulk(decision: Decision | null) {
       const app = useAppStore();
       if (!app.datasetId) return 0;
-      const res = await app.guard(() => app.api.bulkDecide({ datasetId: app.datasetId!, filter: this.filter, decision, expectedCount: this.total }));
+      const res = await app.guard(() =>
+        app.api.bulkDecide({ datasetId: app.datasetId!, filter: this.filter, decision, expectedCount: this.total, ...this.curatorInput() }),
+      );
       if (res) {
         this.canUndo = true;
         this.canRedo = false;
-        app.notify(`${decision ?? 'cleared'}: ${res.changed} pairs`);
+        this.say(`${decision ?? 'cleared'}: ${res.changed} pairs`);
         await this.reload();
         void app.refreshDatasets();
       }

@@ -1,0 +1,65 @@
+/**
+ * Search terms of the review search box, as the store's full-text search reads them (words ANDed, `word*` a
+ * prefix, "quoted phrase"), turned into what to highlight. Operators (AND/OR/NOT/NEAR) are not terms.
+ */
+export function searchTerms(query: string | undefined): string[] {
+  if (!query) return [];
+  const terms: string[] = [];
+  const re = /"([^"]+)"|(\S+)/g;
+  for (let m = re.exec(query); m; m = re.exec(query)) {
+    const t = (m[1] ?? m[2] ?? '').replace(/^[-+(]+|[)*^]+$/g, '').trim();
+    if (t && !/^(AND|OR|NOT|NEAR)$/.test(t)) terms.push(t);
+  }
+  // Longest first, so a longer term wins where two overlap.
+  return [...new Set(terms)].sort((a, b) => b.length - a.length);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A case-insensitive regexp matching any term (FTS matches words case-insensitively), or null when none. */
+export function termsRegExp(terms: readonly string[]): RegExp | null {
+  return terms.length ? new RegExp(terms.map(escapeRe).join('|'), 'gi') : null;
+}
+
+/** Plain text cut into runs, `hit` where a term matches (for text rendered by Vue, never as HTML). */
+export function splitHits(text: string, terms: readonly string[]): { text: string; hit: boolean }[] {
+  const re = termsRegExp(terms);
+  if (!re) return [{ text, hit: false }];
+  const out: { text: string; hit: boolean }[] = [];
+  let last = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[0] === '') {
+      re.lastIndex++;
+      continue;
+    }
+    if (m.index > last) out.push({ text: text.slice(last, m.index), hit: false });
+    out.push({ text: m[0], hit: true });
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) out.push({ text: text.slice(last), hit: false });
+  return out;
+}
+
+/** Wraps the term matches inside the text nodes of `root` in <mark> (after sanitising, so no markup is parsed). */
+export function markTerms(root: Node, terms: readonly string[]): void {
+  if (!terms.length) return;
+  const doc = root.ownerDocument ?? (root as Document);
+  const walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes: Text[] = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n as Text);
+  for (const node of nodes) {
+    const runs = splitHits(node.data, terms);
+    if (runs.length === 1 && !runs[0]!.hit) continue;
+    const frag = doc.createDocumentFragment();
+    for (const r of runs) {
+      if (r.hit) {
+        const mark = doc.createElement('mark');
+        mark.textContent = r.text;
+        frag.appendChild(mark);
+      } else frag.appendChild(doc.createTextNode(r.text));
+    }
+    node.parentNode?.replaceChild(frag, node);
+  }
+}

@@ -55,7 +55,7 @@ export function httpTransfer(token: string, base = ''): FileTransfer {
   return {
     async upload(body, name) {
       const res = await reach('upload', () =>
-        fetch(`${base}/upload?name=${encodeURIComponent(name)}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream' }, body: body as BodyInit }),
+        fetch(`${base}/upload?name=${encodeURIComponent(name)}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream' }, body: body instanceof Blob ? body : new Blob([body as Uint8Array<ArrayBuffer>]) }),
       );
       return ((await envelope(res, 'upload')) as { path: string }).path;
     },

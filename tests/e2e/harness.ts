@@ -45,8 +45,8 @@ export interface Served {
 }
 
 /** Spawns `sparserm serve --db <db>`; resolves with the URL from its first stdout line. */
-export function startServe(opts: { db: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Served> {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'serve', '--db', opts.db], {
+export function startServe(opts: { db: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; /** extra serve options, e.g. ['--port', '40123'] */ args?: string[] }): Promise<Served> {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'serve', '--db', opts.db, ...(opts.args ?? [])], {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -228,24 +228,27 @@ describe('validation', () => {
 });
 
 describe('added tokens like a real Gemma vocabulary has', () => {
-  it('added tokens the vocabulary does not spell are text inside content (raw <h1>, normalised runs of ▁)', async () => {
+  it('added tokens the vocabulary does not spell are text inside content (raw <unused1>, normalised runs of ▁); HTML tags keep their ids', async () => {
     const d = writeDemoTokenizerDir();
     const file = path.join(d, 'tokenizer.json');
     const json = JSON.parse(fs.readFileSync(file, 'utf8'));
     json.added_tokens.push(
-      { id: 1024, content: '<h1>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+      { id: 1024, content: '<unused1>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
       { id: 1025, content: '▁▁▁▁', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+      { id: 1026, content: '<h1>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
     );
     fs.writeFileSync(file, JSON.stringify(json));
     const t = await loadTokenizer(d);
-    expect(t.vocabSize).toBe(1026);
-    const response = 'Title: <h1>Hello</h1> and    four spaces';
+    expect(t.vocabSize).toBe(1027);
+    const response = 'Title: <unused1>Hello<unused1> and    four spaces, <h1>Head';
     const e = t.encodeChat('Format this', response);
     expect(e.ids).not.toContain(1024);
     expect(e.ids).not.toContain(1025);
-    expect(e.controlStrings).toBe(2);
+    // An HTML tag is text the model read as one token in pre-training: it keeps its id and is not counted.
+    expect(e.ids.filter((id) => id === 1026)).toHaveLength(1);
+    expect(e.controlStrings).toBe(3);
     expect(t.decode(e.ids.slice(e.responseStart, e.responseEnd))).toBe(response);
-    expect(t.tokenStrings([1024, 1025])).toEqual(['<h1>', '    ']);
+    expect(t.tokenStrings([1024, 1025, 1026])).toEqual(['<unused1>', '    ', '<h1>']);
   });
 
   it('an added token the vocabulary spells itself (like Gemma\'s "\\n") stays a plain token and is not counted', async () => {

@@ -12,8 +12,10 @@ import { ChatTemplate, type ChatMessage, type RenderedChat } from './chat-templa
 export type { ChatMessage } from './chat-template';
 
 /**
- * Gemma tokenizer + chat template, read from a checkpoint's own `tokenizer.json` / `tokenizer_config.json`
- * with @huggingface/tokenizers and @huggingface/jinja (no hand-written BPE, no hand-written template).
+ * Checkpoint tokenizer + chat template (Gemma's BPE with byte fallback, Llama-3's byte-level BPE), read from a
+ * checkpoint's own `tokenizer.json` / `tokenizer_config.json` with @huggingface/tokenizers and @huggingface/jinja
+ * (no hand-written BPE, no hand-written template). Nothing here names a family's tokens: the turn markers are the
+ * first tokens of the template's own markup (see turnMarkers).
  *
  * Sequences always hold exactly one BOS, first: the template emits `<bos>` itself, so the rendered text is
  * tokenized WITHOUT adding specials (a second BOS shifts every activation).
@@ -28,13 +30,26 @@ export type { ChatMessage } from './chat-template';
  */
 
 export interface SpecialIds {
+  /** pad_token; eos when the tokenizer has none (Llama-3). */
   pad: number;
   eos: number;
   bos: number;
-  unk: number;
+  /** Absent for byte-level vocabularies (Llama-3), which never need one. */
+  unk?: number;
+  /** The token that opens a turn header (`<start_of_turn>`, `<|start_header_id|>`). */
   startOfTurn: number;
+  /** The token that closes a turn (`<end_of_turn>`, `<|eot_id|>`). */
   endOfTurn: number;
 }
+
+/**
+ * Turn markers for tokenizers without a chat template (base checkpoints), by family: data, looked up in the
+ * vocabulary; with a template they are read from its markup instead.
+ */
+const TURN_MARKERS_WITHOUT_TEMPLATE: ReadonlyArray<{ start: string; end: string }> = [
+  { start: '<start_of_turn>', end: '<end_of_turn>' },
+  { start: '<|start_header_id|>', end: '<|eot_id|>' },
+];
 
 export interface ChatEncoding {
   /** Token ids of the whole rendered conversation, BOS first (exactly one BOS). */
@@ -170,19 +185,16 @@ async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
 
   const idOf = (token: string, field: string): number => {
     const id = tokenizer.token_to_id(token);
-    if (id === undefined) throw new InputError({ file: tokPath, field, expected: `the Gemma special token ${token} in the vocabulary` });
+    if (id === undefined) throw new InputError({ file: tokPath, field, expected: `the special token ${token} in the vocabulary` });
     return id;
   };
+  const has = (token: string) => tokenizer.token_to_id(token) !== undefined;
+  // A byte-level vocabulary (Llama-3) has no <bos>/<pad>/<unk> spellings: those defaults apply to byte-fallback ones.
   const bosText = cfg.bos_token ?? '<bos>';
   const eosText = cfg.eos_token ?? '<eos>';
-  const specialIds: SpecialIds = {
-    pad: idOf(cfg.pad_token ?? '<pad>', 'pad_token'),
-    eos: idOf(eosText, 'eos_token'),
-    bos: idOf(bosText, 'bos_token'),
-    unk: idOf(cfg.unk_token ?? '<unk>', 'unk_token'),
-    startOfTurn: idOf('<start_of_turn>', 'added_tokens'),
-    endOfTurn: idOf('<end_of_turn>', 'added_tokens'),
-  };
+  const eos = idOf(eosText, 'eos_token');
+  const unkText = cfg.unk_token ?? (has('<unk>') ? '<unk>' : undefined);
+  const padText = cfg.pad_token ?? (has('<pad>') ? '<pad>' : undefined);
 
   let template: ChatTemplate | undefined;
   if (cfg.chat_template) {
@@ -190,6 +202,16 @@ async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
     if (!source) throw new InputError({ file: cfgPath, field: 'chat_template', expected: 'a template string or a list holding one named "default"' });
     template = new ChatTemplate(source, { bos_token: bosText, eos_token: eosText }, { file: cfgPath, field: 'chat_template' });
   }
+  const turns = template ? turnMarkers(tokenizer, template, cfgPath) : undefined;
+  const fallback = TURN_MARKERS_WITHOUT_TEMPLATE.find((m) => has(m.start) && has(m.end)) ?? TURN_MARKERS_WITHOUT_TEMPLATE[0]!;
+  const specialIds: SpecialIds = {
+    pad: padText !== undefined ? idOf(padText, 'pad_token') : eos,
+    eos,
+    bos: idOf(bosText, 'bos_token'),
+    ...(unkText !== undefined ? { unk: idOf(unkText, 'unk_token') } : {}),
+    startOfTurn: turns?.start ?? idOf(fallback.start, 'added_tokens'),
+    endOfTurn: turns?.end ?? idOf(fallback.end, 'added_tokens'),
+  };
 
   const vocab = tokParsed.data.model.vocab;
   const vocabEntries = Array.isArray(vocab) ? vocab.length : Object.keys(vocab).length;
@@ -198,6 +220,32 @@ async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
     json: tokJson as Record<string, unknown> & { added_tokens: Array<{ id: number }> },
     config: (cfgRaw ?? {}) as object,
   });
+}
+
+/**
+ * The turn markers of a chat template, read from its own markup: the token that closes the model's turn is the first
+ * token after the response (`<end_of_turn>`, `<|eot_id|>`); the token that opens a turn header is the first
+ * non-whitespace added token of the markup between prompt and response after that closing token (`<start_of_turn>`,
+ * `<|start_header_id|>`).
+ */
+function turnMarkers(tok: Tokenizer, template: ChatTemplate, cfgPath: string): { start: number; end: number } {
+  const added = tok.get_added_tokens_decoder();
+  // Whitespace added tokens (Gemma's "\n", runs of spaces) are layout, not markers.
+  const marker = (id: number | undefined) => id !== undefined && (added.get(id)?.content.trim() ?? '') !== '';
+  const suffix = tok.encode(template.suffix, { add_special_tokens: false }).ids;
+  const sep = tok.encode(template.separator, { add_special_tokens: false }).ids;
+  const end = suffix[0];
+  const at = sep.indexOf(end ?? -1);
+  const start = sep.slice(at + 1).find(marker);
+  if (end === undefined || !marker(end) || at < 0 || start === undefined) {
+    throw new InputError({
+      file: cfgPath,
+      field: 'chat_template',
+      expected: 'a template that closes each turn with a special token and opens the next with one',
+      got: JSON.stringify(template.separator),
+    });
+  }
+  return { start, end };
 }
 
 async function readJson(file: string, dir: string, what: string, optional = false): Promise<unknown | undefined> {
@@ -227,6 +275,8 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
   /** The same tokenizer without the control tokens as added tokens: content holding a control string goes through
    *  it. Built on first need (the 256k-token vocabulary takes seconds); the parsed JSON is shared, not copied. */
   private textTok: Tokenizer | undefined;
+  /** Byte-level BPE (GPT-2 / Llama-3): each vocabulary symbol stands for one byte (bytes_to_unicode). */
+  private readonly byteLevel: Map<string, number> | undefined;
 
   constructor(
     readonly dir: string,
@@ -248,6 +298,18 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     const raw = alternation(control.filter((t) => !t.normalized).map((t) => t.content));
     const normalized = alternation(control.filter((t) => t.normalized).map((t) => this.normalize(t.content)));
     this.hasControl = (s) => (raw?.test(s) ?? false) || (normalized?.test(this.normalize(s)) ?? false);
+    this.byteLevel = JSON.stringify(source.json.pre_tokenizer ?? null).includes('"ByteLevel"') ? byteLevelDecoder() : undefined;
+  }
+
+  /** The bytes a byte-level vocabulary symbol string stands for. */
+  private pieceBytes(piece: string): number[] | undefined {
+    const out: number[] = [];
+    for (const ch of piece) {
+      const b = this.byteLevel!.get(ch);
+      if (b === undefined) return undefined;
+      out.push(b);
+    }
+    return out;
   }
 
   /** True when the model alone (no added-token matching) tokenizes the text as exactly that one token: "\n" or a
@@ -359,6 +421,7 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
   }
 
   tokenStrings(ids: number[]): string[] {
+    if (this.byteLevel) return this.byteLevelTokenStrings(ids);
     const out: string[] = new Array(ids.length);
     let i = 0;
     while (i < ids.length) {
@@ -398,6 +461,29 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     return out;
   }
 
+  /** Byte-level: each token shows the characters whose UTF-8 bytes complete in it ('' while a character is split). */
+  private byteLevelTokenStrings(ids: number[]): string[] {
+    let pending: number[] = [];
+    return ids.map((id) => {
+      const added = this.addedById.get(id);
+      if (added !== undefined) {
+        pending = [];
+        return added;
+      }
+      const piece = this.tok.id_to_token(id);
+      const bytes = piece === undefined ? undefined : this.pieceBytes(piece);
+      if (!bytes) {
+        pending = [];
+        return piece ?? `<id ${id}?>`;
+      }
+      const all = [...pending, ...bytes];
+      const cut = completeUtf8Prefix(all);
+      pending = all.slice(cut);
+      if (pending.length > 4) pending = []; // not UTF-8 after all: drop the stray bytes
+      return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(all.slice(0, cut)));
+    });
+  }
+
   /** Ensures exactly one BOS, first. A template that emits none gets one prepended; two is an error. */
   private withSingleBos(ids: number[]): { ids: number[]; prepended: boolean } {
     const bosCount = ids.reduce((n, id) => n + (id === this.specialIds.bos ? 1 : 0), 0);
@@ -419,6 +505,7 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
    * rather than return a wrong span.
    */
   private charOffsets(ids: number[], text: string, bosPrepended: boolean): Array<[number, number]> {
+    if (this.byteLevel) return this.byteLevelOffsets(ids, text, bosPrepended);
     const offsets: Array<[number, number]> = [];
     let pos = 0;
     let pendingBytes = 0;
@@ -465,10 +552,57 @@ class HfGemmaChatTokenizer implements GemmaChatTokenizer {
     return offsets;
   }
 
+  /**
+   * Byte-level offsets: vocabulary tokens advance by the bytes their symbols stand for; a token covers the characters
+   * whose last byte it holds (zero width when it only starts or continues a character, e.g. the middle of a 4-byte
+   * emoji split over tokens). Added tokens match the text verbatim.
+   */
+  private byteLevelOffsets(ids: number[], text: string, bosPrepended: boolean): Array<[number, number]> {
+    const bytes = Buffer.from(text, 'utf8');
+    // charAt[b]: UTF-16 index of the character byte b belongs to; charAt[bytes.length] = text.length.
+    const charAt = new Int32Array(bytes.length + 1);
+    for (let b = 0, c = 0; c < text.length; ) {
+      const cp = text.codePointAt(c)!;
+      const n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+      for (let k = 0; k < n; k++) charAt[b + k] = c;
+      b += n;
+      c += cp > 0xffff ? 2 : 1;
+    }
+    charAt[bytes.length] = text.length;
+    const isCharStart = (b: number) => b === bytes.length || (bytes[b]! & 0xc0) !== 0x80;
+    const offsets: Array<[number, number]> = [];
+    let b = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (i === 0 && bosPrepended) {
+        offsets.push([0, 0]);
+        continue;
+      }
+      const id = ids[i];
+      const added = this.addedById.get(id);
+      const pos = charAt[b]!;
+      if (added !== undefined) {
+        if (!isCharStart(b) || !text.startsWith(added, pos)) throw this.alignmentError(text, pos, added);
+        offsets.push([pos, pos + added.length]);
+        b += Buffer.byteLength(added, 'utf8');
+        continue;
+      }
+      const piece = this.tok.id_to_token(id);
+      const pb = piece === undefined ? undefined : this.pieceBytes(piece);
+      if (!pb || b + pb.length > bytes.length || pb.some((x, k) => bytes[b + k] !== x)) throw this.alignmentError(text, pos, piece ?? `<id ${id}>`);
+      // A character belongs to the token holding its last byte.
+      const start = charAt[b]!;
+      b += pb.length;
+      const end = charAt[b]!;
+      offsets.push([start, Math.max(start, end)]);
+    }
+    if (b !== bytes.length) throw this.alignmentError(text, charAt[b]!, '<end of tokens>');
+    return offsets;
+  }
+
   private alignmentError(text: string, pos: number, piece: string): Error {
     return new Error(
       `${this.tokPath}: could not align token ${JSON.stringify(piece)} with the text at offset ${pos} (${JSON.stringify(text.slice(pos, pos + 12))}); ` +
-        'this tokenizer does not look like a Gemma BPE (normaliser " " → "▁", byte fallback)',
+        'this tokenizer is neither a byte-fallback BPE (normaliser " " → "▁") nor a byte-level BPE',
     );
   }
 }
@@ -490,6 +624,28 @@ function tokenSpan(offsets: Array<[number, number]>, [a, b]: [number, number]): 
     }
   }
   return start < 0 ? { start: 0, end: 0 } : { start, end };
+}
+
+/** GPT-2's bytes_to_unicode, inverted: the printable stand-in character of each byte → the byte. */
+function byteLevelDecoder(): Map<string, number> {
+  const m = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    m.set(String.fromCodePoint(printable ? b : 256 + extra++), b);
+  }
+  return m;
+}
+
+/** Length of the longest prefix of `bytes` made of complete UTF-8 sequences (invalid lead bytes count as complete). */
+function completeUtf8Prefix(bytes: number[]): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const n = utf8Length(bytes[i]!) || 1;
+    if (i + n > bytes.length) break;
+    i += n;
+  }
+  return i;
 }
 
 function utf8Length(lead: number): number {

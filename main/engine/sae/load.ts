@@ -1,8 +1,10 @@
 /**
- * Loads a JumpReLU SAE from either layout Gemma Scope is distributed in:
+ * Loads a JumpReLU SAE from the layouts Gemma Scope and Llama Scope are distributed in:
  *  - `params.npz` (Gemma Scope release: W_enc, W_dec, b_enc, b_dec, threshold), or a folder holding one;
  *  - a SAELens folder: `cfg.json` + `sae_weights.safetensors` (old files carry `log_threshold` instead of
- *    `threshold`; the JumpReLU threshold is then exp(log_threshold)).
+ *    `threshold`; the JumpReLU threshold is then exp(log_threshold));
+ *  - Llama Scope: a release folder (`hyperparams.json` + `checkpoints/final.safetensors`) or SAELens's conversion
+ *    (`cfg.json` with `normalize_activations: "expected_average_only_in"`); see llama-scope.ts for the two encodings.
  * Every tensor is validated against the others and against cfg.json, and the SAE gets a content hash (over the
  * float32 values actually used) so caches and reward models can pin exactly which SAE they were built with.
  */
@@ -17,13 +19,27 @@ import { openNpz } from '../formats/npz';
 import { openSafetensors } from '../formats/safetensors';
 import { cacheHome } from '../paths';
 import { zodIssueDetails } from '../zod-issue';
+import { foldLlamaScope, readLlamaScopeRelease, saeLensLlamaScopeNorm, type SaeEncoding } from './llama-scope';
+
+export type { SaeEncoding } from './llama-scope';
+
+export interface LoadSaeOptions {
+  /** Llama Scope only: 'saelens' (default) or 'authors' (lm-saes, unit-norm decoder). */
+  encoding?: SaeEncoding;
+}
 
 export interface Sae {
   /** Human-readable id: the Gemma Scope path tail (layer_N/width_W/average_l0_K) or the folder name, + hash prefix. */
   id: string;
   /** The file or folder it was loaded from. */
   path: string;
-  format: 'npz' | 'saelens';
+  format: 'npz' | 'saelens' | 'llama-scope';
+  /** Llama Scope SAEs: which encoding the tensors were folded for (llama-scope.ts). Absent for Gemma Scope. */
+  encoding?: SaeEncoding;
+  /** Llama Scope: dataset_average_activation_norm.in (the input is scaled by sqrt(d_in) / it). */
+  inputNorm?: number;
+  /** The model the SAE was trained on, when the files say (lm_config.json / cfg.json model_name). */
+  trainedOn?: string;
   dIn: number;
   dSae: number;
   /** [dIn × dSae] row-major. */
@@ -51,6 +67,7 @@ const saeLensCfgSchema = z
     hook_layer: z.number().int().optional(),
     apply_b_dec_to_input: z.boolean().optional(),
     normalize_activations: z.string().nullable().optional(),
+    model_name: z.string().optional(),
     metadata: z.object({ hook_name: z.string().optional() }).passthrough().optional(),
   })
   .passthrough();
@@ -66,18 +83,43 @@ export function hookLayerFrom(text: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export async function loadSae(input: string): Promise<Sae> {
+export async function loadSae(input: string, opts: LoadSaeOptions = {}): Promise<Sae> {
   const abs = path.resolve(input);
+  if (opts.encoding !== undefined && opts.encoding !== 'saelens' && opts.encoding !== 'authors') {
+    throw new InputError({ field: 'encoding', expected: '"saelens" or "authors"', got: JSON.stringify(opts.encoding) });
+  }
   let stat: fs.Stats;
   try {
     stat = fs.statSync(abs);
   } catch {
-    throw new InputError({ file: abs, expected: 'a Gemma Scope params.npz file or a SAELens folder (cfg.json + sae_weights.safetensors)', got: 'nothing at that path' });
+    throw new InputError({ file: abs, expected: 'a Gemma Scope params.npz file, a SAELens folder (cfg.json + sae_weights.safetensors) or a Llama Scope folder (hyperparams.json + checkpoints/final.safetensors)', got: 'nothing at that path' });
   }
-  if (stat.isFile()) return loadNpzSae(abs);
-  if (fs.existsSync(path.join(abs, 'cfg.json'))) return loadSaeLens(abs);
-  if (fs.existsSync(path.join(abs, 'params.npz'))) return loadNpzSae(path.join(abs, 'params.npz'));
-  throw new InputError({ file: abs, expected: 'a folder with cfg.json + sae_weights.safetensors (SAELens) or params.npz (Gemma Scope)', got: `entries ${fs.readdirSync(abs).join(', ') || '(none)'}` });
+  let sae: Sae;
+  if (stat.isFile()) sae = await loadNpzSae(abs);
+  else if (fs.existsSync(path.join(abs, 'cfg.json'))) sae = await loadSaeLens(abs, opts.encoding ?? 'saelens');
+  else if (fs.existsSync(path.join(abs, 'hyperparams.json'))) sae = loadLlamaScope(abs, opts.encoding ?? 'saelens');
+  else if (fs.existsSync(path.join(abs, 'params.npz'))) sae = await loadNpzSae(path.join(abs, 'params.npz'));
+  else {
+    throw new InputError({
+      file: abs,
+      expected: 'a folder with cfg.json + sae_weights.safetensors (SAELens), hyperparams.json + checkpoints/final.safetensors (Llama Scope) or params.npz (Gemma Scope)',
+      got: `entries ${fs.readdirSync(abs).join(', ') || '(none)'}`,
+    });
+  }
+  // The encodings only differ for Llama Scope's normalised input and non-unit decoders: anywhere else 'authors'
+  // would silently mean nothing.
+  if (opts.encoding === 'authors' && sae.encoding === undefined) {
+    throw new InputError({ file: abs, field: 'encoding', expected: '"saelens" (the authors\' encoding applies to Llama Scope SAEs only)', got: '"authors"' });
+  }
+  return sae;
+}
+
+function loadLlamaScope(dir: string, encoding: SaeEncoding): Sae {
+  const raw = readLlamaScopeRelease(dir);
+  const t = raw.tensors as Tensors;
+  const { dIn, dSae } = checkShapes(raw.files[1]!, t);
+  foldLlamaScope(t, raw.normIn, encoding);
+  return finish(dir, 'llama-scope', t, dIn, dSae, false, hookLayerFrom(raw.hookName), path.basename(dir), raw.files, { encoding, inputNorm: raw.normIn, trainedOn: raw.trainedOn });
 }
 
 async function loadNpzSae(file: string): Promise<Sae> {
@@ -107,7 +149,7 @@ async function loadNpzSae(file: string): Promise<Sae> {
   return finish(file, 'npz', t, dIn, dSae, false, hookLayerFrom(file), gemmaScopeId(file), [file]);
 }
 
-async function loadSaeLens(dir: string): Promise<Sae> {
+async function loadSaeLens(dir: string, encoding: SaeEncoding): Promise<Sae> {
   const cfgFile = path.join(dir, 'cfg.json');
   let rawCfg: unknown;
   try {
@@ -121,8 +163,16 @@ async function loadSaeLens(dir: string): Promise<Sae> {
   if (cfg.architecture !== undefined && cfg.architecture !== 'jumprelu') {
     throw new InputError({ file: cfgFile, field: 'architecture', expected: '"jumprelu" (Gemma Scope SAEs)', got: JSON.stringify(cfg.architecture) });
   }
-  if (cfg.normalize_activations != null && cfg.normalize_activations !== 'none') {
-    throw new InputError({ file: cfgFile, field: 'normalize_activations', expected: 'null or "none" (raw residual input, as Gemma Scope)', got: JSON.stringify(cfg.normalize_activations) });
+  // SAELens's Llama Scope conversion: dataset-wise input norm (its value must be in cfg.json).
+  const llamaScope = cfg.normalize_activations === 'expected_average_only_in';
+  const norm = llamaScope ? saeLensLlamaScopeNorm(cfg, cfgFile) : undefined;
+  if (!llamaScope && cfg.normalize_activations != null && cfg.normalize_activations !== 'none') {
+    throw new InputError({
+      file: cfgFile,
+      field: 'normalize_activations',
+      expected: 'null or "none" (raw residual input, as Gemma Scope) or "expected_average_only_in" (Llama Scope)',
+      got: JSON.stringify(cfg.normalize_activations),
+    });
   }
   const weightsFile = path.join(dir, 'sae_weights.safetensors');
   if (!fs.existsSync(weightsFile)) throw new InputError({ file: weightsFile, expected: 'the SAELens weights file next to cfg.json', got: 'no such file' });
@@ -148,7 +198,11 @@ async function loadSaeLens(dir: string): Promise<Sae> {
   if (cfg.d_sae !== dSae) throw new InputError({ file: cfgFile, field: 'd_sae', expected: `${dSae} (W_enc columns in sae_weights.safetensors)`, got: String(cfg.d_sae) });
   const hookName = cfg.hook_name ?? cfg.metadata?.hook_name;
   const hookLayer = hookLayerFrom(hookName) ?? cfg.hook_layer;
-  return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir), [cfgFile, weightsFile]);
+  if (norm !== undefined) {
+    foldLlamaScope(t, norm, encoding);
+    return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir), [cfgFile, weightsFile], { encoding, inputNorm: norm, trainedOn: cfg.model_name });
+  }
+  return finish(dir, 'saelens', t, dIn, dSae, cfg.apply_b_dec_to_input ?? false, hookLayer, path.basename(dir), [cfgFile, weightsFile], { trainedOn: cfg.model_name });
 }
 
 function shapesFrom(dIn: number, dSae: number): Record<TensorName, number[]> {
@@ -180,11 +234,11 @@ const MEMO_MIN_BYTES = 64 << 20;
  * Hashing a 3.8 GB SAE takes seconds on every load; big SAEs memoise their hash by (path, size, mtime) of the
  * source files in the cache (same policy as the backbone content hash). Small SAEs are simply rehashed.
  */
-function memoisedHash(files: string[], compute: () => string): string {
+function memoisedHash(files: string[], compute: () => string, salt = ''): string {
   const stats = files.map((f) => fs.statSync(f));
   if (stats.reduce((a, s) => a + s.size, 0) < MEMO_MIN_BYTES) return compute();
   const memoFile = path.join(cacheHome(), 'sae-hashes.json');
-  const key = JSON.stringify(files.map((f, i) => [path.resolve(f), stats[i].size, stats[i].mtimeMs]));
+  const key = JSON.stringify(files.map((f, i) => [path.resolve(f), stats[i].size, stats[i].mtimeMs])) + salt;
   let memo: Record<string, string> = {};
   try {
     memo = z.record(z.string(), z.string()).parse(JSON.parse(fs.readFileSync(memoFile, 'utf8')));
@@ -222,6 +276,7 @@ function finish(
   hookLayer: number | undefined,
   baseId: string,
   sourceFiles: string[],
+  extra: Pick<Sae, 'encoding' | 'inputNorm' | 'trainedOn'> = {},
 ): Sae {
   const compute = () => {
     const h = crypto.createHash('sha256');
@@ -231,11 +286,15 @@ function finish(
       h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     }
     h.update(`apply_b_dec_to_input:${applyBDecToInput}`);
+    // Gemma Scope hashes stay what they were; a Llama Scope SAE hashes differently per encoding.
+    if (extra.encoding) h.update(`encoding:${extra.encoding}`);
     return h.digest('hex');
   };
-  const hash = memoisedHash(sourceFiles, compute);
+  // The memo is keyed by the source files: the encoding is part of the key so both hashes can be memoised.
+  const hash = memoisedHash(sourceFiles, compute, extra.encoding ? `|encoding:${extra.encoding}` : '');
   return {
-    id: `${baseId}@${hash.slice(0, 12)}`,
+    ...extra,
+    id: `${baseId}${extra.encoding === 'authors' ? '+authors' : ''}@${hash.slice(0, 12)}`,
     path: where,
     format,
     dIn,

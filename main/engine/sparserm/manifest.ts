@@ -21,7 +21,9 @@ export const RewardModelManifest = z.object({
     id: z.string(),
     hash: z.string(),
     path: z.string(),
-    format: z.enum(['npz', 'saelens']),
+    format: z.enum(['npz', 'saelens', 'llama-scope']),
+    /** Llama Scope SAEs: the encoding the model was trained with (sae/llama-scope.ts); absent for Gemma Scope. */
+    encoding: z.enum(['saelens', 'authors']).optional(),
     dSae: z.number().int().positive(),
     hookLayer: z.number().int().optional(),
     /** Neuronpedia-style ids the store's latent labels are keyed by. */

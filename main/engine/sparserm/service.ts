@@ -11,7 +11,7 @@ import { openBackbone, loadTokenizer, readModelConfig } from '../backbone';
 import { InputError, throwIfAborted } from '../errors';
 import { rewardModelsHome } from '../paths';
 import { createSession, type EpRequest } from '../runtime/ort';
-import { loadSae, SaeEncoder, checkSaeForBackbone, type Sae } from '../sae';
+import { loadSae, SaeEncoder, checkSaeForBackbone, type Sae, type SaeEncoding } from '../sae';
 import type { NewScore, Store } from '../store';
 import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
 import { resolveMaxTokens, type Truncation } from './length-policy';
@@ -102,8 +102,10 @@ export function keptPairs(n: number, skipped: SkippedPair[]): number[] {
 export interface BackboneSpec {
   checkpoint: string;
   layer: number;
-  /** params.npz file or SAELens folder. */
+  /** params.npz file, SAELens folder or Llama Scope folder. */
   sae: string;
+  /** Llama Scope only: 'saelens' (default) or 'authors' (sae/llama-scope.ts); recorded in the manifest. */
+  saeEncoding?: SaeEncoding;
   ep?: EpRequest;
 }
 
@@ -173,7 +175,7 @@ const nullable = (m: SplitMetrics) => ({ n: m.n, accuracy: Number.isFinite(m.acc
 export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> {
   if (req.pairs.length < 2) throw new InputError({ field: 'pairs', expected: 'at least 2 preference pairs to train on', got: String(req.pairs.length) });
   const started = Date.now();
-  const sae = await loadSae(req.sae);
+  const sae = await loadSae(req.sae, { encoding: req.saeEncoding });
   const pooling = req.pooling ?? 'mean';
   const feats = await extractFeatures(responsesOf(req.pairs), {
     checkpoint: req.checkpoint,
@@ -222,7 +224,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     id,
     created,
     backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize, files: smallFileHashes(req.checkpoint) },
-    sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
+    sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, ...(sae.encoding ? { encoding: sae.encoding } : {}), dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
     pooling,
     maxTokens: feats.maxTokens,
     k: fit.selected.length / 2,
@@ -412,7 +414,7 @@ export { explainResponse, explainPair, whyLine, type ExplainRequest, type Latent
 
 export async function modelSae(model: RewardModel): Promise<Sae> {
   const m = model.manifest;
-  const sae = await loadSae(m.sae.path);
+  const sae = await loadSae(m.sae.path, { encoding: m.sae.encoding });
   if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
   return sae;
 }
@@ -455,7 +457,7 @@ export async function extractLatents(req: LatentsRequest): Promise<LatentsResult
   const ids = all.length > maxTokens ? all.slice(0, maxTokens) : all;
   const truncated = all.length - ids.length;
   if (truncated) req.onWarning?.(`cut the last ${truncated} of ${all.length} tokens (max tokens ${maxTokens}): latents are for the first ${maxTokens}`);
-  const sae = await loadSae(req.sae);
+  const sae = await loadSae(req.sae, { encoding: req.saeEncoding });
   const backbone = await openBackbone({ checkpoint: req.checkpoint, layer: req.layer, ep: req.ep, signal: req.signal, worker: req.worker });
   let hidden: Float32Array;
   try {

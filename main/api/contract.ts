@@ -369,8 +369,11 @@ export const contract = {
     z.object({
       total: z.number().int().nonnegative(),
       rows: z.array(PairRow),
-      /** Of the matching pairs, how many carry a curator decision ("reviewed X of N"). */
-      reviewed: z.number().int().nonnegative(),
+      /**
+       * Of the matching pairs, how many carry a curator decision ("reviewed X of N"); counted for the first page
+       * (offset 0) or with `locate`, null on later pages so scrolling costs no extra count.
+       */
+      reviewed: z.number().int().nonnegative().nullable(),
       /** 0-based position of `locate` in the result; null when it is not listed (or not asked). */
       located: z.number().int().nonnegative().nullable(),
     }),

@@ -84,7 +84,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       const f = toStoreFilter(ds, filter);
       const page = store.pairs.list({ ...f, sort: toStoreSort(sort.by, sort.dir), offset, limit });
       const runId = store.runs.currentFilter(ds)?.runId;
-      const reviewed = f.hasOverride === false ? 0 : store.pairs.count({ ...f, hasOverride: true });
+      const reviewed = offset > 0 && locate === undefined ? null : f.hasOverride === false ? 0 : store.pairs.count({ ...f, hasOverride: true });
       const located = locate === undefined ? null : store.pairs.position({ ...f, sort: toStoreSort(sort.by, sort.dir) }, intId(locate, 'locate'));
       return { total: page.total, rows: page.items.map((p) => toPairRow(p, scoreOf(p.id, runId))), reviewed, located };
     },

@@ -163,7 +163,7 @@ export const useReviewStore = defineStore('review', {
         });
         if (gen !== this.generation) return undefined;
         this.total = res.total;
-        this.reviewed = res.reviewed;
+        if (res.reviewed !== null) this.reviewed = res.reviewed;
         this.pages.set(p, markRaw(res.rows));
         return res.located;
       } catch (err) {
@@ -243,7 +243,7 @@ export const useReviewStore = defineStore('review', {
       if (!app.datasetId) return;
       const gen = this.generation;
       const res = await app.api.queryPairs({ datasetId: app.datasetId, filter: this.filter, sort: this.sort, offset: 0, limit: 1 }).catch(() => null);
-      if (res && gen === this.generation) this.reviewed = res.reviewed;
+      if (res && gen === this.generation && res.reviewed !== null) this.reviewed = res.reviewed;
     },
     async note(text: string) {
       const app = useAppStore();
@@ -296,7 +296,7 @@ export const useReviewStore = defineStore('review', {
       const gen = this.generation;
       const res = await app.guard(() => app.api.queryPairs({ datasetId: app.datasetId!, filter: this.filter, sort: this.sort, offset: 0, limit: 1, locate: d.id }));
       if (!res || gen !== this.generation) return false;
-      this.reviewed = res.reviewed;
+      if (res.reviewed !== null) this.reviewed = res.reviewed;
       if (res.located === null) {
         this.selected = -1;
         this.detail = d;

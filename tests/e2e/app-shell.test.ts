@@ -141,6 +141,14 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
     await page.fill('[data-testid="filter-threshold"]', '0.5');
     await page.waitForSelector('[data-testid="threshold-error"]', { state: 'detached' });
     expect(await page.isDisabled('[data-testid="filter-apply"]')).toBe(false);
+    // An API error about a field is shown beside that field, not as a toast over the screen.
+    await nav('models');
+    await page.fill('[data-testid="ckpt-path"]', 'models/gemma');
+    await page.click('button:text-is("Add checkpoint")');
+    await page.waitForSelector('[data-testid="ckpt-error"]');
+    expect(await text('[data-testid="ckpt-error"]')).toMatch(/field "path": expected an absolute path/);
+    expect(await page.locator('.toast.error').count()).toBe(0);
+    await shot('1440-models-inline-error');
   }, 30_000);
 
   it('exports without traps: names the dataset and counts, relative path refused inline, overwrite asks, download works (item 4)', async () => {

@@ -131,8 +131,8 @@ export const useAppStore = defineStore('app', {
     },
     /**
      * Like guard, but an error about one of the form's fields goes beside that field instead of a toast.
-     * `fields` maps the API's field names to the form's error keys; `errors` is cleared first; an error about a
-     * field the form does not show falls back to a toast.
+     * `fields` maps the API's field names to the form's error keys ('*': input errors naming no field); `errors` is
+     * cleared first; an error about a field the form does not show falls back to a toast.
      */
     async guardInline<T>(errors: Record<string, string>, fields: Record<string, string>, fn: () => Promise<T>): Promise<T | undefined> {
       for (const k of Object.keys(errors)) delete errors[k];
@@ -140,8 +140,9 @@ export const useAppStore = defineStore('app', {
         return await fn();
       } catch (err) {
         if (this.noteConnection(err)) return undefined;
-        const { field, message } = errorInfo(err);
-        const key = field !== null ? fields[field] : undefined;
+        const { field, message, kind } = errorInfo(err);
+        // '*': where an input error naming no field (a file that does not exist, a wrong format) goes.
+        const key = (field !== null ? fields[field] : undefined) ?? (kind === 'input' ? fields['*'] : undefined);
         if (key) errors[key] = message;
         else this.notify(message, 'error');
         return undefined;

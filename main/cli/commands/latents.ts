@@ -18,9 +18,10 @@ export function register(program: Command): void {
   program
     .command('latents')
     .description('active JumpReLU SAE latents of resid_post(L) for every token (BOS included), largest first')
-    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 checkpoint folder')
+    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 or Llama-3.x checkpoint folder')
     .option('--layer <L>', 'block whose resid_post is encoded (0-based)')
-    .option('--sae <path>', 'Gemma Scope params.npz or SAELens folder (cfg.json + sae_weights.safetensors)')
+    .option('--sae <path>', 'Gemma Scope params.npz, SAELens folder (cfg.json + sae_weights.safetensors) or Llama Scope folder (hyperparams.json + checkpoints/)')
+    .option('--sae-encoding <e>', 'Llama Scope only: saelens (default: SAELens\'s activation values) | authors')
     .option('--demo', 'use the demo kit\'s checkpoint, layer and SAE')
     .option('--ids <ids>', 'comma-separated token ids, e.g. 2,17,45')
     .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer (BOS added)')
@@ -36,6 +37,7 @@ export function register(program: Command): void {
           checkpoint: bb.checkpoint,
           layer: bb.layer,
           sae: bb.sae,
+          saeEncoding: bb.saeEncoding,
           ep: bb.ep,
           ids: o.ids !== undefined ? parseIds(o.ids) : undefined,
           text: o.text,

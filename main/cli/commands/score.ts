@@ -71,6 +71,7 @@ export function register(program: Command): void {
             if (o.json) printJson({ index: i, id: p.id, ...ex });
             else {
               process.stdout.write(`pair ${i}: margin ${ex.margin.toFixed(4)}, P(chosen ≻ rejected) ${ex.pChosen.toFixed(3)}\n${ex.why}\n`);
+              if (ex.chosen.saeEncoding) process.stdout.write(`SAE activations: ${ex.chosen.saeEncoding === 'authors' ? "the Llama Scope authors' encoding (unit-norm decoder)" : "SAELens's encoding"}\n`);
               for (const side of ['chosen', 'rejected'] as const) {
                 const e = ex[side];
                 process.stdout.write(`${side}: score ${e.score.toFixed(4)} = bias ${e.bias.toFixed(4)} + Σ contributions of all selected latents (exact; top ${e.contributions.length} below; --json splits each over the tokens)\n`);

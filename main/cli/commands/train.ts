@@ -6,6 +6,7 @@ import { readModelConfig } from '../../engine/backbone/config';
 import { ensureDemoKit } from '../../engine/demo/kit';
 import { InputError } from '../../engine/errors';
 import type { EpRequest } from '../../engine/runtime/ort';
+import type { SaeEncoding } from '../../engine/sae';
 import { openStore, type Store } from '../../engine/store';
 import { resolveMaxTokens } from '../../engine/sparserm/length-policy';
 import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
@@ -19,11 +20,20 @@ export interface BackboneOpts {
   checkpoint?: string;
   layer?: string;
   sae?: string;
+  /** Llama Scope only: saelens (default) | authors. */
+  saeEncoding?: string;
   demo?: boolean;
   ep?: string;
 }
 
-export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: string; layer: number; sae: string; ep: EpRequest; demoDataset?: string; labelSet?: { modelId: string; saeId: string } }> {
+/** --sae-encoding → the loader's option (sae/llama-scope.ts). */
+export function parseSaeEncoding(v: string | undefined): SaeEncoding | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'saelens' && v !== 'authors') throw new InputError({ field: '--sae-encoding', expected: 'saelens or authors', got: JSON.stringify(v) });
+  return v;
+}
+
+export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: string; layer: number; sae: string; saeEncoding?: SaeEncoding; ep: EpRequest; demoDataset?: string; labelSet?: { modelId: string; saeId: string } }> {
   if (o.demo) {
     const kit = await ensureDemoKit({ onProgress: (p) => progress(`demo kit: ${p.phase} ${p.done}/${p.total}`) });
     progress(`using ${kit.label}: ${kit.checkpoint}, layer ${kit.layer}, SAE ${kit.sae}`);
@@ -39,7 +49,8 @@ export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: st
   for (const [flag, v] of [['--checkpoint', o.checkpoint], ['--layer', o.layer], ['--sae', o.sae]] as const) {
     if (v === undefined) throw new InputError({ field: flag, expected: `${flag} (or --demo for the demo kit)`, got: 'nothing' });
   }
-  return { checkpoint: o.checkpoint!, layer: parseLayer(o.layer), sae: o.sae!, ep: parseEp(o.ep) };
+  const saeEncoding = parseSaeEncoding(o.saeEncoding);
+  return { checkpoint: o.checkpoint!, layer: parseLayer(o.layer), sae: o.sae!, ...(saeEncoding ? { saeEncoding } : {}), ep: parseEp(o.ep) };
 }
 
 export interface DataOpts {
@@ -128,9 +139,10 @@ export function register(program: Command): void {
     .option('--data <file>', 'JSONL of {prompt, chosen, rejected, source?}')
     .option('--dataset <name>', 'a dataset from the store (the model is registered there too)')
     .option('--db <path>', 'database file (default: SPARSERM_DB or the per-user location)')
-    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 checkpoint folder')
+    .option('--checkpoint <dir>', 'Hugging Face Gemma-2 or Llama-3.x checkpoint folder')
     .option('--layer <L>', 'block whose resid_post is read (0-based)')
-    .option('--sae <path>', 'Gemma Scope params.npz or SAELens folder (cfg.json + sae_weights.safetensors)')
+    .option('--sae <path>', 'Gemma Scope params.npz, SAELens folder (cfg.json + sae_weights.safetensors) or Llama Scope folder (hyperparams.json + checkpoints/)')
+    .option('--sae-encoding <e>', 'Llama Scope only: saelens (default) | authors (unit-norm decoder; recorded in the model)')
     .option('--demo', 'use the demo kit (tiny random-weight Gemma-2 + SAE; its TruthfulQA pairs when no data is given)')
     .option('--k <K>', 'latents per side (2K directions)', '128')
     .option('--loss <loss>', 'margin | bt (Bradley–Terry)', 'margin')

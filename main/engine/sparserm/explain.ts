@@ -53,6 +53,8 @@ export interface ResponseExplanation {
   /** score − Σ contributions: the bias term of the active ReLU pattern. */
   bias: number;
   method: RewardModelManifest['attribution']['method'];
+  /** Llama Scope SAEs: the encoding the firing values use ('saelens' or 'authors', from the manifest). */
+  saeEncoding?: 'saelens' | 'authors';
   /** Display strings of the response tokens, and their span in the full sequence. */
   tokens: string[];
   responseSpan: [number, number];
@@ -255,6 +257,7 @@ async function explainWith(model: RewardModel, req: Omit<ExplainRequest, 'modelD
     score,
     bias,
     method: m.attribution.method,
+    ...(m.sae.encoding ? { saeEncoding: m.sae.encoding } : {}),
     tokens: strings,
     responseSpan: [s0, s1],
     pooledSpan: [off, rows],

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Store, Pair, Score, RewardModel, Backbone, Sae as SaeRow } from '../engine/store';
 import type { JobRunner, JobContext } from '../engine/jobs';
 import { InputError } from '../engine/errors';
-import { loadCheckpoint, ensureBackboneGraph, readModelConfig } from '../engine/backbone';
+import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15 } from '../engine/backbone';
 import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
@@ -81,7 +81,7 @@ function backboneInfo(b: Backbone): ModelInfo {
     name: b.name,
     path: b.path ?? '',
     isDemo: isDemoMeta(m, b.path),
-    details: { architecture: b.architecture, layers: scalar(m.numLayers), hidden: scalar(m.hiddenSize) },
+    details: { family: architectureFor(b.architecture ?? '')?.label ?? null, architecture: b.architecture, layers: scalar(m.numLayers), hidden: scalar(m.hiddenSize) },
   };
 }
 function saeInfo(s: SaeRow): ModelInfo {
@@ -349,6 +349,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
           { name: 'ONNX Runtime CUDA provider', ok: !!probe.providerLibrary, detail: probe.providerLibrary ?? 'not installed (CPU only)' },
           { name: 'NVIDIA GPU', ok: !!probe.gpu, detail: probe.gpu ?? 'none visible' },
           { name: 'demo kit', ok: !!kit, detail: kit ? `${kit.dir} (${DEMO_LABEL})` : 'not generated yet' },
+          { name: `memory for ${LLAMA31_8B_L15.label}`, ...llama8bMemoryLine() },
         ],
       };
     },

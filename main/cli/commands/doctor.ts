@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 
+import { backboneMemoryNeed, LLAMA31_8B_L15, llama8bMemoryLine, systemMemory } from '../../engine/backbone/memory';
 import { GraphBuilder } from '../../engine/onnx/graph-builder';
 import { cacheDirs, cacheHome, dataHome, databasePath } from '../../engine/paths';
 import { createSession, ortInfo, probeCuda, selectExecutionProvider } from '../../engine/runtime/ort';
@@ -118,6 +119,15 @@ export function register(program: Command): void {
             devNvidia0: fs.existsSync('/dev/nvidia0'),
             cudaLibraries: cudaLibraries(),
           },
+          // What the paper's third backbone needs (issue 11): blocks 0..15 of Llama-3.1-8B, per precision.
+          memory: {
+            ...systemMemory(),
+            llama31_8b_layer15: {
+              f32Bytes: backboneMemoryNeed(LLAMA31_8B_L15.shape, LLAMA31_8B_L15.layer, 'f32').needBytes,
+              f16Bytes: backboneMemoryNeed(LLAMA31_8B_L15.shape, LLAMA31_8B_L15.layer, 'f16').needBytes,
+              ...llama8bMemoryLine(),
+            },
+          },
           locations: {
             dataHome: dataHome(),
             database: databasePath(),
@@ -142,6 +152,7 @@ export function register(program: Command): void {
           `live session: ${report.executionProvider.live.ep} — ${report.executionProvider.live.reason}${report.executionProvider.live.ok ? ' (ran OK)' : ` (FAILED: ${report.executionProvider.live.error ?? 'wrong result'})`}`,
           `GPU: nvidia-smi ${report.gpu.nvidiaSmi.gpus?.join('; ') ?? report.gpu.nvidiaSmi.error}; /proc/driver/nvidia ${report.gpu.procDriverNvidia ? 'present' : 'absent'}; /dev/nvidia0 ${report.gpu.devNvidia0 ? 'present' : 'absent'}`,
           `CUDA libraries: ${Object.entries(report.gpu.cudaLibraries).map(([k, v]) => `${k} ${v ? 'found' : 'missing'}`).join(', ')}`,
+          `memory for ${LLAMA31_8B_L15.label}: ${report.memory.llama31_8b_layer15.detail}`,
           `database: ${report.locations.database}`,
           ...Object.entries(report.caches).map(([k, v]) => `cache ${k}: ${v.path} (${v.exists ? `${mb(v.sizeBytes)}, ${v.entries} entries` : 'empty'})`),
           ...report.caches.graphs.items.map(

@@ -35,6 +35,8 @@ export interface TensorNameTemplates {
 export interface ArchitectureSpec {
   /** Our id (also part of cache keys). */
   id: 'gemma2' | 'llama';
+  /** The family as people name it (Models screen, doctor). */
+  label: string;
   /** `architectures[0]` values in config.json that map here. */
   hfArchitectures: string[];
   normStyle: NormStyle;
@@ -79,6 +81,7 @@ const HF_DECODER_TENSORS = {
 
 export const GEMMA2: ArchitectureSpec = {
   id: 'gemma2',
+  label: 'Gemma-2',
   hfArchitectures: ['Gemma2ForCausalLM', 'Gemma2Model'],
   normStyle: 'one_plus_weight',
   embeddingScale: 'sqrt_hidden',
@@ -100,6 +103,7 @@ export const GEMMA2: ArchitectureSpec = {
 /** Llama-3.x (and Llama-2: same graph, rope_scaling absent). `llama3` rope_scaling lives in config.ts (any family). */
 export const LLAMA: ArchitectureSpec = {
   id: 'llama',
+  label: 'Llama-3.x',
   hfArchitectures: ['LlamaForCausalLM', 'LlamaModel'],
   normStyle: 'weight',
   embeddingScale: 'none',

@@ -15,3 +15,4 @@ export {
   type HiddenOptions,
 } from './session';
 export * from './tokenizer';
+export { backboneMemoryNeed, blockParameters, assertMemoryFor, llama8bMemoryLine, systemMemory, LLAMA31_8B_L15, type MemoryNeed } from './memory';

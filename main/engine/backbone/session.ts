@@ -10,6 +10,7 @@ import { createSession, type Ep, type EpRequest, type OrtSession } from '../runt
 import { loadCheckpoint, type Checkpoint } from './checkpoint';
 import { GRAPH_INPUT, GRAPH_OUTPUT, type Precision } from './decoder-graph';
 import { ensureBackboneGraph } from './graph-cache';
+import { assertMemoryFor } from './memory';
 
 export interface OpenBackboneOptions {
   /** Checkpoint folder (config.json + safetensors). */
@@ -104,6 +105,8 @@ export async function openBackbone(opts: OpenBackboneOptions): Promise<BackboneS
       throw new InputError({ file: ckpt.dir, field: 'layer', expected: `a block index 0..${c.numLayers - 1} (num_hidden_layers = ${c.numLayers})`, got: String(opts.layer) });
     }
     const precision = opts.precision ?? 'f32';
+    // Before hashing and building (minutes for an 8B checkpoint): refuse clearly rather than be OOM-killed later.
+    assertMemoryFor(c, opts.layer, precision, ckpt.dir);
     const graph = await ensureBackboneGraph(ckpt, { layer: opts.layer, precision, cacheDir: opts.cacheDir, onProgress: opts.onProgress, signal: opts.signal });
     throwIfAborted(opts.signal);
     session = await createSession(graph.graphPath, { ep: opts.ep ?? 'auto', intraOpThreads: opts.intraOpThreads, worker: opts.worker });

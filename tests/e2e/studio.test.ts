@@ -125,9 +125,11 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     await page.click('[data-testid="search"]');
     await page.keyboard.type('ds');
     await page.waitForTimeout(400);
-    expect(await page.textContent('[data-testid="decision"]')).not.toMatch(/^(drop|swap)$/);
     await page.fill('[data-testid="search"]', '');
     await page.waitForSelector('[data-testid="match-count"] b:text-is("790")');
+    // (The search hid pair 1, so its selection cleared; with the search gone the first pair is shown again.)
+    await page.waitForSelector('[data-testid="decision"]');
+    expect(await page.textContent('[data-testid="decision"]')).not.toMatch(/^(drop|swap)$/);
     // Esc leaves the field; the review keys work again.
     await page.keyboard.press('Escape');
     expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { tagName: string } | null } }).document.activeElement?.tagName)).not.toBe('INPUT');

@@ -171,3 +171,13 @@ export function foldLlamaScope(t: JumpReluTensors, norm: number, encoding: SaeEn
   const bEnc = t.b_enc.data;
   for (let j = 0; j < dSae; j++) bEnc[j] = (n[j] * bEnc[j]) / s;
 }
+
+/**
+ * Neuronpedia's ids for a Llama Scope residual SAE of Llama-3.1-8B (what its bulk explanation exports are keyed by):
+ * model `llama3.1-8b`, source `{L}-llamascope-res-32k` (8x) or `-131k` (32x). Undefined for anything else.
+ */
+export function llamaScopeNeuronpediaIds(sae: { encoding?: SaeEncoding; dIn: number; dSae: number; hookLayer?: number }): { modelId: string; saeId: string } | undefined {
+  if (!sae.encoding || sae.dIn !== 4096 || sae.hookLayer === undefined) return undefined;
+  const width = sae.dSae === 32768 ? '32k' : sae.dSae === 131072 ? '131k' : undefined;
+  return width ? { modelId: 'llama3.1-8b', saeId: `${sae.hookLayer}-llamascope-res-${width}` } : undefined;
+}

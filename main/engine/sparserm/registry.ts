@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { loadCheckpoint } from '../backbone';
-import { loadSae } from '../sae';
+import { llamaScopeNeuronpediaIds, loadSae } from '../sae';
 import type { Backbone, Sae as SaeRow, Store } from '../store';
 import type { RewardModelManifest } from './manifest';
 
@@ -64,7 +64,8 @@ export async function registerSae(
   const sae = await loadSae(p);
   const existing = store.models.saes().find((s) => samePath(s.path, p));
   const id = opts.id ?? existing?.id ?? sae.id;
-  const neuronpedia = opts.neuronpedia ?? existing?.metadata.neuronpedia;
+  // A Llama Scope SAE of Llama-3.1-8B knows its Neuronpedia ids, so its label exports attach without --labels.
+  const neuronpedia = opts.neuronpedia ?? existing?.metadata.neuronpedia ?? llamaScopeNeuronpediaIds(sae);
   const row = store.models.upsertSae({
     id,
     name: opts.name ?? (existing && existing.id === id ? existing.name : sae.id),

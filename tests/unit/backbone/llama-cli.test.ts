@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { createHandlers } from '../../../main/api/handlers';
 import { writeSafetensors } from '../../../main/engine/formats/safetensors';
 import { dataDir, fixturesDir, repoRoot, tempDir } from '../../helpers/paths';
 import { llamaConfig, rng, writeRandomCheckpoint } from './random-checkpoint';
@@ -128,4 +129,20 @@ describe('sparserm CLI on a Llama checkpoint + Llama Scope SAE', () => {
     expect(ev.accuracy).toBeGreaterThanOrEqual(0);
     expect(ev.accuracy).toBeLessThanOrEqual(1);
   }, 120_000);
+
+  it("the Models screen's operations: family Llama-3.x, a Llama Scope SAE, compatible with the base-SAE warning", async () => {
+    const h = createHandlers({ dbPath: path.join(work, 'models.db') });
+    try {
+      const c = await h.addCheckpoint({ path: ckpt });
+      expect(c.details).toMatchObject({ family: 'Llama-3.x', architecture: 'LlamaForCausalLM', layers: 4, hidden: H });
+      const s = await h.addSae({ path: saeDir });
+      expect(s.details).toMatchObject({ format: 'llama-scope', dSae: D_SAE, dIn: H, layer: LAYER });
+      const compat = await h.checkCompatibility({ checkpointId: c.id, saeId: s.id });
+      expect(compat.ok).toBe(true);
+      expect(compat.layer).toBe(LAYER);
+      expect(compat.problems).toEqual([expect.stringMatching(/^warning: .*base model.*instruction-tuned checkpoint/)]);
+    } finally {
+      h.close();
+    }
+  });
 });

@@ -64,6 +64,10 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
       const problems: string[] = [];
       const content = w.document.querySelector('.content')!;
       if (content.scrollWidth > content.clientWidth + 1) problems.push(`.content scrolls sideways (${content.scrollWidth} > ${content.clientWidth})`);
+      // Tables fit their card: every column visible without scrolling sideways.
+      for (const wrap of Array.from(w.document.querySelectorAll('.content .table-wrap'))) {
+        if (wrap.scrollWidth > wrap.clientWidth + 1) problems.push(`a table is wider than its card (${wrap.scrollWidth} > ${wrap.clientWidth})`);
+      }
       for (const sel of sels) {
         const el = Array.from(w.document.querySelectorAll(sel)).find((e) => e.getBoundingClientRect().width > 0);
         if (!el) {

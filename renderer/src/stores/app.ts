@@ -161,7 +161,15 @@ export const useAppStore = defineStore('app', {
     /** Follows a job until it ends; resolves with the finished job (done, failed or cancelled). */
     async follow(jobId: string, intervalMs = 300): Promise<Job> {
       for (;;) {
-        const job = await this.api.getJob({ jobId });
+        let job: Job;
+        try {
+          job = await this.api.getJob({ jobId });
+        } catch (err) {
+          // The server went away or was restarted: the connection panel says so; the job is left as last seen.
+          const last = this.jobs[jobId];
+          if (this.noteConnection(err) && last) return last;
+          throw err;
+        }
         this.jobs[job.id] = job;
         if (job.state !== 'running' && job.state !== 'queued') {
           if (job.state === 'failed') this.notify(`${job.title} failed: ${job.error ?? 'unknown error'}`, 'error');

@@ -221,6 +221,8 @@ export const ResponseExplanation = z.object({
   tokenContributions: z.array(z.number()),
   /** The top latents by |contribution|. */
   latents: z.array(ExplainedLatent),
+  /** Llama Scope SAEs: which encoding the activations use (absent for Gemma Scope). */
+  saeEncoding: z.enum(['saelens', 'authors']).optional(),
 });
 /** The margin by latent: margin = biasDelta + Σ latents[].delta + rest (the latents not listed). */
 export const MarginDecomposition = z.object({
@@ -410,6 +412,8 @@ export const contract = {
       loss: Loss.default('margin'),
       /** Tokens per response sequence (length policy; default 1,024, at most the checkpoint's max_position_embeddings). */
       maxTokens: z.number().int().min(1).optional(),
+      /** Llama Scope SAEs: 'saelens' (default) or 'authors'; recorded in the reward model. */
+      saeEncoding: z.enum(['saelens', 'authors']).optional(),
     }),
     JobRef,
   ),

@@ -127,7 +127,7 @@ function accuracyView(accuracy: number | null, n: number | null, ties?: number, 
 }
 
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
-const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional() });
+const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional(), saeEncoding: z.enum(['saelens', 'authors']).optional() });
 const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
 
 export function createEngineOps(ctx: EngineContext): EngineOps {
@@ -204,6 +204,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       tokens: e.tokens,
       pooledSpan: e.pooledSpan,
       tokenContributions: e.tokenContributions,
+      ...(e.saeEncoding ? { saeEncoding: e.saeEncoding } : {}),
       latents: e.contributions.map((c) => {
         const perToken = new Array<number>(e.tokens.length).fill(0);
         for (const t of c.tokens) if (t.index - start >= 0 && t.index - start < perToken.length) perToken[t.index - start] = t.activation;
@@ -289,6 +290,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         checkpoint: b.path ?? '',
         layer: params.layer,
         sae: s.path ?? '',
+        ...(params.saeEncoding ? { saeEncoding: params.saeEncoding } : {}),
         pairs: ds.pairs,
         k: params.k,
         loss: params.loss,

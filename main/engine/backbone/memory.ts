@@ -1,7 +1,7 @@
 /**
  * How much memory a truncated backbone session needs, and a refusal with a clear message (instead of an OOM kill)
  * when the machine does not have it. The estimate is the graph's weights (blocks 0..L; the embedding stays on disk,
- * rows are read per batch) × 1.25 for ONNX Runtime's own copies (pre-packed matmul weights) + 1 GiB of activations
+ * rows are read per batch) × 1.25 for ONNX Runtime's own copies (pre-packed matmul weights) + 256 MiB of activations
  * and runtime. Skipped with SPARSERM_IGNORE_MEMORY_CHECK=1 (e.g. a CUDA machine whose host RAM only stages weights).
  */
 import fs from 'node:fs';
@@ -20,6 +20,9 @@ export function blockParameters(c: Shape, layer: number): number {
   return perBlock * (layer + 1);
 }
 
+/** Activations (a batch's attention scores are capped at 256 MiB by the session) and the runtime itself. */
+const RUNTIME_BYTES = 256 * 2 ** 20;
+
 export interface MemoryNeed {
   parameters: number;
   /** Bytes of the graph's weights at this precision. */
@@ -31,7 +34,7 @@ export interface MemoryNeed {
 export function backboneMemoryNeed(c: Shape, layer: number, precision: Precision): MemoryNeed {
   const parameters = blockParameters(c, layer);
   const weightBytes = parameters * (precision === 'f16' ? 2 : 4);
-  return { parameters, weightBytes, needBytes: Math.ceil(weightBytes * 1.25) + 2 ** 30 };
+  return { parameters, weightBytes, needBytes: Math.ceil(weightBytes * 1.25) + RUNTIME_BYTES };
 }
 
 /** Llama-3.1-8B(-Instruct) at the paper's layer 15: 16 blocks (config.json numbers). */

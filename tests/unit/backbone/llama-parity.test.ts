@@ -146,4 +146,23 @@ describe('Llama ONNX graph vs the float64 reference', () => {
     expect(maxAbsDiff(out, scaled).err).toBeLessThanOrEqual(1e-4 * Math.max(1, maxAbsDiff(out, scaled).scale));
     expect(maxAbsDiff(out, plain).err).toBeGreaterThan(1e-2);
   });
+
+  it('precision f16 on a Llama checkpoint stays within 1e-2 · max|x| of f32 on every block, no NaN/Inf', async () => {
+    const cfg = llamaConfig({ hidden_size: 48, intermediate_size: 96, num_hidden_layers: 3 });
+    const dir = writeRandomCheckpoint(path.join(work, 'llama-f16'), cfg, { dtype: 'F32', seed: 9 });
+    const seqs = [randomIds(40, cfg.vocab_size, 1), randomIds(6, cfg.vocab_size, 2)];
+    for (let layer = 0; layer < 3; layer++) {
+      const a = await openBackbone({ checkpoint: dir, layer, ep: 'cpu', cacheDir, precision: 'f32' });
+      const b = await openBackbone({ checkpoint: dir, layer, ep: 'cpu', cacheDir, precision: 'f16' });
+      const [ya, yb] = [await a.hidden(seqs), await b.hidden(seqs)];
+      await a.close();
+      await b.close();
+      let diff = 0;
+      let scale = 0;
+      ya.forEach((row, i) => row.forEach((v, k) => ((diff = Math.max(diff, Math.abs(v - yb[i]![k]!))), (scale = Math.max(scale, Math.abs(v))))));
+      expect(yb.every((r) => r.every(Number.isFinite))).toBe(true);
+      expect(diff, `block ${layer}`).toBeLessThanOrEqual(1e-2 * Math.max(1, scale));
+      expect(diff).toBeGreaterThan(0);
+    }
+  });
 });

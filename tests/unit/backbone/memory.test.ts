@@ -15,7 +15,7 @@ describe('backbone memory estimate', () => {
     expect(f32.weightBytes).toBe(16 * perBlock * 4);
     expect(f16.weightBytes).toBe(f32.weightBytes / 2);
     expect(f32.needBytes).toBeGreaterThan(f32.weightBytes);
-    expect(llama8bMemoryLine({ total: 16 * GB, available: 12 * GB })).toEqual({ ok: true, detail: expect.stringMatching(/3\.49 B parameters: f32 needs ~18\.5 GB, f16 ~9\.8 GB; this machine has 16\.0 GB \(12\.0 GB available\)/) });
+    expect(llama8bMemoryLine({ total: 16 * GB, available: 12 * GB })).toEqual({ ok: true, detail: expect.stringMatching(/3\.49 B parameters: f32 needs ~17\.7 GB, f16 ~9\.0 GB; this machine has 16\.0 GB \(12\.0 GB available\)/) });
     expect(llama8bMemoryLine({ total: 8 * GB, available: 6 * GB }).ok).toBe(false);
   });
 
@@ -29,7 +29,7 @@ describe('backbone memory estimate', () => {
       }
     })();
     expect(err).toBeInstanceOf(InputError);
-    expect(err!.message).toMatch(/\/m, field "layer": expected memory for blocks 0\.\.15 \(3\.49 B parameters, f32\): ~18\.5 GB; precision f16 needs ~9\.8 GB, which fits .*got 12\.0 GB available of 16\.0 GB/);
+    expect(err!.message).toMatch(/\/m, field "layer": expected memory for blocks 0\.\.15 \(3\.49 B parameters, f32\): ~17\.7 GB; precision f16 needs ~9\.0 GB, which fits .*got 12\.0 GB available of 16\.0 GB/);
     expect(() => assertMemoryFor(c, 15, 'f16', '/m', { total: 16 * GB, available: 12 * GB })).not.toThrow();
     expect(() => assertMemoryFor(c, 15, 'f16', '/m', { total: 8 * GB, available: 6 * GB })).toThrow(/try an earlier layer/);
     process.env.SPARSERM_IGNORE_MEMORY_CHECK = '1';

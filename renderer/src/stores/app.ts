@@ -90,8 +90,11 @@ export const useAppStore = defineStore('app', {
         this.notify(errorInfo(err).message, 'error');
       }
       if (!this.datasetId && this.datasets.length) this.datasetId = this.datasets[0].id;
-      if (this.models.length === 0) this.screen = 'models';
-      else if (this.datasets.some((d) => d.counts.scored > 0)) this.screen = 'review';
+      // The first load picks a starting screen; a reconnect keeps the one the curator was on.
+      if (!this.loaded) {
+        if (this.models.length === 0) this.screen = 'models';
+        else if (this.datasets.some((d) => d.counts.scored > 0)) this.screen = 'review';
+      }
       this.loaded = true;
     },
     /**

@@ -57,6 +57,18 @@ function seed(dbPath: string, n: number): number {
 const SCROLL_SCRIPT = `(async () => {
   const el = document.querySelector('[data-testid="pair-list"]');
   const gaps = [];
+  // Long animation frames (Chromium's LoAF API) say where a slow frame's time went: our script (Vue, the virtual
+  // list, fetch handling) versus style, layout and paint, which CPU contention stretches.
+  const loafs = [];
+  const obs = typeof PerformanceObserver !== 'undefined' && PerformanceObserver.supportedEntryTypes?.includes('long-animation-frame')
+    ? new PerformanceObserver((l) => { for (const e of l.getEntries()) if (e.duration > 50) loafs.push({
+        ms: Math.round(e.duration),
+        scriptMs: Math.round(e.scripts.reduce((a, x) => a + x.duration, 0)),
+        renderMs: Math.round(e.renderStart ? e.startTime + e.duration - e.renderStart : 0),
+        scripts: e.scripts.filter((x) => x.duration >= 5).map((x) => x.invoker + ' ' + Math.round(x.duration) + ' ms'),
+      }); })
+    : null;
+  obs?.observe({ type: 'long-animation-frame' });
   let last = performance.now();
   let running = true;
   const tick = (t) => { gaps.push(t - last); last = t; if (running) requestAnimationFrame(tick); };
@@ -68,13 +80,14 @@ const SCROLL_SCRIPT = `(async () => {
   el.scrollTop = el.scrollHeight;
   for (let k = 0; k < 30; k++) await frame();
   running = false;
+  obs?.disconnect();
   // After the last jump: how long until every visible row has its content.
   const t0 = performance.now();
   const full = () => [...document.querySelectorAll('.pair-row')].every((r) => r.querySelector('.prompt'));
   while (!full() && performance.now() - t0 < 10000) await frame();
   const fillAfterJumpMs = performance.now() - t0;
   const loaded = full();
-  return { gaps: gaps.slice(1), wheelFrames, loaded, fillAfterJumpMs, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
+  return { loafs, gaps: gaps.slice(1), wheelFrames, loaded, fillAfterJumpMs, last: document.querySelector('.pair-row:last-child .idx')?.textContent ?? null };
 })()`;
 
 async function main() {
@@ -99,7 +112,7 @@ async function main() {
 
     // Scroll: 240 wheel-sized steps, then 20 long jumps across the whole list; rAF gaps measured throughout.
     // A string, not a function: tsx's keepNames would inject a __name helper that does not exist in the page.
-    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { gaps: number[]; wheelFrames: number; loaded: boolean; fillAfterJumpMs: number; last: string | null };
+    const frames = (await page.evaluate(SCROLL_SCRIPT)) as { loafs: { ms: number; scriptMs: number; renderMs: number; scripts: string[] }[]; gaps: number[]; wheelFrames: number; loaded: boolean; fillAfterJumpMs: number; last: string | null };
     const sorted = [...frames.gaps].sort((a, b) => a - b);
     const result = {
       date: new Date().toISOString(),
@@ -114,6 +127,9 @@ async function main() {
       worstFrameWheelMs: +Math.max(...frames.gaps.slice(0, frames.wheelFrames - 1)).toFixed(1),
       worstFrameJumpsMs: +Math.max(...frames.gaps.slice(frames.wheelFrames - 1)).toFixed(1),
       slowFrames: frames.gaps.map((g, i) => [i, Math.round(g)]).filter(([, g]) => g > 50),
+      /** Long animation frames (> 50 ms) while scrolling: total, in our script, in rendering (style/layout/paint). */
+      longFrames: frames.loafs,
+      loadAvg: os.loadavg().map((x) => +x.toFixed(2)),
       p95FrameMs: +sorted[Math.floor(sorted.length * 0.95)].toFixed(1),
       medianFrameMs: +sorted[Math.floor(sorted.length / 2)].toFixed(1),
       rowsLoadedAtEnd: frames.loaded,

@@ -5,7 +5,7 @@
  */
 import MarkdownIt from 'markdown-it';
 import DOMPurify from 'dompurify';
-import { markTerms } from './search-terms';
+import { splitHits } from './search-terms';
 
 const md = new MarkdownIt({ html: false, linkify: false, breaks: true, typographer: false });
 
@@ -20,4 +20,26 @@ export function renderMarkdown(text: string, terms: readonly string[] = []): str
   const box = document.createElement('div');
   box.appendChild(frag);
   return box.innerHTML;
+}
+
+/** Wraps the term matches inside the text nodes of `root` in <mark> (after sanitising, so no markup is parsed). */
+export function markTerms(root: Node, terms: readonly string[]): void {
+  if (!terms.length) return;
+  const doc = root.ownerDocument ?? (root as Document);
+  const walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes: Text[] = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n as Text);
+  for (const node of nodes) {
+    const runs = splitHits(node.data, terms);
+    if (runs.length === 1 && !runs[0]!.hit) continue;
+    const frag = doc.createDocumentFragment();
+    for (const r of runs) {
+      if (r.hit) {
+        const mark = doc.createElement('mark');
+        mark.textContent = r.text;
+        frag.appendChild(mark);
+      } else frag.appendChild(doc.createTextNode(r.text));
+    }
+    node.parentNode?.replaceChild(frag, node);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Search terms of the review search box, as the store's full-text search reads them (words ANDed, `word*` a
+ * Pure (no DOM, so Node unit tests import it). Search terms of the review search box, as the store's full-text search reads them (words ANDed, `word*` a
  * prefix, "quoted phrase"), turned into what to highlight. Operators (AND/OR/NOT/NEAR) are not terms.
  */
 export function searchTerms(query: string | undefined): string[] {
@@ -40,26 +40,4 @@ export function splitHits(text: string, terms: readonly string[]): { text: strin
   }
   if (last < text.length) out.push({ text: text.slice(last), hit: false });
   return out;
-}
-
-/** Wraps the term matches inside the text nodes of `root` in <mark> (after sanitising, so no markup is parsed). */
-export function markTerms(root: Node, terms: readonly string[]): void {
-  if (!terms.length) return;
-  const doc = root.ownerDocument ?? (root as Document);
-  const walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-  const nodes: Text[] = [];
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n as Text);
-  for (const node of nodes) {
-    const runs = splitHits(node.data, terms);
-    if (runs.length === 1 && !runs[0]!.hit) continue;
-    const frag = doc.createDocumentFragment();
-    for (const r of runs) {
-      if (r.hit) {
-        const mark = doc.createElement('mark');
-        mark.textContent = r.text;
-        frag.appendChild(mark);
-      } else frag.appendChild(doc.createTextNode(r.text));
-    }
-    node.parentNode?.replaceChild(frag, node);
-  }
 }

@@ -92,7 +92,7 @@ function saeInfo(s: SaeRow): ModelInfo {
     name: s.name,
     path: s.path ?? '',
     isDemo: isDemoMeta(m, s.path),
-    details: { layer: s.layer, dSae: s.dSae, dIn: scalar(m.dIn), format: scalar(m.format) },
+    details: { layer: s.layer, dSae: s.dSae, dIn: scalar(m.dIn), format: scalar(m.format), llamaScope: m.llamaScope === true },
   };
 }
 function rewardModelInfo(r: RewardModel): ModelInfo {

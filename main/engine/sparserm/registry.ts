@@ -74,7 +74,7 @@ export async function registerSae(
     backboneId: existing?.backboneId ?? null,
     layer: opts.layer ?? sae.hookLayer ?? existing?.layer ?? null,
     dSae: sae.dSae,
-    metadata: { ...existing?.metadata, dIn: sae.dIn, format: sae.format, demo: opts.demo ?? existing?.metadata.demo === true, ...(neuronpedia ? { neuronpedia } : {}) },
+    metadata: { ...existing?.metadata, dIn: sae.dIn, format: sae.format, llamaScope: sae.encoding !== undefined, demo: opts.demo ?? existing?.metadata.demo === true, ...(neuronpedia ? { neuronpedia } : {}) },
   });
   for (const s of store.models.saes()) if (s.id !== id && samePath(s.path, p)) store.models.mergeSae(s.id, id);
   return row;

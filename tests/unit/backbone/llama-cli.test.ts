@@ -26,6 +26,9 @@ const D_SAE = 64;
 const NORM_IN = 3;
 const T = 0.5;
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+// The in-process API (last test) keeps its caches and reward models inside the temp folder, like the CLI runs.
+process.env.SPARSERM_HOME = home;
+process.env.SPARSERM_CACHE = path.join(home, 'cache');
 
 const SPECIALS = ['<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>'];
 
@@ -130,19 +133,38 @@ describe('sparserm CLI on a Llama checkpoint + Llama Scope SAE', () => {
     expect(ev.accuracy).toBeLessThanOrEqual(1);
   }, 120_000);
 
-  it("the Models screen's operations: family Llama-3.x, a Llama Scope SAE, compatible with the base-SAE warning", async () => {
+  it("the Models/Train screens' operations: family Llama-3.x, a Llama Scope SAE (compatible, base-SAE warning), train with the authors' encoding, explanations carry it", async () => {
     const h = createHandlers({ dbPath: path.join(work, 'models.db') });
     try {
       const c = await h.addCheckpoint({ path: ckpt });
       expect(c.details).toMatchObject({ family: 'Llama-3.x', architecture: 'LlamaForCausalLM', layers: 4, hidden: H });
       const s = await h.addSae({ path: saeDir });
       expect(s.details).toMatchObject({ format: 'llama-scope', dSae: D_SAE, dIn: H, layer: LAYER });
+      expect(s.details.llamaScope).toBe(true);
       const compat = await h.checkCompatibility({ checkpointId: c.id, saeId: s.id });
       expect(compat.ok).toBe(true);
       expect(compat.layer).toBe(LAYER);
       expect(compat.problems).toEqual([expect.stringMatching(/^warning: .*base model.*instruction-tuned checkpoint/)]);
+      // The Train screen's path with the authors' encoding: recorded in the model, carried by explanations.
+      const follow = async (jobId: string) => {
+        for (;;) {
+          const j = await h.getJob({ jobId });
+          if (j.state !== 'running' && j.state !== 'queued') return j;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      expect((await follow((await h.importDataset({ path: dataFile, name: 'tqa-24' })).jobId)).state).toBe('done');
+      const datasetId = (await h.listDatasets({})).datasets.find((d) => d.name === 'tqa-24')!.id;
+      const trained = await follow((await h.train({ datasetId, checkpointId: c.id, saeId: s.id, layer: LAYER, k: 4, loss: 'margin', saeEncoding: 'authors' })).jobId);
+      expect(trained.state).toBe('done');
+      const rm = (await h.listModels({})).models.find((m) => m.kind === 'reward-model')!;
+      expect(JSON.parse(fs.readFileSync(path.join(rm.path, 'manifest.json'), 'utf8')).sae).toMatchObject({ format: 'llama-scope', encoding: 'authors' });
+      expect((await follow((await h.score({ datasetId, rewardModelId: rm.id })).jobId)).state).toBe('done');
+      const pair = (await h.queryPairs({ datasetId, filter: { decision: 'any', verdict: 'any' }, sort: { by: 'index', dir: 'asc' }, offset: 0, limit: 1 })).rows[0]!;
+      const ex = await h.explainPair({ pairId: pair.id, top: 5 });
+      expect([ex.chosen.saeEncoding, ex.rejected.saeEncoding]).toEqual(['authors', 'authors']);
     } finally {
       h.close();
     }
-  });
+  }, 120_000);
 });

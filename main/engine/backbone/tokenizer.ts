@@ -78,7 +78,7 @@ export interface ChatEncoding {
   controlStrings: number;
 }
 
-export interface GemmaChatTokenizer {
+export interface ChatTokenizer {
   /** The checkpoint folder this tokenizer was read from. */
   readonly dir: string;
   readonly vocabSize: number;
@@ -126,7 +126,7 @@ const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
  * Loaded tokenizers by folder, valid while both files keep their size and mtime. A real Gemma vocabulary (256k
  * tokens, 33 MB of JSON) takes seconds to load; explanations and scoring ask for it again and again.
  */
-const cache = new Map<string, { stamp: string; tokenizer: Promise<GemmaChatTokenizer> }>();
+const cache = new Map<string, { stamp: string; tokenizer: Promise<ChatTokenizer> }>();
 const CACHE_MAX = 8;
 
 function fileStamp(file: string): string {
@@ -138,7 +138,7 @@ function fileStamp(file: string): string {
   }
 }
 
-export async function loadTokenizer(checkpointDir: string): Promise<GemmaChatTokenizer> {
+export async function loadTokenizer(checkpointDir: string): Promise<ChatTokenizer> {
   const dir = path.resolve(checkpointDir);
   const stamp = `${fileStamp(path.join(dir, 'tokenizer.json'))}|${fileStamp(path.join(dir, 'tokenizer_config.json'))}`;
   const hit = cache.get(dir);
@@ -154,7 +154,7 @@ export async function loadTokenizer(checkpointDir: string): Promise<GemmaChatTok
   return tokenizer;
 }
 
-async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
+async function readTokenizer(dir: string): Promise<ChatTokenizer> {
   const tokPath = path.join(dir, 'tokenizer.json');
   const cfgPath = path.join(dir, 'tokenizer_config.json');
 
@@ -216,7 +216,7 @@ async function readTokenizer(dir: string): Promise<GemmaChatTokenizer> {
   const vocab = tokParsed.data.model.vocab;
   const vocabEntries = Array.isArray(vocab) ? vocab.length : Object.keys(vocab).length;
   const maxAdded = tokParsed.data.added_tokens.reduce((m, t) => Math.max(m, t.id + 1), 0);
-  return new HfGemmaChatTokenizer(dir, tokPath, cfgPath, tokenizer, specialIds, template, Math.max(vocabEntries, maxAdded), tokParsed.data.model.byte_fallback ?? false, {
+  return new HfChatTokenizer(dir, tokPath, cfgPath, tokenizer, specialIds, template, Math.max(vocabEntries, maxAdded), tokParsed.data.model.byte_fallback ?? false, {
     json: tokJson as Record<string, unknown> & { added_tokens: Array<{ id: number }> },
     config: (cfgRaw ?? {}) as object,
   });
@@ -266,7 +266,7 @@ async function readJson(file: string, dir: string, what: string, optional = fals
   }
 }
 
-class HfGemmaChatTokenizer implements GemmaChatTokenizer {
+class HfChatTokenizer implements ChatTokenizer {
   private readonly addedById: Map<number, string>;
   private readonly normalize: (s: string) => string;
   /** Ids of the added tokens that are control tokens (see the file comment), and a test for their strings. */

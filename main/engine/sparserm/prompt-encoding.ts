@@ -7,7 +7,7 @@
  * template; anything else is one user turn. The pair's response is always the last model turn, and the stored text is
  * never changed: only the encoding is.
  */
-import type { ChatEncoding, ChatMessage, GemmaChatTokenizer } from '../backbone/tokenizer';
+import type { ChatEncoding, ChatMessage, ChatTokenizer } from '../backbone/tokenizer';
 import { textToPromptMessages } from '../data/formats';
 import { InputError } from '../errors';
 
@@ -15,7 +15,7 @@ import { InputError } from '../errors';
  *  way is tokenized again; the feature key itself is the exact ids, so the backbone reruns only for changed ids). */
 export const PROMPT_ENCODING_VERSION = 2;
 
-export function encodePromptResponse(tokenizer: GemmaChatTokenizer, prompt: string, response: string): ChatEncoding {
+export function encodePromptResponse(tokenizer: ChatTokenizer, prompt: string, response: string): ChatEncoding {
   try {
     return tokenizer.encodeConversation(promptTurns(prompt), response);
   } catch (err) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
+import { loadTokenizer, type ChatTokenizer } from '../../../main/engine/backbone/tokenizer';
 import { truncateEncoding } from '../../../main/engine/sparserm/length-policy';
 import { encodePromptResponse, promptTurns } from '../../../main/engine/sparserm/prompt-encoding';
 import { dataDir, fixturesDir, tempDir } from '../../helpers/paths';
@@ -33,7 +33,7 @@ function packageModels(): string {
   return path.join(d, 'models');
 }
 
-let tok: GemmaChatTokenizer;
+let tok: ChatTokenizer;
 let hf: PreTrainedTokenizer;
 const hfIds = (messages: Msg[], gen = false): number[] =>
   hf.apply_chat_template(messages, { tokenize: true, add_generation_prompt: gen, return_tensor: false, return_dict: false }) as number[];

@@ -2,7 +2,7 @@ import path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
+import { loadTokenizer, type ChatTokenizer } from '../../../main/engine/backbone/tokenizer';
 import { messagesToText, textToPromptMessages } from '../../../main/engine/data/formats';
 import { featureKey } from '../../../main/engine/sparserm/features';
 import { chatTurns, encodePromptResponse, promptTurns } from '../../../main/engine/sparserm/prompt-encoding';
@@ -11,7 +11,7 @@ import { readJsonl, writeDemoTokenizerDir } from './helpers';
 
 type Pair = { id: string; prompt: string; chosen: string; rejected: string };
 
-let tok: GemmaChatTokenizer;
+let tok: ChatTokenizer;
 let hh: Pair[];
 
 beforeAll(async () => {

@@ -6,7 +6,7 @@ import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/trans
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ChatTemplate } from '../../../main/engine/backbone/chat-template';
-import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
+import { loadTokenizer, type ChatTokenizer } from '../../../main/engine/backbone/tokenizer';
 import { encodePromptResponse, promptTurns } from '../../../main/engine/sparserm/prompt-encoding';
 import { dataDir, tempDir } from '../../helpers/paths';
 import { readJsonl } from './helpers';
@@ -34,7 +34,7 @@ function packageModels(): string {
 }
 
 let dir: string;
-let tok: GemmaChatTokenizer;
+let tok: ChatTokenizer;
 let hf: PreTrainedTokenizer;
 let addedIds: Set<number>;
 const hfIds = (messages: Msg[]): number[] => hf.apply_chat_template(messages, { tokenize: true, return_tensor: false, return_dict: false }) as number[];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadTokenizer, type GemmaChatTokenizer } from '../../../main/engine/backbone/tokenizer';
+import { loadTokenizer, type ChatTokenizer } from '../../../main/engine/backbone/tokenizer';
 import { ChatTemplate, GEMMA2_IT_CHAT_TEMPLATE } from '../../../main/engine/backbone/chat-template';
 import { InputError } from '../../../main/engine/errors';
 import { dataDir, tempDir } from '../../helpers/paths';
@@ -13,7 +13,7 @@ import { readJsonl, writeDemoTokenizerDir } from './helpers';
 type Pair = { id: string; prompt: string; chosen: string; rejected: string };
 
 let dir: string;
-let tok: GemmaChatTokenizer;
+let tok: ChatTokenizer;
 
 beforeAll(async () => {
   dir = writeDemoTokenizerDir();

@@ -1,35 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import { buildProgram } from '../../../main/cli/program';
 import { openStore } from '../../../main/engine/store';
 import { dataDir, repoRoot, tempDir } from '../../helpers/paths';
+import { runCli } from '../../helpers/cli';
 import { seedRun } from '../store/helpers';
 
-/** Runs the sparserm command in-process; returns stdout, stderr and the exit code it set. */
-async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  process.exitCode = 0;
-  try {
-    const program = buildProgram().exitOverride();
-    for (const c of program.commands) c.exitOverride();
-    await program.parseAsync(['node', 'sparserm', ...args]);
-  } catch (x) {
-    if (!(x as { code?: string }).code?.startsWith('commander.')) throw x;
-    if ((x as { code?: string }).code !== 'commander.helpDisplayed') process.exitCode = (x as { exitCode?: number }).exitCode ?? 1;
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return { out, err, code };
-}
+const run = runCli;
 
 afterEach(() => {
   process.exitCode = 0;

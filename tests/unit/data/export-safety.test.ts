@@ -5,36 +5,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import { buildProgram } from '../../../main/cli/program';
 import { exportDataset, importFile, OutputExistsError, removeStaleTempFiles } from '../../../main/engine/data';
 import { STALE_TEMP_AGE_MS } from '../../../main/engine/data/atomic';
 import { InputError } from '../../../main/engine/errors';
 import { openStore } from '../../../main/engine/store';
 import { dataDir, tempDir } from '../../helpers/paths';
+import { runCli } from '../../helpers/cli';
 
-async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  process.exitCode = 0;
-  try {
-    const program = buildProgram().exitOverride();
-    for (const c of program.commands) c.exitOverride();
-    await program.parseAsync(['node', 'sparserm', ...args]);
-  } catch (x) {
-    if (!(x as { code?: string }).code?.startsWith('commander.')) throw x;
-    if ((x as { code?: string }).code !== 'commander.helpDisplayed') process.exitCode = (x as { exitCode?: number }).exitCode ?? 1;
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return { out, err, code };
-}
+const run = runCli;
 
 afterEach(() => {
   process.exitCode = 0;

@@ -7,15 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import { buildProgram } from '../../../main/cli/program';
 
 import { importFile } from '../../../main/engine/data';
 import { binaryReason, firstInvalidUtf8 } from '../../../main/engine/data/source';
 import { InputError } from '../../../main/engine/errors';
 import { openStore, type Store } from '../../../main/engine/store';
 import { tempDir } from '../../helpers/paths';
+import { runCli } from '../../helpers/cli';
 
 const MiB = 1 << 20;
 const good = (i: number) => JSON.stringify({ prompt: `p${i}`, chosen: `c${i}`, rejected: `r${i}` });
@@ -231,24 +231,7 @@ describe('sparserm import --max-line-bytes', () => {
   afterEach(() => {
     process.exitCode = 0;
   });
-  async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-    let out = '';
-    let err = '';
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-    process.exitCode = 0;
-    try {
-      const program = buildProgram().exitOverride();
-      for (const c of program.commands) c.exitOverride();
-      await program.parseAsync(['node', 'sparserm', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    const code = Number(process.exitCode ?? 0);
-    process.exitCode = 0;
-    return { out, err, code };
-  }
+  const run = runCli;
 
   it('takes a size with units; a longer line exits 2 naming the file and the line; a bad size is refused', async () => {
     const dir = tempDir();

@@ -5,8 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, openBackbone, parseModelConfig } from '../../../main/engine/backbone';
 import { ropeInvFreq } from '../../../main/engine/backbone/decoder-graph';
 import { InputError } from '../../../main/engine/errors';
-import { openSafetensors } from '../../../main/engine/formats/safetensors';
 import { tempDir } from '../../helpers/paths';
+import { maxAbsDiff, weightsOf } from './weights';
 import { llamaConfig, randomIds, writeRandomCheckpoint } from './random-checkpoint';
 import { llamaInvFreq, llamaReferenceResidPost, type LlamaRefConfig } from './reference-forward-llama';
 
@@ -15,30 +15,6 @@ const cacheDir = path.join(work, 'graphs');
 process.env.SPARSERM_CACHE = path.join(cacheDir, 'cache');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function weightsOf(dir: string): { read: (name: string) => Float32Array; close: () => void } {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).map((f) => openSafetensors(path.join(dir, f)));
-  return {
-    read: (name) => {
-      const f = files.find((s) => s.entries.has(name));
-      if (!f) throw new Error(`no ${name}`);
-      return f.readF32(name);
-    },
-    close: () => files.forEach((f) => f.close()),
-  };
-}
-
-function maxAbsDiff(a: Float32Array, ref: Float64Array[]): { err: number; scale: number } {
-  const H = ref[0].length;
-  let err = 0;
-  let scale = 0;
-  ref.forEach((row, t) =>
-    row.forEach((v, d) => {
-      err = Math.max(err, Math.abs(a[t * H + d] - v));
-      scale = Math.max(scale, Math.abs(v));
-    }),
-  );
-  return { err, scale };
-}
 
 describe('Llama-3.x config as data', () => {
   it('reads head_dim from hidden/heads when absent, llama3 rope_scaling, no softcap, no window', () => {

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { openBackbone } from '../../../main/engine/backbone';
-import { openSafetensors } from '../../../main/engine/formats/safetensors';
 import { fixturesDir, tempDir } from '../../helpers/paths';
+import { maxAbsDiff, weightsOf } from './weights';
 import { gemma2Config, randomIds, writeRandomCheckpoint } from './random-checkpoint';
 import { referenceResidPost, type RefConfig } from './reference-forward';
 
@@ -14,31 +14,6 @@ const cacheDir = path.join(work, 'graphs');
 process.env.SPARSERM_CACHE = path.join(cacheDir, 'cache');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-/** A weight reader over a checkpoint folder's safetensors (single or sharded). */
-function weightsOf(dir: string): { read: (name: string) => Float32Array; close: () => void } {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).map((f) => openSafetensors(path.join(dir, f)));
-  return {
-    read: (name) => {
-      const f = files.find((s) => s.entries.has(name));
-      if (!f) throw new Error(`no ${name}`);
-      return f.readF32(name);
-    },
-    close: () => files.forEach((f) => f.close()),
-  };
-}
-
-function maxAbsDiff(a: Float32Array, ref: Float64Array[]): { err: number; scale: number } {
-  const H = ref[0].length;
-  let err = 0;
-  let scale = 0;
-  ref.forEach((row, t) =>
-    row.forEach((v, d) => {
-      err = Math.max(err, Math.abs(a[t * H + d] - v));
-      scale = Math.max(scale, Math.abs(v));
-    }),
-  );
-  return { err, scale };
-}
 
 describe('the test-only reference forward', () => {
   for (const name of ['checkpoint-f32', 'checkpoint-bf16']) {

@@ -75,6 +75,14 @@ export function expectedFromIssue(issue: Issue, value: unknown): string {
       return issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((x) => JSON.stringify(x)).join(', ')}`;
     case 'unrecognized_keys':
       return 'only known keys';
+    case 'invalid_format':
+      return issue.format === 'regex' && 'pattern' in issue ? `a string matching ${String(issue.pattern)}` : `a string in ${issue.format} format`;
+    case 'invalid_union': {
+      // Each alternative's own first complaint, e.g. "a whole number greater than 0, or a string".
+      const options = [...new Set(issue.errors.map((branch) => (branch[0] ? expectedFromIssue(branch[0], value) : '')).filter(Boolean))];
+      if (options.length) return options.join(', or ');
+      return 'a value of another kind';
+    }
     default:
       return issue.message.replace(/^(Invalid input|Invalid option|Too small|Too big|Invalid [a-z ]+):\s*/i, '').replace(/^expected\s+/i, '');
   }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { InputError } from '../../engine/errors';
 import { openStore, DecisionAction, EffectiveDecision, AutoVerdict, type PairFilter, type Store } from '../../engine/store';
 import { action, printJson } from '../output';
+import { zodIssueDetails } from '../../engine/zod-issue';
 
 const LineSchema = z.object({
   pair: z.union([z.number().int().positive(), z.string().regex(/^\d+$/).transform(Number)]),
@@ -95,8 +96,7 @@ async function applyFile(store: Store, file: string, datasetId: number | undefin
     }
     const r = LineSchema.safeParse(obj);
     if (!r.success) {
-      const i = r.error.issues[0]!;
-      throw new InputError({ file, line, field: i.path.join('.') || undefined, expected: i.message });
+      throw new InputError({ ...zodIssueDetails(r.error, obj, file), line });
     }
     if (r.data.action === 'note' && r.data.note === undefined) throw new InputError({ file, line, field: 'note', expected: 'a note for action "note"' });
     rows.push({ line, v: r.data });

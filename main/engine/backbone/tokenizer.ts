@@ -8,6 +8,7 @@ import { z } from 'zod';
 
 import { InputError } from '../errors';
 import { ChatTemplate, type ChatMessage, type RenderedChat } from './chat-template';
+import { zodIssueDetails } from '../zod-issue';
 
 export type { ChatMessage } from './chat-template';
 
@@ -161,8 +162,7 @@ async function readTokenizer(dir: string): Promise<ChatTokenizer> {
   const tokJson = await readJson(tokPath, dir, 'tokenizer.json (the Hugging Face fast-tokenizer file) in the checkpoint folder');
   const tokParsed = TokenizerJson.safeParse(tokJson);
   if (!tokParsed.success) {
-    const issue = tokParsed.error.issues[0];
-    throw new InputError({ file: tokPath, field: issue.path.join('.') || undefined, expected: 'a tokenizer.json with a model.vocab and added_tokens', got: issue.message });
+    throw new InputError(zodIssueDetails(tokParsed.error, tokJson, tokPath));
   }
   if (tokParsed.data.model.type !== 'BPE') {
     throw new InputError({ file: tokPath, field: 'model.type', expected: '"BPE" (Gemma tokenizers are BPE with byte fallback)', got: JSON.stringify(tokParsed.data.model.type) });
@@ -171,8 +171,7 @@ async function readTokenizer(dir: string): Promise<ChatTokenizer> {
   const cfgRaw = await readJson(cfgPath, dir, 'tokenizer_config.json (holds the chat template and bos_token)', true);
   const cfgParsed = TokenizerConfig.safeParse(cfgRaw ?? {});
   if (!cfgParsed.success) {
-    const issue = cfgParsed.error.issues[0];
-    throw new InputError({ file: cfgPath, field: issue.path.join('.') || undefined, expected: 'a tokenizer_config.json with string chat_template / bos_token', got: issue.message });
+    throw new InputError(zodIssueDetails(cfgParsed.error, cfgRaw ?? {}, cfgPath));
   }
   const cfg = cfgParsed.data;
 

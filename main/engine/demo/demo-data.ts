@@ -5,6 +5,7 @@ import { z } from 'zod';
 
 import { InputError } from '../errors';
 import { resourcesDir } from '../paths';
+import { zodIssueDetails } from '../zod-issue';
 
 /** The demo dataset shipped in resources/: TruthfulQA best-correct vs best-incorrect answer, one pair per question. */
 export const demoTruthfulqaDir = path.join(resourcesDir, 'demo', 'truthfulqa');
@@ -26,8 +27,7 @@ export function readDemoPairs(file = demoPairsPath): DemoPair[] {
     }
     const parsed = DemoPair.safeParse(json);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new InputError({ file, line: i + 1, field: issue.path.join('.'), expected: 'a {id, prompt, chosen, rejected} pair', got: issue.message });
+      throw new InputError({ ...zodIssueDetails(parsed.error, json, file), line: i + 1 });
     }
     rows.push(parsed.data);
   });

@@ -6,6 +6,7 @@ import { CancelledError, InputError } from '../errors';
 import type { JobRecord, Store } from '../store';
 import { badInputError, failedOnBadInput } from '../store/jobs';
 import { EtaEstimator } from './eta';
+import { zodIssueDetails } from '../zod-issue';
 
 export { EtaEstimator } from './eta';
 
@@ -239,8 +240,8 @@ export class JobRunner extends EventEmitter {
 function parseParams(schema: z.ZodType, params: unknown, kind: string): unknown {
   const r = schema.safeParse(params);
   if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new InputError({ field: `${kind} params ${issue.path.join('.')}`, expected: issue.message });
+    const d = zodIssueDetails(r.error, params);
+    throw new InputError({ ...d, field: `${kind} params${d.field ? ` ${d.field}` : ''}` });
   }
   return r.data;
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 
 import { InputError } from '../errors';
+import { zodIssueDetails } from '../zod-issue';
 
 /** One preference pair as the SparseRM core consumes it. */
 export interface PairInput {
@@ -40,8 +41,7 @@ export function readPairsJsonl(file: string): PairInput[] {
     }
     const r = PairLine.safeParse(raw);
     if (!r.success) {
-      const issue = r.error.issues[0];
-      throw new InputError({ file, line: i + 1, field: issue.path.join('.') || undefined, expected: `{prompt, chosen, rejected} strings (${issue.message})` });
+      throw new InputError({ ...zodIssueDetails(r.error, raw, file), line: i + 1 });
     }
     out.push({ ...r.data, id: r.data.id === undefined ? undefined : String(r.data.id) });
   });

@@ -80,8 +80,8 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
   const text = async (sel: string) => ((await page.textContent(sel)) ?? '').trim();
   const title = () => text('[data-testid="pair-header"] h3');
   // Page-side checks are expressions polled from here with page.evaluate (CDP evaluation, which the app's CSP
-  // Generous: CI runs this beside other test files on 2 cores, and a loaded machine delays Chromium's frames.
   // allows; waitForFunction with a string would eval inside the page and the CSP forbids that).
+  // Generous: CI runs this beside other test files on 2 cores, and a loaded machine delays Chromium's frames.
   const until = async (expr: string, timeout = 25_000) => {
     const t0 = Date.now();
     for (;;) {

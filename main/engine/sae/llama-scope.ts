@@ -4,7 +4,7 @@
  * `normalize_activations: "expected_average_only_in"` + `sae_weights.safetensors`).
  *
  * They are trained on dataset-wise normalised input (x · s, s = sqrt(d_model) / norm_in), have one scalar JumpReLU
- * threshold and decoder columns that are not unit norm, so two encodings disagree (docs/sparserm.md, "Llama Scope"):
+ * threshold and decoder columns that are not unit norm, so two encodings disagree (docs/sparserm.md, "SAE formats"):
  *  - 'saelens' (default, what most users load): pre = (s·x)·W_enc + b_enc, fires iff pre > t·s, value pre; decoder
  *    as stored.
  *  - 'authors' (lm-saes): decoder columns rescaled to unit norm n_j and the encoder to match: value n_j·h_j with

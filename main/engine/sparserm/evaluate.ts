@@ -14,7 +14,7 @@ import { readRewardModel } from './model-folder';
 import { pairsHash, type PairInput } from './pairs-file';
 import { controlStringsIn } from './prompt-encoding';
 import { overlapOf, promptStatuses, usableRecord, type PromptStatus } from './seen-prompts';
-import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, truncatedCount, type JobHooks, type SkippedPair } from './service';
+import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, truncatedCount, type JobHooks, type SkippedPair } from './pair-jobs';
 import { splitByPrompt } from './splits';
 
 export interface EvalRequest extends JobHooks {

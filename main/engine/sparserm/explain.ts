@@ -14,7 +14,7 @@ import type { RewardModelManifest } from './manifest';
 import { sigmoid } from './metrics';
 import { readRewardModel, type RewardModel } from './model-folder';
 import { encodePromptResponse } from './prompt-encoding';
-import { modelSae, pooledFor, type JobHooks } from './service';
+import { modelSae, pooledFor, type JobHooks } from './pair-jobs';
 
 export interface LatentFiring {
   /** JumpReLU activation f_j(z) of the pooled representation (0 = the SAE latent does not fire on it). */

@@ -10,16 +10,14 @@ import path from 'node:path';
 import { openBackbone, loadTokenizer, readModelConfig } from '../backbone';
 import { InputError, throwIfAborted } from '../errors';
 import { rewardModelsHome } from '../paths';
-import { createSession, type EpRequest } from '../runtime/ort';
-import { loadSae, SaeEncoder, checkSaeForBackbone, type Sae, type SaeEncoding } from '../sae';
+import type { EpRequest } from '../runtime/ort';
+import { loadSae, SaeEncoder, checkSaeForBackbone, type SaeEncoding } from '../sae';
 import type { NewScore, Store } from '../store';
-import { extractFeatures, type Pooling, type Progress, type RejectedResponse } from './features';
-import { resolveMaxTokens, type Truncation } from './length-policy';
+import { extractFeatures, type Pooling, type Progress } from './features';
+import { resolveMaxTokens } from './length-policy';
 import { controlStringsIn } from './prompt-encoding';
-import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type PairRef, type SplitMetrics } from './fit';
-import { headParamCount, standardize, toParamsT, type Loss } from './head';
-import { contributionsBatch, forwardScores, matmul, type HeadParamsT } from './head-graphs';
-import { transpose } from './head-onnx';
+import { fitSparseRm, DEFAULT_FIT_OPTIONS, type FitOptions, type SplitMetrics } from './fit';
+import { headParamCount, type Loss } from './head';
 import { ATTRIBUTION_DESCRIPTION, MANIFEST_FORMAT, type RewardModelManifest } from './manifest';
 import { accuracyStats, sigmoid, type AccuracyStats } from './metrics';
 import { readRewardModel, writeRewardModel, type RewardModel } from './model-folder';
@@ -27,77 +25,11 @@ import { pairsHash, type PairInput } from './pairs-file';
 import { registerRewardModel } from './registry';
 import { recordSeenPrompts } from './seen-prompts';
 
+import { allContributions, keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, scoreRepresentations, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
+
 export type { PairInput } from './pairs-file';
+export { allContributions, scoreRepresentations, skipMessage, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
 export type { Pooling, Progress } from './features';
-
-export interface JobHooks {
-  signal?: AbortSignal;
-  onProgress?: (p: Progress) => void;
-  onWarning?: (message: string) => void;
-  /** Root of the feature cache (default cacheDirs.features()). */
-  cacheRoot?: string;
-  /** Run backbone / SAE / scoring sessions in ORT worker threads so the caller's event loop stays responsive. */
-  worker?: boolean;
-  /** Each pair left out because its text cannot be encoded (default: reported through onWarning). */
-  onSkip?: (s: SkippedPair) => void;
-}
-
-/** A pair left out of a job (the rest go on): its position, ids, and what is wrong with it. */
-export interface SkippedPair {
-  /** 0-based index in the pairs given. */
-  index: number;
-  /** The pair's own id (PairInput.id), if any. */
-  id?: string;
-  /** The store's pair id (store-backed workflows). */
-  pairId?: number;
-  reason: string;
-}
-
-export function skipMessage(s: SkippedPair): string {
-  const who = s.pairId !== undefined ? `pair ${s.pairId}` : `pair #${s.index}${s.id !== undefined ? ` (id ${s.id})` : ''}`;
-  return `skipped ${who}: ${s.reason}`;
-}
-
-/** Pairs whose responses the tokenizer refused (a refused prompt fails both sides: reported once). */
-export function skippedPairs(pairs: PairInput[], rejected: RejectedResponse[], hooks: Pick<JobHooks, 'onSkip' | 'onWarning'>, pairIds?: number[]): SkippedPair[] {
-  const reasons = new Map<number, string[]>();
-  for (const r of rejected) {
-    const i = r.index >> 1;
-    const where = r.field === 'prompt' ? 'prompt' : r.index % 2 === 0 ? 'chosen response' : 'rejected response';
-    const reason = `${where}: expected ${r.expected}${r.got !== undefined ? `, got ${r.got}` : ''}`;
-    const list = reasons.get(i) ?? [];
-    if (!list.includes(reason)) list.push(reason);
-    reasons.set(i, list);
-  }
-  const out = [...reasons.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([index, rs]): SkippedPair => ({ index, ...(pairs[index].id !== undefined ? { id: pairs[index].id } : {}), ...(pairIds ? { pairId: pairIds[index] } : {}), reason: rs.join('; ') }));
-  for (const sp of out) (hooks.onSkip ? hooks.onSkip(sp) : hooks.onWarning?.(skipMessage(sp)));
-  return out;
-}
-
-/** What the length policy cut from a pair's two sequences (a side is absent when it fit). */
-export interface PairTruncation {
-  chosen?: Truncation;
-  rejected?: Truncation;
-}
-
-/** Pair i's truncation from the per-response list (rows 2i chosen, 2i + 1 rejected); undefined when nothing was cut. */
-function pairTruncation(truncation: Array<Truncation | undefined>, i: number): PairTruncation | undefined {
-  const [c, r] = [truncation[2 * i], truncation[2 * i + 1]];
-  return c || r ? { ...(c ? { chosen: c } : {}), ...(r ? { rejected: r } : {}) } : undefined;
-}
-
-/** How many of the given pairs had at least one side cut. */
-export function truncatedCount(truncation: Array<Truncation | undefined>, indices: number[]): number {
-  return indices.filter((i) => pairTruncation(truncation, i) !== undefined).length;
-}
-
-/** Indices of the pairs that were not skipped. */
-export function keptPairs(n: number, skipped: SkippedPair[]): number[] {
-  const bad = new Set(skipped.map((s) => s.index));
-  return Array.from({ length: n }, (_, i) => i).filter((i) => !bad.has(i));
-}
 
 export interface BackboneSpec {
   checkpoint: string;
@@ -156,18 +88,6 @@ function smallFileHashes(checkpoint: string): Record<string, string> {
     if (fs.existsSync(p)) out[f] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
   }
   return out;
-}
-
-export function responsesOf(pairs: PairInput[]) {
-  return pairs.flatMap((p) => [
-    { prompt: p.prompt, response: p.chosen },
-    { prompt: p.prompt, response: p.rejected },
-  ]);
-}
-
-/** Feature-table rows of pairs (2i chosen, 2i + 1 rejected), for the given pair indices (default all). */
-export function pairRefs(pairs: PairInput[], indices: number[] = pairs.map((_, i) => i)): PairRef[] {
-  return indices.map((i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: pairs[i].prompt, source: pairs[i].source }));
 }
 
 const nullable = (m: SplitMetrics) => ({ n: m.n, accuracy: Number.isFinite(m.accuracy) ? m.accuracy : null, auc: Number.isFinite(m.auc) ? m.auc : null });
@@ -304,93 +224,6 @@ export interface ScoreRequest extends JobHooks {
   ep?: EpRequest;
 }
 
-/**
- * Scores for pooled representations z [n × hidden]. When the backbone is narrow (hidden·h < hidden·2K + 2K·h, e.g.
- * the demo kit) the projection and standardisation are folded into the first layer — W = Dᵀ diag(1/std) W1ᵀ,
- * b = b1 − W1 (mean/std), exact up to float rounding — and the folded head runs in ORT; otherwise head.onnx runs.
- */
-export async function scoreRepresentations(model: RewardModel, z: Float32Array, n: number, opts: { worker?: boolean } = {}): Promise<Float32Array> {
-  const H = model.manifest.backbone.hiddenSize;
-  const { inDim: m, hidden: h } = model.head;
-  if (H * h < H * m + m * h) return forwardScores(foldedHead(model), z, n);
-  const session = await createSession(path.join(model.dir, model.manifest.head.onnx), { ep: 'cpu', worker: opts.worker });
-  try {
-    const out = new Float32Array(n);
-    const chunk = 16384;
-    for (let r = 0; r < n; r += chunk) {
-      const k = Math.min(chunk, n - r);
-      const res = await session.run({ z: { type: 'float32', data: z.subarray(r * H, (r + k) * H), dims: [k, H] } }, { outputs: ['score'] });
-      out.set(res.score.data as Float32Array, r);
-    }
-    return out;
-  } finally {
-    await session.close();
-  }
-}
-
-/** Exact per-latent contributions [n × 2K] for raw z rows (the batch form of `decompose`). */
-export async function allContributions(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
-  const H = model.manifest.backbone.hiddenSize;
-  const { head } = model;
-  const p = await matmul(z, n, H, transpose(model.directions, head.inDim, H), head.inDim);
-  return contributionsBatch(toParamsT(head), head.W1, standardize(p, head.inDim, head.mean, head.std), n);
-}
-
-const folded = new WeakMap<RewardModel, HeadParamsT>();
-
-function foldedHead(model: RewardModel): HeadParamsT {
-  const cached = folded.get(model);
-  if (cached) return cached;
-  const H = model.manifest.backbone.hiddenSize;
-  const { inDim: m, hidden: h, W1, b1, w2, b2, mean, std } = model.head;
-  // A[c][u] = W1[u][c] / std[c]; W[i][u] = Σ_c D[c][i] · A[c][u]; b[u] = b1[u] − Σ_c A[c][u] · mean[c]
-  const W = new Float64Array(H * h);
-  const b = Float64Array.from(b1);
-  const A = new Float64Array(h);
-  for (let c = 0; c < m; c++) {
-    for (let u = 0; u < h; u++) {
-      A[u] = W1[u * m + c] / std[c];
-      b[u] -= A[u] * mean[c];
-    }
-    for (let i = 0; i < H; i++) {
-      const d = model.directions[c * H + i];
-      if (d === 0) continue;
-      const row = i * h;
-      for (let u = 0; u < h; u++) W[row + u] += d * A[u];
-    }
-  }
-  const p: HeadParamsT = { m: H, h, W1T: Float32Array.from(W), b1: Float32Array.from(b), w2, b2 };
-  folded.set(model, p);
-  return p;
-}
-
-export async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae; skipBadText?: boolean }) {
-  const m = model.manifest;
-  const checkpoint = hooks.checkpoint ?? m.backbone.checkpoint;
-  const feats = await extractFeatures(responses, {
-    checkpoint,
-    layer: m.backbone.layer,
-    sae: hooks.sae,
-    pooling: m.pooling,
-    ep: hooks.ep,
-    cacheRoot: hooks.cacheRoot,
-    signal: hooks.signal,
-    onProgress: hooks.onProgress,
-    onWarning: hooks.onWarning,
-    worker: hooks.worker,
-    skipBadText: hooks.skipBadText,
-    maxTokens: m.maxTokens,
-  });
-  if (feats.backboneHash !== m.backbone.contentHash) {
-    throw new InputError({
-      file: checkpoint,
-      expected: `the backbone this reward model was trained on (content hash ${m.backbone.contentHash.slice(0, 16)}…, manifest ${path.join(model.dir, 'manifest.json')})`,
-      got: `content hash ${feats.backboneHash.slice(0, 16)}…`,
-    });
-  }
-  return feats;
-}
-
 /** Scores every pair the tokenizer accepts; the others are reported through onSkip / onWarning and left out. */
 export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
   const model = await readRewardModel(req.modelDir);
@@ -412,12 +245,6 @@ export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
 // Its own module: the exact per-latent and per-token decomposition, SAE firing apart, the pair's margin by latent.
 export { explainResponse, explainPair, whyLine, type ExplainRequest, type LatentContribution, type LatentFiring, type MarginLatent, type PairExplanation, type ResponseExplanation } from './explain';
 
-export async function modelSae(model: RewardModel): Promise<Sae> {
-  const m = model.manifest;
-  const sae = await loadSae(m.sae.path, { encoding: m.sae.encoding });
-  if (sae.hash !== m.sae.hash) throw new InputError({ file: m.sae.path, expected: `the SAE this model was trained with (hash ${m.sae.hash.slice(0, 16)}…)`, got: `hash ${sae.hash.slice(0, 16)}…` });
-  return sae;
-}
 
 // ------------------------------------------------------------------------------------------------------------
 // evaluation: its own module (held-out detection by prompt hashes, baselines on the same rows, intervals)

@@ -10,16 +10,9 @@ import { InputError } from '../../../main/engine/errors';
 import { firstDuplicateTopLevelKey, f32ToBf16, openSafetensors } from '../../../main/engine/formats/safetensors';
 import { firstNonFinite } from '../../../main/engine/formats/finite';
 import { tempDir } from '../../helpers/paths';
+import { catchInputError } from '../../helpers/errors';
 
-function catchErr(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return err as InputError;
-  }
-  throw new Error('expected an InputError');
-}
+const catchErr = catchInputError;
 
 const dir = tempDir();
 let n = 0;

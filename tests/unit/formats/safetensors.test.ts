@@ -11,20 +11,13 @@ import {
   writeSafetensors,
 } from '../../../main/engine/formats/safetensors';
 import { fixturesDir, tempDir } from '../../helpers/paths';
+import { catchInputError } from '../../helpers/errors';
 
 const f32Ckpt = path.join(fixturesDir, 'gemma2-tiny', 'checkpoint-f32', 'model.safetensors');
 const bf16Ckpt = path.join(fixturesDir, 'gemma2-tiny', 'checkpoint-bf16', 'model.safetensors');
 const saeFile = path.join(fixturesDir, 'sae-tiny', 'saelens', 'sae_weights.safetensors');
 
-function catchErr(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InputError);
-    return err as InputError;
-  }
-  throw new Error('expected an InputError');
-}
+const catchErr = catchInputError;
 
 describe('openSafetensors on real files', () => {
   it('lists the Gemma-2 fixture tensors with dtype, shape and absolute offsets', () => {

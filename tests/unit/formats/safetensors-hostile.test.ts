@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { InputError } from '../../../main/engine/errors';
 import { firstDuplicateTopLevelKey, f32ToBf16, openSafetensors } from '../../../main/engine/formats/safetensors';
 import { firstNonFinite } from '../../../main/engine/formats/finite';
 import { tempDir } from '../../helpers/paths';

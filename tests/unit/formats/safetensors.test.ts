@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { InputError } from '../../../main/engine/errors';
 import {
   f16ToF32,
   f32ToBf16,

@@ -18,21 +18,20 @@
  */
 import path from 'node:path';
 
-import { InputError } from '../errors';
-import { f32ToF16 } from '../formats/safetensors';
 import { GraphBuilder, saveModel } from '../onnx/graph-builder';
 import { isSlidingLayer } from './architecture';
 import type { Checkpoint, LayerTensorKey } from './checkpoint';
 import type { Llama3RopeScaling } from './config';
+import { emitLinear, type Precision } from './linear-weights';
 
-export type Precision = 'f32' | 'f16';
+export type { Precision } from './linear-weights';
+export { transpose2d } from './linear-weights';
 
 /** Bump when the graph's math or interface changes: it is part of the graph cache key. */
 export const GRAPH_FORMAT = 'decoder-resid-post-v1';
 export const GRAPH_INPUT = 'inputs_embeds';
 export const GRAPH_OUTPUT = 'resid_post';
 const OPSET = 21; // Gelu(approximate="tanh") needs ≥ 20; ReduceMean takes axes as input from 18.
-const FLOAT16 = 10;
 const FLOAT = 1;
 /** What transformers' eager path adds to masked scores (torch.finfo(float32).min). */
 const MASKED = -3.4028234663852886e38;
@@ -52,23 +51,6 @@ export interface BuiltGraph {
   modelPath: string;
   dataPath: string;
   nodeCount: number;
-}
-
-/** [rows, cols] row-major → [cols, rows], blocked for cache locality. */
-export function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  const B = 64;
-  for (let r0 = 0; r0 < rows; r0 += B) {
-    const r1 = Math.min(rows, r0 + B);
-    for (let c0 = 0; c0 < cols; c0 += B) {
-      const c1 = Math.min(cols, c0 + B);
-      for (let r = r0; r < r1; r++) {
-        const base = r * cols;
-        for (let c = c0; c < c1; c++) out[c * rows + r] = src[base + c];
-      }
-    }
-  }
-  return out;
 }
 
 /**
@@ -166,24 +148,9 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
     await tick();
     return name;
   };
-  /** x·Wᵀ for a stored [out, in] weight. */
+  /** x·Wᵀ for a stored [out, in] weight, at the graph's precision (linear-weights.ts). */
   const linear = async (x: string, key: LayerTensorKey, i: number): Promise<string> => {
-    const { name, shape: [out, inp] } = ckpt.layerTensor(key, i);
-    const wT = transpose2d(ckpt.readF32(name), out, inp);
-    let y: string;
-    if (precision === 'f16') {
-      const w16 = new Uint16Array(wT.length);
-      for (let k = 0; k < wT.length; k++) {
-        w16[k] = f32ToF16(wT[k]);
-        if ((w16[k] & 0x7c00) === 0x7c00 && Number.isFinite(wT[k])) {
-          throw new InputError({ file: ckpt.tensor(name).file, tensor: name, expected: 'weights within float16 range (|w| ≤ 65504) for precision f16; use f32', got: String(wT[k]) });
-        }
-      }
-      const init = b.initializer(`${name}.T.f16`, w16, [inp, out], { type: 'float16' });
-      y = b.op('Cast', [b.op('MatMul', [b.op('Cast', [x], { to: FLOAT16 }), init])], { to: FLOAT });
-    } else {
-      y = b.op('MatMul', [x, b.initializer(`${name}.T`, wT, [inp, out])]);
-    }
+    const y = emitLinear(b, ckpt, weightName(key, i), x, precision);
     await tick();
     return y;
   };

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
-import { transpose2d } from '../backbone/decoder-graph';
+import { transpose2d } from '../backbone/linear-weights';
 import { InputError } from '../errors';
 import { openSafetensors } from '../formats/safetensors';
 import { zodIssueDetails } from '../zod-issue';

@@ -313,6 +313,77 @@ ALTER TABLE scores ADD COLUMN truncation_json TEXT;
 CREATE INDEX decision_groups_dataset_actor ON decision_groups(dataset_id, actor, id);
 `,
   },
+  {
+    version: 8,
+    description: 'generation runs (policy, sampling, prompts, progress), their candidates, and the lineage of generated datasets',
+    // Prompts are frozen into generation_prompts when a run starts, so a resumed run sees exactly the same list;
+    // a prompt is done when all its candidates (per instruction variant) are in. dataset_lineage has one row per
+    // generated dataset: what made it (run, recipe, policy, round, parent), what Datasets and Export show.
+    sql: /* sql */ `
+CREATE TABLE generation_runs (
+  id                 INTEGER PRIMARY KEY,
+  name               TEXT NOT NULL,
+  policy_kind        TEXT NOT NULL CHECK (policy_kind IN ('local','endpoint')),
+  policy             TEXT NOT NULL,
+  policy_label       TEXT NOT NULL,
+  policy_json        TEXT NOT NULL,
+  sampling_json      TEXT NOT NULL,
+  n                  INTEGER NOT NULL,
+  prompts_source     TEXT NOT NULL,
+  prompts_dataset_id INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  recipe             TEXT NOT NULL,
+  recipe_json        TEXT NOT NULL DEFAULT '{}',
+  reward_model_id    TEXT,
+  round              INTEGER NOT NULL DEFAULT 1,
+  parent_dataset_id  INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  dataset_id         INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  status             TEXT NOT NULL CHECK (status IN ('running','done','failed','cancelled')),
+  prompts_total      INTEGER NOT NULL DEFAULT 0,
+  prompts_done       INTEGER NOT NULL DEFAULT 0,
+  tokens             INTEGER NOT NULL DEFAULT 0,
+  job_id             TEXT,
+  created_at         TEXT NOT NULL,
+  finished_at        TEXT
+);
+CREATE INDEX generation_runs_dataset ON generation_runs(dataset_id);
+
+CREATE TABLE generation_prompts (
+  run_id          INTEGER NOT NULL REFERENCES generation_runs(id) ON DELETE CASCADE,
+  prompt_index    INTEGER NOT NULL,
+  prompt          TEXT NOT NULL,
+  prompt_messages TEXT NOT NULL,
+  done            INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, prompt_index)
+) WITHOUT ROWID;
+
+CREATE TABLE generation_candidates (
+  id              INTEGER PRIMARY KEY,
+  run_id          INTEGER NOT NULL REFERENCES generation_runs(id) ON DELETE CASCADE,
+  prompt_index    INTEGER NOT NULL,
+  variant         TEXT NOT NULL DEFAULT '',
+  candidate_index INTEGER NOT NULL,
+  text            TEXT NOT NULL,
+  tokens_json     TEXT,
+  logprob         REAL,
+  finish_reason   TEXT NOT NULL CHECK (finish_reason IN ('stop','length')),
+  score           REAL,
+  UNIQUE (run_id, prompt_index, variant, candidate_index)
+);
+
+CREATE TABLE dataset_lineage (
+  dataset_id         INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+  generation_run_id  INTEGER REFERENCES generation_runs(id) ON DELETE SET NULL,
+  recipe             TEXT NOT NULL,
+  recipe_json        TEXT NOT NULL DEFAULT '{}',
+  policy             TEXT NOT NULL,
+  policy_label       TEXT NOT NULL,
+  round              INTEGER NOT NULL,
+  parent_dataset_id  INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  prompts_dataset_id INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  prompts_source     TEXT NOT NULL
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -81,6 +81,20 @@ export const RewardModelManifest = z.object({
     skippedPairs: z.number().int().positive().optional(),
     /** Pairs with at least one response cut to maxTokens (length-policy.ts). */
     truncatedPairs: z.number().int().positive().optional(),
+    /** Trained on the curators' decisions (decision-labels.ts): the history point and how pairs entered training. */
+    decisions: z
+      .object({
+        groupId: z.number().int().nullable(),
+        decisionId: z.number().int().nullable(),
+        undecided: z.enum(['as-labelled', 'exclude']),
+        holdOut: z.boolean(),
+        holdOutFraction: z.number(),
+        asLabelled: z.number().int().nonnegative(),
+        swapped: z.number().int().nonnegative(),
+        excluded: z.number().int().nonnegative(),
+        excludedBy: z.object({ dropped: z.number().int().nonnegative(), undecided: z.number().int().nonnegative(), heldOut: z.number().int().nonnegative() }),
+      })
+      .optional(),
     seconds: z.number(),
   }),
   metrics: z.object({ train: splitMetrics, val: splitMetrics, test: splitMetrics }),

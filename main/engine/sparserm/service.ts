@@ -24,6 +24,7 @@ import { readRewardModel, writeRewardModel, type RewardModel } from './model-fol
 import { pairsHash, type PairInput } from './pairs-file';
 import { registerRewardModel } from './registry';
 import { recordSeenPrompts } from './seen-prompts';
+import { decisionTrainingSet, type DecisionPoint, type LabelOptions } from './decision-labels';
 
 import { allContributions, keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, scoreRepresentations, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
 
@@ -63,6 +64,8 @@ export interface TrainRequest extends BackboneSpec, JobHooks {
   labelSet?: { modelId: string; saeId: string };
   /** Max tokens per response sequence (default 1,024; never above the checkpoint's max_position_embeddings). */
   maxTokens?: number;
+  /** Trained on the curators' decisions: the history point, recorded in the manifest (decision-labels.ts). */
+  decisionPoint?: DecisionPoint;
 }
 
 export interface TrainResult {
@@ -180,6 +183,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
       prompts: recordSeenPrompts(kept.map((i) => req.pairs[i].prompt), fit.splits),
       ...(skipped.length ? { skippedPairs: skipped.length } : {}),
       ...(truncated ? { truncatedPairs: truncated } : {}),
+      ...(req.decisionPoint ? { decisions: req.decisionPoint } : {}),
       seconds: (Date.now() - started) / 1000,
     },
     metrics: { train: nullable(fit.metrics.train), val: nullable(fit.metrics.val), test: nullable(fit.metrics.test) },
@@ -416,9 +420,11 @@ export function topByMagnitude(n: number, top: number, value: (c: number) => num
 }
 
 /** Trains on a store dataset and registers the model in the store. */
-export async function trainOnDataset(req: Omit<TrainRequest, 'pairs'> & { store: Store; dataset: string | number }): Promise<TrainResult> {
-  const ds = datasetPairs(req.store, req.dataset);
-  const res = await trainRewardModel({ ...req, pairs: ds.pairs, datasetName: ds.name });
+export async function trainOnDataset(req: Omit<TrainRequest, 'pairs'> & { store: Store; dataset: string | number; fromDecisions?: LabelOptions }): Promise<TrainResult> {
+  // fromDecisions: the curators' decisions label the pairs (swaps flipped, drops and the hold-out left out).
+  const dec = req.fromDecisions ? decisionTrainingSet(req.store, req.dataset, req.fromDecisions) : undefined;
+  const ds = dec ?? datasetPairs(req.store, req.dataset);
+  const res = await trainRewardModel({ ...req, pairs: ds.pairs, datasetName: ds.name, ...(dec ? { decisionPoint: dec.point } : {}) });
   registerRewardModel(req.store, res.modelDir, res.manifest);
   return res;
 }

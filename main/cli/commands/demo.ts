@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 
 import { runDemo } from '../../engine/demo/run-demo';
 import { InputError } from '../../engine/errors';
+import { EP_REQUESTS, type EpRequest } from '../../engine/runtime/ort';
 import { action, printJson, progress } from '../output';
 import { stageProgress } from '../progress';
 
@@ -16,12 +17,12 @@ export function register(program: Command): void {
     .description('run the main job on the demo kit (tiny random-weight Gemma-2 + SAE + TruthfulQA pairs; generated on first use)')
     .option('--out <dir>', 'where to write the export (default: <data home>/demo)')
     .option('--db <file>', 'database file (default: SPARSERM_DB, else <data home>/sparserm.db)')
-    .option('--ep <ep>', 'compute device for the backbone: auto | cuda | cpu', 'auto')
+    .option('--ep <ep>', 'compute device for the backbone: auto | cuda | webgpu | cpu', 'auto')
     .option('--baselines', "also train the paper's comparisons (dense probe, raw SAE activations, random directions) and show them beside SparseRM")
     .option('--json', 'print one JSON document on stdout')
     .action(
       action(async (opts: { out?: string; db?: string; ep: string; baselines?: boolean; json?: boolean }) => {
-        if (!['auto', 'cuda', 'cpu'].includes(opts.ep)) throw new InputError({ field: '--ep', expected: 'auto, cuda or cpu', got: JSON.stringify(opts.ep) });
+        if (!(EP_REQUESTS as readonly string[]).includes(opts.ep)) throw new InputError({ field: '--ep', expected: 'auto, cuda, webgpu or cpu', got: JSON.stringify(opts.ep) });
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
@@ -29,7 +30,7 @@ export function register(program: Command): void {
           const result = await runDemo({
             outDir: opts.out,
             db: opts.db,
-            ep: opts.ep as 'auto' | 'cuda' | 'cpu',
+            ep: opts.ep as EpRequest,
             baselines: opts.baselines,
             signal: controller.signal,
             // Each phase once (interim lines only for slow ones), epochs one by one, and what was reused or why

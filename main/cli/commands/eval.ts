@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option('--include-seen', 'also evaluate pairs whose prompt the model was trained or validated on (overstates accuracy)')
     .option('--train-data <file>', 'the model\'s training JSONL: baselines then train on exactly the pairs the model trained on (default: those found in --data)')
     .option('--no-baselines', 'skip the dense probe / raw activations / random directions comparisons')
-    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
     .option('--json', 'print the report as one JSON document on stdout')
     .action(
       action(async (o: EvalOpts) => {

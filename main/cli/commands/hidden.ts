@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 
 import { openBackbone, type Precision } from '../../engine/backbone';
 import { InputError } from '../../engine/errors';
-import type { EpRequest } from '../../engine/runtime/ort';
+import { EP_REQUESTS, type EpRequest } from '../../engine/runtime/ort';
 import { action, printJson, progress } from '../output';
 
 /** Option parsing shared by the backbone commands (hidden, model): errors are InputErrors (exit 2). */
@@ -22,8 +22,8 @@ export function parsePrecision(v: string | undefined): Precision {
 
 export function parseEp(v: string | undefined): EpRequest {
   if (v === undefined) return 'auto';
-  if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new InputError({ field: '--ep', expected: 'auto, cpu or cuda', got: JSON.stringify(v) });
-  return v;
+  if (!(EP_REQUESTS as readonly string[]).includes(v)) throw new InputError({ field: '--ep', expected: 'auto, cpu, cuda or webgpu', got: JSON.stringify(v) });
+  return v as EpRequest;
 }
 
 export function parseIds(v: string): number[] {
@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .option('--ids <ids>', 'comma-separated token ids (no tokenizer needed), e.g. 2,17,45')
     .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer.json (BOS added)')
     .option('--precision <p>', 'f32 | f16 (16-bit weights and matmuls, f32 residual stream; for CUDA)', 'f32')
-    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
     .option('--json', 'print {"layer", "ids", "hidden": [[…hidden_size floats] per token]} on stdout')
     .action(
       action(async (opts: HiddenOpts) => {

@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer (BOS added)')
     .option('--top <n>', 'only the N strongest latents per token')
     .option('--max-tokens <n>', 'at most N tokens through the backbone, BOS included (default 1024; the end of a longer text is cut)')
-    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
     .option('--json', 'print {"layer", "ids", "latents": [[[index, value], …] per token]} on stdout')
     .action(
       action(async (o: LatentsOpts) => {

@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--checkpoint <dir>', 'backbone folder, if it moved since training (must have the same content hash)')
     .option('--explain <index>', 'explain pair #index (0-based): score = bias + exact latent contributions, each split over the response tokens; the margin by latent; where each SAE latent fired')
     .option('--top <n>', 'latents per response in --explain', '10')
-    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
     .option('--json', 'print the result as one JSON document on stdout')
     .action(
       action(async (o: ScoreOpts) => {

@@ -13,6 +13,7 @@ import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, ty
 import { formatAccuracy } from '../../engine/sparserm/metrics';
 import { trainingOutcome } from '../../engine/demo/run-demo';
 import { action, printJson, progress } from '../output';
+import { decisionOptions, decisionLine, labelsView, loadDecisionPairs } from './train-decisions';
 import { parseEp, parseLayer } from './hidden';
 
 /** Shared by train / score / eval / latents: where the backbone, layer and SAE come from. */
@@ -122,6 +123,9 @@ interface TrainOpts extends BackboneOpts, DataOpts {
   labels?: string;
   maxTokens?: string;
   json?: boolean;
+  fromDecisions?: boolean;
+  undecided?: string;
+  includeHeldOut?: boolean;
 }
 
 /** `MODEL_ID/SAE_ID` (Neuronpedia ids, e.g. gemma-2-2b/12-gemmascope-res-16k) → the ids labels are keyed by. */
@@ -156,15 +160,19 @@ export function register(program: Command): void {
     .option('--max-tokens <n>', 'tokens per response sequence, BOS included (default 1024; longer inputs lose the oldest prompt tokens, then the response end; at most the checkpoint\'s max_position_embeddings)')
     .option('--out <dir>', 'output folder for the reward model (default: <data home>/reward-models/<id>)')
     .option('--labels <model/sae>', 'Neuronpedia ids the store\'s latent labels use for this SAE (shown in explanations)')
-    .option('--ep <ep>', 'execution provider: auto | cpu | cuda', 'auto')
+    .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
+    .option('--from-decisions', "with --dataset: label pairs by the curators' decisions (keep as labelled, swap flipped, drop left out)")
+    .option('--undecided <policy>', 'with --from-decisions: as-labelled (default) | exclude')
+    .option('--include-held-out', 'with --from-decisions: also train on the curator hold-out (its agreement then measures nothing new)')
     .option('--json', 'print the result as one JSON document on stdout')
     .action(
       action(async (o: TrainOpts) => {
+        const fromDecisions = decisionOptions(o);
         const bb = await resolveBackbone(o);
         const maxTokens = parseIntOpt('--max-tokens', o.maxTokens, 1);
         // Checked before any work: a value above the checkpoint's max_position_embeddings is refused naming both.
         if (maxTokens !== undefined) resolveMaxTokens(maxTokens, readModelConfig(bb.checkpoint), path.join(bb.checkpoint, 'config.json'), '--max-tokens');
-        const data = loadPairs(o, bb.demoDataset);
+        const data = fromDecisions ? loadDecisionPairs(o, fromDecisions) : loadPairs(o, bb.demoDataset);
         if (o.loss !== 'margin' && o.loss !== 'bt') throw new InputError({ field: '--loss', expected: 'margin or bt', got: JSON.stringify(o.loss) });
         if (o.pooling !== 'mean' && o.pooling !== 'last') throw new InputError({ field: '--pooling', expected: 'mean or last', got: JSON.stringify(o.pooling) });
         try {
@@ -183,6 +191,7 @@ export function register(program: Command): void {
             patience: parseIntOpt('--patience', o.patience, 1),
             maxTokens,
             datasetName: data.datasetName,
+            ...('decisionPoint' in data ? { decisionPoint: data.decisionPoint } : {}),
             labelSet: parseLabelSet(o.labels) ?? bb.labelSet,
             onProgress: progressPrinter(),
             onWarning: (w) => progress(`warning: ${w}`),
@@ -207,6 +216,7 @@ export function register(program: Command): void {
             maxTokens: m.maxTokens,
             truncated: res.truncated,
             controlStrings: res.controlStrings,
+            ...(m.training.decisions ? { labels: labelsView(m.training.decisions) } : {}),
           };
           if (o.json) printJson(out);
           else {
@@ -214,6 +224,7 @@ export function register(program: Command): void {
             process.stdout.write(`K=${m.k} (${m.selected.length} directions), ${m.training.loss} loss, ${m.head.trainableParams} trainable parameters, ${m.training.epochsRun} epochs (best ${m.training.bestEpoch})\n`);
             const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
             for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: accuracy ${formatAccuracy(m.metrics[s])}, AUC ${f(m.metrics[s].auc)}\n`);
+            if (m.training.decisions) process.stdout.write(`${decisionLine(m.training.decisions)}\n`);
             process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
             if (res.truncated) process.stdout.write(`truncated ${res.truncated} pair(s) to ${m.maxTokens} tokens per response (oldest prompt tokens first, then the response end)\n`);
             if (res.skipped.length) process.stdout.write(`skipped ${res.skipped.length} pair(s) whose text cannot be encoded (listed on stderr)\n`);

@@ -5,6 +5,7 @@ import { loadCheckpoint } from '../backbone';
 import { exportDataset, type ExportResult } from '../data';
 import { loadSae } from '../sae';
 import { throwIfAborted } from '../errors';
+import type { EpRequest } from '../runtime/ort';
 import { dataHome, databasePath, rewardModelsHome } from '../paths';
 import { datasetPairs, evaluateRewardModel, readRewardModel, registerRewardModel, scoreDatasetIntoStore, trainRewardModel, type Progress } from '../sparserm/service';
 import { pairsHash } from '../sparserm/pairs-file';
@@ -55,7 +56,7 @@ export interface RunDemoOptions {
    *  and report them next to SparseRM's held-out accuracy (slower: three more heads). */
   baselines?: boolean;
   /** Compute device for the backbone (default auto: CUDA when usable, else CPU, with the reason). */
-  ep?: 'auto' | 'cuda' | 'cpu';
+  ep?: EpRequest;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -209,7 +210,7 @@ async function ensureDemoRewardModel(
   store: Store,
   kit: DemoKit,
   dataset: DemoDatasetResult,
-  hooks: { ep?: 'auto' | 'cuda' | 'cpu'; signal?: AbortSignal; onProgress?: (p: Progress) => void; env?: NodeJS.ProcessEnv },
+  hooks: { ep?: EpRequest; signal?: AbortSignal; onProgress?: (p: Progress) => void; env?: NodeJS.ProcessEnv },
 ): Promise<{ dir: string; manifest: RewardModelManifest; reused: boolean }> {
   const dir = path.join(rewardModelsHome(hooks.env), DEMO_DATASET);
   const { pairs } = datasetPairs(store, dataset.datasetId);
@@ -257,7 +258,7 @@ async function ensureDemoScoring(
   datasetId: number,
   modelDir: string,
   modelId: string,
-  hooks: { ep?: 'auto' | 'cuda' | 'cpu'; signal?: AbortSignal; onProgress?: (p: Progress) => void },
+  hooks: { ep?: EpRequest; signal?: AbortSignal; onProgress?: (p: Progress) => void },
 ): Promise<{ id: number; reused: boolean; accuracyAllPairs: number }> {
   const total = store.pairs.count({ datasetId });
   const latest = store.runs.latestDone(datasetId);

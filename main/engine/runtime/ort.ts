@@ -1,10 +1,12 @@
 /**
  * The ONLY module that imports onnxruntime-node. Everything else passes plain typed arrays in and out.
  *
- * - Execution provider choice: `selectExecutionProvider()` is pure (unit-tested on every branch);
- *   `probeCuda()` looks at the machine (ORT's CUDA provider library, a visible NVIDIA GPU).
- * - ORT does not fall back silently: asking for the CUDA provider without its libraries THROWS at session
- *   creation. `createSession()` catches that and retries on CPU, and says why in `session.epReason`.
+ * - Execution provider choice (auto | cuda | webgpu | cpu): `selectExecutionProvider()` is pure (unit-tested on
+ *   every branch); `probeCuda()` looks at the machine (ORT's CUDA provider library, a visible NVIDIA GPU),
+ *   `probeWebGpu()` asks ORT's bundled WebGPU provider (Dawn) for a GPU adapter once.
+ * - ORT does not fall back silently: asking for the CUDA provider without its libraries, or WebGPU without an
+ *   adapter, THROWS at session creation. `createSession()` catches that and retries on CPU, and says why in
+ *   `session.epReason`.
  * - Sessions created from a model path are cached (same file, same mtime, same options → same session) and
  *   reference-counted; `close()` releases one reference.
  * - Runs are serialized per session (ORT sessions are not meant to be hammered concurrently from JS), and
@@ -19,6 +21,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 
 import { CancelledError } from '../errors';
+import { GraphBuilder } from '../onnx/graph-builder';
 
 type OrtModule = typeof import('onnxruntime-node');
 type OrtInferenceSession = import('onnxruntime-node').InferenceSession;
@@ -35,9 +38,12 @@ export function ort(): OrtModule {
   return ortModule;
 }
 
-export type EpRequest = 'auto' | 'cuda' | 'cpu';
-export type Ep = 'cuda' | 'cpu';
+export const EP_REQUESTS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
+export type EpRequest = (typeof EP_REQUESTS)[number];
+export type Ep = 'cuda' | 'webgpu' | 'cpu';
 
+/** What the machine offers. The CUDA fields come from `probeCuda()` (cheap, file checks); the WebGPU ones from
+ *  `probeWebGpu()` (asks Dawn for an adapter) — absent when not probed, which counts as unavailable. */
 export interface CudaProbe {
   /** True when ORT's CUDA provider library is installed AND an NVIDIA GPU is visible. */
   cudaAvailable: boolean;
@@ -47,16 +53,30 @@ export interface CudaProbe {
   providerLibrary?: string;
   /** What tells us a GPU is there (nvidia driver in /proc, /dev/nvidia0, ...). */
   gpu?: string;
+  /** True when ORT's bundled WebGPU provider got a GPU adapter from Dawn (a session on it was created). */
+  webgpuAvailable?: boolean;
+  /** Why WebGPU is not available ("no GPU adapter: …"). */
+  webgpuError?: string;
 }
+export type GpuProbe = CudaProbe;
 
 export interface EpChoice {
   ep: Ep;
   reason: string;
 }
 
-/** Pure choice of execution provider from the request and what the machine offers. */
+/** Graph precision a provider runs by default: f16 on GPUs (half the memory traffic; tensor cores), f32 on CPU. */
+export function defaultPrecisionFor(ep: Ep): 'f16' | 'f32' {
+  return ep === 'cpu' ? 'f32' : 'f16';
+}
+
+/**
+ * Pure choice of execution provider from the request and what the machine offers. 'auto' = CUDA if usable, else
+ * WebGPU if a GPU adapter is usable, else CPU; every fallback says why.
+ */
 export function selectExecutionProvider(request: EpRequest, probe: CudaProbe): EpChoice {
   const why = probe.cudaError ?? 'the CUDA execution provider is not available';
+  const whyWg = probe.webgpuError ?? (probe.webgpuAvailable === undefined ? 'WebGPU not probed' : 'no GPU adapter');
   switch (request) {
     case 'cpu':
       return { ep: 'cpu', reason: 'CPU requested' };
@@ -64,10 +84,17 @@ export function selectExecutionProvider(request: EpRequest, probe: CudaProbe): E
       return probe.cudaAvailable
         ? { ep: 'cuda', reason: 'CUDA requested and available' }
         : { ep: 'cpu', reason: `CUDA requested but unavailable (${why}); running on CPU` };
+    case 'webgpu':
+      return probe.webgpuAvailable
+        ? { ep: 'webgpu', reason: 'WebGPU requested and a GPU adapter is available' }
+        : { ep: 'cpu', reason: `WebGPU requested but unavailable (${whyWg}); CPU fallback` };
     case 'auto':
-      return probe.cudaAvailable
-        ? { ep: 'cuda', reason: 'auto: CUDA available' }
-        : { ep: 'cpu', reason: `auto: CUDA unavailable (${why}); using CPU` };
+      if (probe.cudaAvailable) return { ep: 'cuda', reason: 'auto: CUDA available' };
+      if (probe.webgpuAvailable) return { ep: 'webgpu', reason: `auto: CUDA unavailable (${why}); WebGPU adapter available` };
+      return {
+        ep: 'cpu',
+        reason: probe.webgpuAvailable === undefined ? `auto: CUDA unavailable (${why}); using CPU` : `auto: CUDA unavailable (${why}), WebGPU unavailable (${whyWg}); using CPU`,
+      };
     default:
       throw new Error(`unknown execution provider request: ${String(request)}`);
   }
@@ -125,6 +152,81 @@ export function probeCuda(refresh = false): CudaProbe {
   if (probeMemo && !refresh) return probeMemo;
   probeMemo = detectCuda({ platform: process.platform, binaryDir: ortBinaryDir(), exists: fs.existsSync, env: process.env });
   return probeMemo;
+}
+
+/** What the WebGPU pre-check looks at, injectable so every branch is testable. */
+export interface WebGpuProbeEnv {
+  platform: NodeJS.Platform;
+  /** Backends this onnxruntime-node build bundles (`listSupportedBackends()` names with bundled: true). */
+  bundled: string[];
+  exists: (p: string) => boolean;
+  /** /etc/ld.so.cache as text (latin1), when readable: the dynamic linker's view of installed libraries. */
+  ldCache?: string;
+  env: NodeJS.ProcessEnv;
+}
+
+const VULKAN_LOADER = 'libvulkan.so.1';
+const VULKAN_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib'];
+
+/**
+ * Pure pre-check before asking Dawn for an adapter: the build bundles WebGPU and, on Linux, the Vulkan loader
+ * exists (Dawn reaches GPUs only through Vulkan there; without the loader it prints a warning and finds nothing).
+ * `undefined` = worth asking Dawn; a string = why not.
+ */
+export function webGpuPrecheck(e: WebGpuProbeEnv): string | undefined {
+  if (!e.bundled.includes('webgpu')) return 'this onnxruntime-node build bundles no WebGPU provider';
+  if (e.platform !== 'linux') return undefined;
+  const dirs = [...(e.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...VULKAN_DIRS];
+  if (e.ldCache?.includes(VULKAN_LOADER) || dirs.some((d) => e.exists(path.join(d, VULKAN_LOADER)))) return undefined;
+  return `no GPU adapter: the Vulkan loader ${VULKAN_LOADER} is not installed (Debian/Ubuntu: apt-get install libvulkan1, plus the GPU driver's Vulkan ICD)`;
+}
+
+/** "No supported adapters" and the like, without ORT's source-file prefix. */
+export function webGpuFailure(err: unknown): string {
+  const msg = firstLine(err);
+  const m = /Failed to get a WebGPU adapter: (.*)$/.exec(msg);
+  return `no GPU adapter: ${m ? m[1] : msg}`;
+}
+
+/** The smallest model (y = Relu(x)): creating a session on it asks Dawn for an adapter. */
+function tinyModel(): Uint8Array {
+  const b = new GraphBuilder();
+  b.input('x', 'float32', [1]);
+  b.output(b.op('Relu', ['x']), 'float32', [1]);
+  return b.toModel({ opset: 17 });
+}
+
+let webGpuMemo: Promise<Pick<CudaProbe, 'webgpuAvailable' | 'webgpuError'>> | undefined;
+/** Whether ORT's WebGPU provider gets a GPU adapter on this machine (one tiny session, memoised). */
+export function probeWebGpu(refresh = false): Promise<Pick<CudaProbe, 'webgpuAvailable' | 'webgpuError'>> {
+  if (webGpuMemo && !refresh) return webGpuMemo;
+  webGpuMemo = (async () => {
+    let ldCache: string | undefined;
+    try {
+      ldCache = process.platform === 'linux' ? fs.readFileSync('/etc/ld.so.cache', 'latin1') : undefined;
+    } catch {
+      ldCache = undefined;
+    }
+    const o = ort() as OrtModule & { listSupportedBackends?: () => Array<{ name: string; bundled: boolean }> };
+    const bundled = (o.listSupportedBackends?.() ?? []).filter((b) => b.bundled).map((b) => b.name);
+    const pre = webGpuPrecheck({ platform: process.platform, bundled, exists: fs.existsSync, ldCache, env: process.env });
+    if (pre) return { webgpuAvailable: false, webgpuError: pre };
+    try {
+      const s = await o.InferenceSession.create(tinyModel(), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+      await s.release();
+      return { webgpuAvailable: true };
+    } catch (err) {
+      return { webgpuAvailable: false, webgpuError: webGpuFailure(err) };
+    }
+  })();
+  return webGpuMemo;
+}
+
+/** The probe a request needs: CUDA always (cheap); WebGPU only when it could be chosen. */
+export async function probeGpus(request: EpRequest, refresh = false): Promise<CudaProbe> {
+  const cuda = probeCuda(refresh);
+  if (request === 'webgpu' || (request === 'auto' && !cuda.cudaAvailable)) return { ...cuda, ...(await probeWebGpu(refresh)) };
+  return cuda;
 }
 
 export type TensorType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8' | 'float64';
@@ -185,7 +287,10 @@ const cache = new Map<string, Promise<Shared>>();
 
 /** ORT's options for one provider. Kept in one place so the CUDA settings are easy to audit. */
 function providerConfig(ep: Ep): Array<string | { name: string; [k: string]: unknown }> {
-  return ep === 'cuda' ? [{ name: 'cuda' }, 'cpu'] : ['cpu'];
+  if (ep === 'cuda') return [{ name: 'cuda' }, 'cpu'];
+  // Ops WebGPU lacks run on CPU inside the same session.
+  if (ep === 'webgpu') return [{ name: 'webgpu' }, 'cpu'];
+  return ['cpu'];
 }
 
 type OrtCreateOptions = import('onnxruntime-node').InferenceSession.SessionOptions;
@@ -274,7 +379,8 @@ async function workerBackend(model: string | Uint8Array, options: OrtCreateOptio
 }
 
 async function createShared(model: string | Uint8Array, opts: SessionOptions, key?: string): Promise<Shared> {
-  const choice = selectExecutionProvider(opts.ep ?? 'auto', opts.probe ?? probeCuda());
+  const request = opts.ep ?? 'auto';
+  const choice = selectExecutionProvider(request, opts.probe ?? (await probeGpus(request)));
   const base: OrtCreateOptions = {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
@@ -286,13 +392,15 @@ async function createShared(model: string | Uint8Array, opts: SessionOptions, ke
   };
   let session: Backend;
   let { ep, reason } = choice;
-  if (ep === 'cuda') {
+  if (ep !== 'cpu') {
     try {
-      session = await make('cuda');
+      session = await make(ep);
     } catch (err) {
-      // ORT throws instead of falling back when CUDA/cuDNN libraries are missing or the GPU can't be used.
+      // ORT throws instead of falling back when CUDA/cuDNN libraries are missing, no WebGPU adapter is found, or
+      // the GPU can't be used for this graph.
+      const what = ep === 'cuda' ? 'CUDA' : 'WebGPU';
       ep = 'cpu';
-      reason = `${reason}, but creating the CUDA session failed (${firstLine(err)}); running on CPU`;
+      reason = `${reason}, but creating the ${what} session failed (${firstLine(err)}); running on CPU`;
       session = await make('cpu');
     }
   } else {

@@ -73,7 +73,8 @@ function statusesFor(m: RewardModelManifest, prompts: string[], sameData: boolea
   const t = m.training;
   if (usableRecord(t.prompts)) return promptStatuses(t.prompts, prompts);
   if (!sameData) return null;
-  return splitByPrompt(prompts, { seed: t.seed, valFraction: t.valFraction, testFraction: t.testFraction }).map((s) => (s === 'test' ? 'unseen' : s));
+  // Folders without the record predate the near-duplicate grouping: their split grouped exact texts only.
+  return splitByPrompt(prompts, { seed: t.seed, valFraction: t.valFraction, testFraction: t.testFraction, grouping: 'exact' }).map((s) => (s === 'test' ? 'unseen' : s));
 }
 
 /** Two feature tables as one (rows of `b` after those of `a`). */

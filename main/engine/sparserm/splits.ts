@@ -1,28 +1,48 @@
 import crypto from 'node:crypto';
 
+import { groupNearDuplicates } from './near-duplicates';
+
 export type SplitName = 'train' | 'val' | 'test';
 
 export interface SplitOptions {
   seed: number;
   valFraction: number;
   testFraction: number;
+  /**
+   * What stays on one side: 'near-duplicate' (default; near-duplicates.ts groups, so a prompt re-typed with other
+   * whitespace, punctuation or one changed word cannot land in train and test) or 'exact' (same trimmed text only:
+   * what models trained before the near-duplicate grouping used).
+   */
+  grouping?: 'near-duplicate' | 'exact';
 }
 
-/**
- * Assigns each pair to train / val / test BY PROMPT: all pairs of one prompt land in the same split, so a model is
- * never evaluated on a prompt it trained on. Prompts are ordered by sha256(seed, prompt), which makes the split
- * depend only on the seed and the set of prompts (not on file order), then filled test → val → train by pair count.
- */
-export function splitByPrompt(prompts: string[], opts: SplitOptions): SplitName[] {
-  const groups = new Map<string, number[]>();
+/** The prompt groups a split keeps together: per group, the indices of its prompts. */
+export function promptGroups(prompts: string[], grouping: SplitOptions['grouping'] = 'near-duplicate'): number[][] {
+  const groups = new Map<string | number, number[]>();
+  const near = grouping === 'exact' ? null : groupNearDuplicates(prompts).groupOf;
   prompts.forEach((p, i) => {
-    const key = p.trim();
+    const key = near ? near[i] : p.trim();
     const g = groups.get(key);
     if (g) g.push(i);
     else groups.set(key, [i]);
   });
-  const order = [...groups.keys()]
-    .map((k) => ({ k, h: crypto.createHash('sha256').update(`${opts.seed}\u0000${k}`).digest('hex') }))
+  return [...groups.values()];
+}
+
+/**
+ * Assigns each pair to train / val / test BY PROMPT GROUP: all pairs of one prompt, and of its near-duplicates, land
+ * in the same split, so a model is never evaluated on a prompt it trained on. Groups are ordered by
+ * sha256(seed, smallest prompt of the group), which makes the split
+ * depend only on the seed and the set of prompts (not on file order), then filled test → val → train by pair count.
+ */
+export function splitByPrompt(prompts: string[], opts: SplitOptions): SplitName[] {
+  // A group is ordered by its smallest trimmed prompt: for exact groups that is the prompt itself (older splits
+  // reproduce), and it does not depend on file order.
+  const order = promptGroups(prompts, opts.grouping)
+    .map((idx) => {
+      const k = idx.map((i) => prompts[i].trim()).reduce((a, b) => (b < a ? b : a));
+      return { idx, h: crypto.createHash('sha256').update(`${opts.seed}\u0000${k}`).digest('hex') };
+    })
     .sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
   const n = prompts.length;
   const wantTest = Math.round(n * opts.testFraction);
@@ -30,8 +50,7 @@ export function splitByPrompt(prompts: string[], opts: SplitOptions): SplitName[
   const out = new Array<SplitName>(n);
   let test = 0;
   let val = 0;
-  for (const { k } of order) {
-    const idx = groups.get(k)!;
+  for (const { idx } of order) {
     let split: SplitName = 'train';
     if (test < wantTest) {
       split = 'test';
@@ -43,4 +62,20 @@ export function splitByPrompt(prompts: string[], opts: SplitOptions): SplitName[
     for (const i of idx) out[i] = split;
   }
   return out;
+}
+
+/**
+ * How many near-duplicate groups the older exact-text split (same seed and fractions) put on more than one side:
+ * the leakage the near-duplicate grouping removes. `groups`: near-duplicate groups with ≥ 2 distinct prompts.
+ */
+export function crossedUnderExactSplit(prompts: string[], opts: SplitOptions): { groups: number; crossed: number } {
+  const exact = splitByPrompt(prompts, { ...opts, grouping: 'exact' });
+  let groups = 0;
+  let crossed = 0;
+  for (const idx of promptGroups(prompts, 'near-duplicate')) {
+    if (new Set(idx.map((i) => prompts[i].trim())).size < 2) continue;
+    groups++;
+    if (new Set(idx.map((i) => exact[i])).size > 1) crossed++;
+  }
+  return { groups, crossed };
 }

@@ -14,7 +14,9 @@ import { z } from 'zod';
 import { CancelledError, throwIfAborted } from '../errors';
 import { cacheDirs } from '../paths';
 import type { Checkpoint } from './checkpoint';
-import { buildDecoderGraph, GRAPH_FORMAT, type Precision } from './decoder-graph';
+import { buildDecoderGraph, GRAPH_FORMAT, type BuiltGraph, type Precision } from './decoder-graph';
+import { buildKvGraph, KV_GRAPH_FORMAT, kvVariant, lastBlock, type KvGraphSpec } from './kv-graph';
+import { parsePrecision, PRECISIONS, QUANT_ACCURACY_LEVEL } from './linear-weights';
 
 const manifestSchema = z.object({
   format: z.string(),
@@ -22,7 +24,9 @@ const manifestSchema = z.object({
   checkpointDir: z.string(),
   architecture: z.string(),
   layer: z.number().int().nonnegative(),
-  precision: z.enum(['f32', 'f16']),
+  precision: z.enum(PRECISIONS),
+  /** KV-cache graphs (kv-graph.ts): which variant; absent for the truncated resid_post graph. */
+  variant: z.string().optional(),
   hiddenSize: z.number().int().positive(),
   numLayers: z.number().int().positive(),
   nodeCount: z.number().int().nonnegative(),
@@ -98,9 +102,11 @@ async function lockOrWait(lock: string, dir: string, signal?: AbortSignal): Prom
   }
 }
 
-export function graphDirName(checkpointHash: string, layer: number, precision: Precision): string {
-  const fmt = crypto.createHash('sha256').update(GRAPH_FORMAT).digest('hex').slice(0, 8);
-  return `${checkpointHash.slice(0, 24)}-L${layer}-${precision}-${fmt}`;
+export function graphDirName(checkpointHash: string, layer: number, precision: Precision, variant?: string): string {
+  const fmt = crypto.createHash('sha256').update(variant ? KV_GRAPH_FORMAT : GRAPH_FORMAT).digest('hex').slice(0, 8);
+  // Quantized graphs also differ by MatMulNBits accuracy_level (an env knob for benches): part of the key.
+  const p = precision === 'int8' || precision === 'int4' ? `${precision}a${QUANT_ACCURACY_LEVEL}` : precision;
+  return `${checkpointHash.slice(0, 24)}-${variant ?? `L${layer}`}-${p}-${fmt}`;
 }
 
 function readManifest(dir: string): GraphManifest | undefined {
@@ -136,14 +142,52 @@ function cleanStaleTemps(cacheDir: string): void {
 }
 
 export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOptions): Promise<EnsuredGraph> {
-  const precision = opts.precision ?? 'f32';
-  const cacheDir = opts.cacheDir ?? cacheDirs.graphs();
+  const precision = parsePrecision(opts.precision);
   ckpt.validateThrough(opts.layer);
+  return ensureGraph(ckpt, opts, { layer: opts.layer, precision, hashLayer: opts.layer, format: GRAPH_FORMAT }, (dir, metadata, onProgress) =>
+    buildDecoderGraph(ckpt, { layer: opts.layer, precision, dir, metadata, onProgress }),
+  );
+}
+
+export interface EnsureKvGraphOptions extends Omit<EnsureGraphOptions, 'layer' | 'precision'>, KvGraphSpec {}
+
+/**
+ * The KV-cache decoder graph (kv-graph.ts) of a spec, cached like the truncated graph. Key: the content hash of
+ * what it reads (blocks 0..L for a truncated graph — the same hash as the resid_post graph of L; every tensor for
+ * full depth), the variant (depth, logits, capture layer), the precision and KV_GRAPH_FORMAT.
+ */
+export async function ensureKvGraph(ckpt: Checkpoint, opts: EnsureKvGraphOptions): Promise<EnsuredGraph> {
+  const last = lastBlock(ckpt, opts);
+  ckpt.validateThrough(last);
+  const spec: KvGraphSpec = { depth: opts.depth, logits: opts.logits, captureLayer: opts.captureLayer, precision: opts.precision };
+  const hashLayer = opts.depth === 'full' ? undefined : last;
+  return ensureGraph(ckpt, opts, { layer: last, precision: opts.precision, hashLayer, format: KV_GRAPH_FORMAT, variant: kvVariant(spec) }, (dir, metadata, onProgress) =>
+    buildKvGraph(ckpt, { ...spec, dir, metadata, onProgress }),
+  );
+}
+
+interface GraphKey {
+  layer: number;
+  precision: Precision;
+  /** Layer whose content hash keys the graph; undefined = the whole checkpoint. */
+  hashLayer: number | undefined;
+  format: string;
+  variant?: string;
+}
+
+async function ensureGraph(
+  ckpt: Checkpoint,
+  opts: Omit<EnsureGraphOptions, 'layer' | 'precision'>,
+  key: GraphKey,
+  build: (dir: string, metadata: Record<string, string>, onProgress: (done: number, total: number) => void) => Promise<BuiltGraph>,
+): Promise<EnsuredGraph> {
+  const { precision } = key;
+  const cacheDir = opts.cacheDir ?? cacheDirs.graphs();
   const hash =
     opts.checkpointHash ??
-    (await ckpt.contentHash(opts.layer, { signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ phase: 'hash', done, total }) }));
+    (await ckpt.contentHash(key.hashLayer, { signal: opts.signal, onProgress: (done, total) => opts.onProgress?.({ phase: 'hash', done, total }) }));
   throwIfAborted(opts.signal);
-  const dir = path.join(cacheDir, graphDirName(hash, opts.layer, precision));
+  const dir = path.join(cacheDir, graphDirName(hash, key.layer, precision, key.variant));
   const existing = readManifest(dir);
   if (existing) {
     markUsed(dir);
@@ -162,29 +206,24 @@ export async function ensureBackboneGraph(ckpt: Checkpoint, opts: EnsureGraphOpt
     const finished = readManifest(dir);
     if (finished) return { graphPath: path.join(dir, 'model.onnx'), dir, reused: true, manifest: finished };
     const t0 = performance.now();
-    const built = await buildDecoderGraph(ckpt, {
-      layer: opts.layer,
-      precision,
-      dir: tmp,
-      metadata: { checkpointHash: hash },
-      onProgress: (done, total) => {
-        throwIfAborted(opts.signal);
-        if (Date.now() - beat > HEARTBEAT_MS) {
-          beat = Date.now();
-          const now = new Date();
-          fs.utimesSync(lock, now, now); // heartbeat: we are alive, don't take over
-        }
-        opts.onProgress?.({ phase: 'build', done, total });
-      },
+    const built = await build(tmp, { checkpointHash: hash }, (done, total) => {
+      throwIfAborted(opts.signal);
+      if (Date.now() - beat > HEARTBEAT_MS) {
+        beat = Date.now();
+        const now = new Date();
+        fs.utimesSync(lock, now, now); // heartbeat: we are alive, don't take over
+      }
+      opts.onProgress?.({ phase: 'build', done, total });
     });
     const c = ckpt.config;
     const manifest: GraphManifest = {
-      format: GRAPH_FORMAT,
+      format: key.format,
       checkpointHash: hash,
       checkpointDir: ckpt.dir,
       architecture: c.arch.id,
-      layer: opts.layer,
+      layer: key.layer,
       precision,
+      ...(key.variant ? { variant: key.variant } : {}),
       hiddenSize: c.hiddenSize,
       numLayers: c.numLayers,
       nodeCount: built.nodeCount,
@@ -246,6 +285,7 @@ export function pruneGraphCache(opts: { cacheDir?: string; all?: boolean; unused
   const result: PruneResult = { removed: [], kept: 0, freedBytes: 0 };
   if (!fs.existsSync(cacheDir)) return result;
   const currentFmt = graphDirName('0'.repeat(64), 0, 'f32').split('-').pop()!;
+  const currentKvFmt = graphDirName('0'.repeat(64), 0, 'f32', 'kv').split('-').pop()!;
   for (const name of fs.readdirSync(cacheDir)) {
     const p = path.join(cacheDir, name);
     let reason: string | undefined;
@@ -257,7 +297,9 @@ export function pruneGraphCache(opts: { cacheDir?: string; all?: boolean; unused
       const m = readManifest(p);
       if (opts.all) reason = 'all graphs requested';
       else if (!m) reason = 'incomplete (no valid manifest)';
-      else if (!name.endsWith(`-${currentFmt}`) || m.format !== GRAPH_FORMAT) reason = `older graph format (${m.format})`;
+      else if (m.variant ? !name.endsWith(`-${currentKvFmt}`) || m.format !== KV_GRAPH_FORMAT : !name.endsWith(`-${currentFmt}`) || m.format !== GRAPH_FORMAT) {
+        reason = `older graph format (${m.format})`;
+      }
       else if (!fs.existsSync(m.checkpointDir)) reason = `source checkpoint ${m.checkpointDir} no longer exists`;
       else if (opts.unusedForDays !== undefined) {
         const idleDays = (Date.now() - fs.statSync(path.join(p, 'manifest.json')).mtimeMs) / 86_400_000;

@@ -15,4 +15,5 @@ export {
   type HiddenOptions,
 } from './session';
 export * from './tokenizer';
-export { backboneMemoryNeed, blockParameters, assertMemoryFor, llama8bMemoryLine, systemMemory, LLAMA31_8B_L15, type MemoryNeed } from './memory';
+export { PRECISIONS, isPrecision, parsePrecision } from './linear-weights';
+export { backboneMemoryNeed, blockParameters, assertMemoryFor, llama8bMemoryLine, systemMemory, LLAMA31_8B_L15, GEMMA2_9B_L31, memoryByPrecision, precisionNeedsLine, BYTES_PER_WEIGHT, type MemoryNeed } from './memory';

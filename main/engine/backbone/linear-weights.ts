@@ -7,8 +7,33 @@ import { InputError } from '../errors';
 import { f32ToF16 } from '../formats/safetensors';
 import type { GraphBuilder } from '../onnx/graph-builder';
 import type { Checkpoint } from './checkpoint';
+import { quantizeBlockwise, type QuantBits } from './quantize';
 
-export type Precision = 'f32' | 'f16';
+/**
+ * Weight formats of the projections: f32; f16 (16-bit weights and matmuls, for CUDA); int8 / int4 (weight-only,
+ * block-wise with zero points, through ORT's com.microsoft MatMulNBits; activations and the residual stream stay f32).
+ */
+export const PRECISIONS = ['f32', 'f16', 'int8', 'int4'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+export function isPrecision(v: unknown): v is Precision {
+  return typeof v === 'string' && (PRECISIONS as readonly string[]).includes(v);
+}
+
+/** Refuses anything but a known precision (CLI flags, API bodies, openBackbone): never a silent f32 fallback. */
+export function parsePrecision(v: unknown, field = 'precision'): Precision {
+  if (v === undefined) return 'f32';
+  if (!isPrecision(v)) throw new InputError({ field, expected: PRECISIONS.join(' | '), got: JSON.stringify(v) });
+  return v;
+}
+
+/** Weights per quantization block along K (32: finest ORT supports, best accuracy; see bench/backbone-quantized.ts). */
+export const QUANT_BLOCK = 32;
+/**
+ * MatMulNBits accuracy_level 4 = activations quantized to int8 per block, int8 dot products (ORT's fast CPU path);
+ * 0 = dequantize to f32 then f32 GEMM. Measured in bench/backbone-quantized.ts.
+ */
+export const QUANT_ACCURACY_LEVEL = Number(process.env.SPARSERM_QUANT_ACCURACY_LEVEL ?? 4);
 
 const FLOAT16 = 10;
 const FLOAT = 1;
@@ -33,6 +58,7 @@ export function transpose2d(src: Float32Array, rows: number, cols: number): Floa
 /** Emits y = x·Wᵀ (f32 in, f32 out) for the checkpoint tensor `name` of shape [out, in]; returns y's name. */
 export function emitLinear(b: GraphBuilder, ckpt: Checkpoint, name: string, x: string, precision: Precision): string {
   const [out, inp] = ckpt.tensor(name).shape;
+  if (precision === 'int8' || precision === 'int4') return emitQuantized(b, name, ckpt.readF32(name), out, inp, x, precision === 'int8' ? 8 : 4);
   const wT = transpose2d(ckpt.readF32(name), out, inp);
   if (precision === 'f16') {
     const w16 = new Uint16Array(wT.length);
@@ -46,4 +72,19 @@ export function emitLinear(b: GraphBuilder, ckpt: Checkpoint, name: string, x: s
     return b.op('Cast', [b.op('MatMul', [b.op('Cast', [x], { to: FLOAT16 }), init])], { to: FLOAT });
   }
   return b.op('MatMul', [x, b.initializer(`${name}.T`, wT, [inp, out])]);
+}
+
+/**
+ * MatMulNBits with the stored [out, in] weight quantized block-wise (it is already MatMulNBits's [N, K] layout).
+ * The f32 copy is dropped once quantized: peak memory is one tensor plus its packed form.
+ */
+export function emitQuantized(b: GraphBuilder, name: string, w: Float32Array, n: number, k: number, x: string, bits: QuantBits, accuracyLevel = QUANT_ACCURACY_LEVEL): string {
+  const q = quantizeBlockwise(w, n, k, bits, QUANT_BLOCK);
+  const blob = (QUANT_BLOCK * bits) / 8;
+  const packed = b.initializer(`${name}.q${bits}`, q.packed, [n, q.nBlocks, blob], { type: 'uint8' });
+  const scales = b.initializer(`${name}.q${bits}.scales`, q.scales, [n * q.nBlocks]);
+  const zps = b.initializer(`${name}.q${bits}.zero_points`, q.zeroPoints, [q.zeroPoints.length], { type: 'uint8' });
+  const y = b.fresh('matmulnbits');
+  b.node('MatMulNBits', [x, packed, scales, zps], [y], { K: k, N: n, bits, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, { domain: 'com.microsoft' });
+  return y;
 }

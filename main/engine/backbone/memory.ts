@@ -9,7 +9,8 @@ import os from 'node:os';
 
 import { InputError } from '../errors';
 import type { ModelConfig } from './config';
-import type { Precision } from './decoder-graph';
+import { PRECISIONS, QUANT_BLOCK, type Precision } from './linear-weights';
+import { quantizedBytes } from './quantize';
 
 type Shape = Pick<ModelConfig, 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads' | 'headDim'> & { arch: Pick<ModelConfig['arch'], 'sandwichNorms'> };
 
@@ -31,10 +32,39 @@ export interface MemoryNeed {
   needBytes: number;
 }
 
+/**
+ * Bytes per projection weight: f32 4, f16 2; int8/int4 codes plus one f32 scale and one zero point per 32-weight
+ * block (quantize.ts layout). Norm weights stay f32 (a rounding error next to the projections).
+ */
+export const BYTES_PER_WEIGHT: Record<Precision, number> = {
+  f32: 4,
+  f16: 2,
+  int8: quantizedBytes(1, 64 * QUANT_BLOCK, 8) / (64 * QUANT_BLOCK),
+  int4: quantizedBytes(1, 64 * QUANT_BLOCK, 4) / (64 * QUANT_BLOCK), // (a long row: 4-bit zero points pack two blocks a byte)
+};
+
 export function backboneMemoryNeed(c: Shape, layer: number, precision: Precision): MemoryNeed {
   const parameters = blockParameters(c, layer);
-  const weightBytes = parameters * (precision === 'f16' ? 2 : 4);
+  const weightBytes = Math.ceil(parameters * BYTES_PER_WEIGHT[precision]);
   return { parameters, weightBytes, needBytes: Math.ceil(weightBytes * 1.25) + RUNTIME_BYTES };
+}
+
+/** What every precision needs for blocks 0..layer, cheapest last. */
+export function memoryByPrecision(c: Shape, layer: number): Record<Precision, MemoryNeed> {
+  return Object.fromEntries(PRECISIONS.map((p) => [p, backboneMemoryNeed(c, layer, p)])) as Record<Precision, MemoryNeed>;
+}
+
+/** Gemma-2-9B(-it) at layer 31 (the paper's headline backbone): 32 of its 42 blocks (config.json numbers). */
+export const GEMMA2_9B_L31 = {
+  label: 'Gemma-2-9B-it at layer 31 (32 blocks)',
+  shape: { hiddenSize: 3584, intermediateSize: 14336, numHeads: 16, numKvHeads: 8, headDim: 256, arch: { sandwichNorms: true } },
+  layer: 31,
+} as const;
+
+/** "f32 ~31.6 GB, f16 ~15.9 GB, int8 ~9.3 GB, int4 ~5.4 GB" for a shape and layer. */
+export function precisionNeedsLine(c: Shape, layer: number): string {
+  const all = memoryByPrecision(c, layer);
+  return PRECISIONS.map((p) => `${p} ~${gb(all[p].needBytes)}`).join(', ');
 }
 
 /** Llama-3.1-8B(-Instruct) at the paper's layer 15: 16 blocks (config.json numbers). */
@@ -76,13 +106,15 @@ export function assertMemoryFor(c: ModelConfig, layer: number, precision: Precis
   if (process.env.SPARSERM_IGNORE_MEMORY_CHECK === '1') return;
   const need = backboneMemoryNeed(c, layer, precision);
   if (need.needBytes <= mem.available) return;
-  const cheaper = precision === 'f32' ? backboneMemoryNeed(c, layer, 'f16').needBytes : undefined;
+  // The largest precision below this one that fits (f16 keeps the most accuracy, then int8, then int4).
+  const order = PRECISIONS.slice(PRECISIONS.indexOf(precision) + 1);
+  const fits = order.map((p) => ({ p, need: backboneMemoryNeed(c, layer, p).needBytes })).find((x) => x.need <= mem.available);
   throw new InputError({
     file: checkpoint,
     field: 'layer',
     expected:
       `memory for blocks 0..${layer} (${(need.parameters / 1e9).toFixed(2)} B parameters, ${precision}): ~${gb(need.needBytes)}` +
-      `${cheaper !== undefined && cheaper <= mem.available ? `; precision f16 needs ~${gb(cheaper)}, which fits` : '; try an earlier layer or a machine with more RAM'}` +
+      `${fits ? `; precision ${fits.p} needs ~${gb(fits.need)}, which fits` : '; try an earlier layer or a machine with more RAM'}` +
       ' (SPARSERM_IGNORE_MEMORY_CHECK=1 skips this check)',
     got: `${gb(mem.available)} available of ${gb(mem.total)}`,
   });

@@ -11,6 +11,7 @@ import { loadCheckpoint, type Checkpoint } from './checkpoint';
 import { GRAPH_INPUT, GRAPH_OUTPUT, type Precision } from './decoder-graph';
 import { ensureBackboneGraph } from './graph-cache';
 import { assertMemoryFor } from './memory';
+import { parsePrecision } from './linear-weights';
 
 export interface OpenBackboneOptions {
   /** Checkpoint folder (config.json + safetensors). */
@@ -104,7 +105,7 @@ export async function openBackbone(opts: OpenBackboneOptions): Promise<BackboneS
     if (!Number.isInteger(opts.layer) || opts.layer < 0 || opts.layer >= c.numLayers) {
       throw new InputError({ file: ckpt.dir, field: 'layer', expected: `a block index 0..${c.numLayers - 1} (num_hidden_layers = ${c.numLayers})`, got: String(opts.layer) });
     }
-    const precision = opts.precision ?? 'f32';
+    const precision = parsePrecision(opts.precision);
     // Before hashing and building (minutes for an 8B checkpoint): refuse clearly rather than be OOM-killed later.
     assertMemoryFor(c, opts.layer, precision, ckpt.dir);
     const graph = await ensureBackboneGraph(ckpt, { layer: opts.layer, precision, cacheDir: opts.cacheDir, onProgress: opts.onProgress, signal: opts.signal });

@@ -334,7 +334,7 @@ export class GraphBuilder {
       irVersion: ir,
       producerName: opts.producerName ?? 'sparserm-studio',
       docString: opts.docString ?? '',
-      opsetImport: [{ domain: '', version: opts.opset }, ...Object.entries(opts.extraOpsets ?? {}).map(([domain, version]) => ({ domain, version }))],
+      opsetImport: [{ domain: '', version: opts.opset }, ...Object.entries(this.opsetsUsed(opts.extraOpsets)).map(([domain, version]) => ({ domain, version }))],
       metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: {
         name: this.name,
@@ -345,6 +345,13 @@ export class GraphBuilder {
       },
     });
     return onnx.ModelProto.encode(model).finish();
+  }
+
+  /** extraOpsets plus version 1 of any other domain a node uses (e.g. com.microsoft for MatMulNBits), so emitters need not tell the model's author. */
+  private opsetsUsed(extra: Record<string, number> = {}): Record<string, number> {
+    const all = { ...extra };
+    for (const n of this.nodes) if (n.domain && all[n.domain] === undefined) all[n.domain] = 1;
+    return all;
   }
 
   /** Gives up on this build: closes the external data file (the caller removes the folder). Idempotent. */

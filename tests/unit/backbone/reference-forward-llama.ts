@@ -123,3 +123,22 @@ export function llamaReferenceResidPost(cfg: LlamaRefConfig, w: WeightReader, id
   }
   return result;
 }
+
+/** Full-depth logits of every position (float64): all blocks, final norm × w, `lm_head.weight` (or the embedding
+ *  when tie_word_embeddings is true). No KV cache. */
+export function llamaReferenceLogits(cfg: LlamaRefConfig & { tie_word_embeddings?: boolean }, w: WeightReader, ids: number[]): Float64Array[] {
+  const resid = llamaReferenceResidPost(cfg, w, ids, cfg.num_hidden_layers - 1)[cfg.num_hidden_layers - 1];
+  const head = cfg.tie_word_embeddings === true ? w('model.embed_tokens.weight') : w('lm_head.weight');
+  const g = w('model.norm.weight');
+  return resid.map((v) => {
+    let ms = 0;
+    for (const a of v) ms += a * a;
+    const r = 1 / Math.sqrt(ms / v.length + cfg.rms_norm_eps);
+    const n = v.map((a, i) => a * r * g[i]);
+    return Float64Array.from({ length: cfg.vocab_size }, (_, o) => {
+      let acc = 0;
+      for (let i = 0; i < n.length; i++) acc += head[o * n.length + i] * n[i];
+      return acc;
+    });
+  });
+}

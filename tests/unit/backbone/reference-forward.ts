@@ -116,3 +116,30 @@ export function referenceResidPost(cfg: RefConfig, w: WeightReader, ids: number[
   }
   return result;
 }
+
+/**
+ * Full-depth logits of every position (float64): all blocks, the final norm (1 + w), the LM head tied to the
+ * embedding (Gemma-2's default) or `lm_head.weight`, then Gemma-2's final-logit softcapping cap·tanh(logits / cap).
+ * No KV cache: every call recomputes the whole sequence (the oracle for greedy decoding).
+ */
+export function referenceLogits(
+  cfg: RefConfig & { final_logit_softcapping?: number | null; tie_word_embeddings?: boolean },
+  w: WeightReader,
+  ids: number[],
+): Float64Array[] {
+  const resid = referenceResidPost(cfg, w, ids, cfg.num_hidden_layers - 1)[cfg.num_hidden_layers - 1];
+  const head = cfg.tie_word_embeddings === false ? w('lm_head.weight') : w('model.embed_tokens.weight');
+  const g = w('model.norm.weight');
+  const cap = cfg.final_logit_softcapping ?? null;
+  return resid.map((v) => {
+    let ms = 0;
+    for (const a of v) ms += a * a;
+    const r = 1 / Math.sqrt(ms / v.length + cfg.rms_norm_eps);
+    const n = v.map((a, i) => a * r * (1 + g[i]));
+    return Float64Array.from({ length: cfg.vocab_size }, (_, o) => {
+      let acc = 0;
+      for (let i = 0; i < n.length; i++) acc += head[o * n.length + i] * n[i];
+      return cap === null ? acc : cap * Math.tanh(acc / cap);
+    });
+  });
+}

@@ -10,6 +10,7 @@ import { JobRunner } from '../engine/jobs';
 import type { ApiHandlers, OpParsedInput } from './contract';
 import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toStoreSort } from './store-mapping';
 import { chartData } from './charts';
+import { createGenerationOps } from './generation-ops';
 import { createEngineOps, type EngineOps } from './engine-ops';
 import { defaultActor } from '../engine/store/decisions';
 import { textToPromptMessages } from '../engine/data/formats';
@@ -149,6 +150,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     train: async (i) => ({ jobId: engine.startTrain(i) }),
     listRuns: async (i) => ({ runs: engine.listRuns(i.datasetId === undefined ? undefined : datasetOf(i.datasetId)) }),
     score: async (i) => ({ jobId: engine.startScore({ datasetId: datasetOf(i.datasetId), rewardModelId: i.rewardModelId }) }),
+    precisionCheck: async (i) => ({ jobId: engine.startPrecisionCheck({ ...i, datasetId: datasetOf(i.datasetId) }) }),
     applyFilter: async ({ datasetId, threshold, band }) => {
       const ds = datasetOf(datasetId);
       const run = store.runs.latestDone(ds);
@@ -179,6 +181,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
 
     importLabels: async (i: OpParsedInput<'importLabels'>) => engine.importLabels(i),
     chartData: async ({ datasetId, bins }) => chartData(store, datasetOf(datasetId), bins, (ds) => engine.listRuns(ds)[0]?.curve ?? null),
+    ...createGenerationOps({ store, runner }),
   };
   return Object.assign(h, {
     store,

@@ -34,6 +34,12 @@ export const OP_NAMES = [
   'resumeJob',
   'importLabels',
   'chartData',
+  'precisionCheck',
+  'generationPresets',
+  'startGeneration',
+  'listGenerationRuns',
+  'nextRound',
+  'listCandidates',
 ] as const;
 
 export type OpNameList = (typeof OP_NAMES)[number];

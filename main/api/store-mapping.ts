@@ -6,6 +6,7 @@ import type { Store, Pair, PairFilter as StorePairFilter, PairSort, DecisionWith
 import { InputError } from '../engine/errors';
 import { failedOnBadInput } from '../engine/store/jobs';
 import type { DatasetSummary, HistoryEntry, Job, PairFilter, PairRow, PairSortKey } from './contract';
+import { lineageOf } from './generation-ops';
 
 /** Parses a contract id back to the store's integer id, naming the field on failure. */
 export function intId(value: string, field: string): number {
@@ -76,6 +77,7 @@ export function datasetSummary(store: Store, id: number): DatasetSummary {
   const unscored = store.pairs.count({ datasetId: id, verdict: ['none'] });
   const filter = store.runs.currentFilter(id);
   const rm = filter ? store.models.rewardModel(store.runs.get(filter.runId).rewardModelId) : undefined;
+  const lineage = lineageOf(store, id);
   return {
     id: String(s.id),
     name: s.name,
@@ -96,6 +98,7 @@ export function datasetSummary(store: Store, id: number): DatasetSummary {
     sources: store.pairs.sources(id).map((x) => x.source ?? ''),
     rewardModelId: rm?.id ?? null,
     rewardModelIsDemo: rm?.demo ?? false,
+    ...(lineage ? { lineage } : {}),
   };
 }
 

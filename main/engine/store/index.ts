@@ -2,6 +2,7 @@ import { databasePath } from '../paths';
 import { openDatabase, schemaVersion, type Db } from './db';
 import { DatasetsRepo } from './datasets';
 import { DecisionsRepo } from './decisions';
+import { GenerationsRepo } from './generations';
 import { JobsRepo } from './jobs';
 import { LabelsRepo } from './labels';
 import { ModelsRepo } from './models';
@@ -17,6 +18,7 @@ export { cohensKappa } from './decisions';
 export type { NewScore, VerdictHistoryEntry } from './runs';
 export type { NewLatentLabel } from './labels';
 export { SCHEMA_VERSION } from './migrations';
+export type { GenerationRunRecord, GenerationPrompt, StoredCandidate, DatasetLineage, NewGenerationRun, NewCandidate, GenerationSampling, PolicySpec as GenerationPolicySpec, RecipeName } from './generations';
 
 /** The store: one SQLite database and its repositories. */
 export interface Store {
@@ -31,6 +33,8 @@ export interface Store {
   readonly models: ModelsRepo;
   readonly labels: LabelsRepo;
   readonly jobs: JobsRepo;
+  /** Generation runs, their candidates, and generated datasets' lineage. */
+  readonly generations: GenerationsRepo;
   readonly schemaVersion: number;
   /** Runs `fn` in one IMMEDIATE transaction (all or nothing). */
   transaction<T>(fn: () => T): T;
@@ -56,6 +60,7 @@ export function openStore(file?: string, opts: { readonly?: boolean } = {}): Sto
     models: new ModelsRepo(db),
     labels: new LabelsRepo(db),
     jobs: new JobsRepo(db),
+    generations: new GenerationsRepo(db),
     schemaVersion: schemaVersion(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),
     close: () => {

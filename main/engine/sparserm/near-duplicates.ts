@@ -5,9 +5,12 @@
  * each prompt is compared only with the first prompt of each LSH bucket it falls in (so one huge bucket cannot make
  * the work quadratic), and memory per prompt is bounded (text past MAX_CHARS is not shingled).
  */
-import { MinHash, type HashFunction } from 'bloom-filters';
+import { MinHash } from 'bloom-filters';
 
 import { mulberry32 } from './rng';
+
+/** bloom-filters' (a·x + b) mod c permutation (its type is not exported from the package root). */
+type HashFunction = { a: number; b: number; c: number };
 
 /** Recorded with stored groups, so a later change of parameters is visible (groups of another scheme are stale). */
 export const NEAR_DUP_SCHEME = 'minhash-64:char5,lsh-16x4,seed-0x5eed' as const;

@@ -15,6 +15,7 @@ import { register as exportCmd } from './commands/export';
 import { register as labels } from './commands/labels';
 import { register as serve } from './commands/serve';
 import { register as demo } from './commands/demo';
+import { register as queue } from './commands/queue';
 
 /** Builds the `sparserm` command tree. Each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .description('SparseRM Studio: score, explain and curate preference data with a sparse-autoencoder reward model')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo]) {
+  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo, queue]) {
     register(program);
   }
   return program;

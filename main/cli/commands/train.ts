@@ -13,7 +13,7 @@ import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, ty
 import { formatAccuracy } from '../../engine/sparserm/metrics';
 import { trainingOutcome } from '../../engine/demo/run-demo';
 import { action, printJson, progress } from '../output';
-import { decisionOptions, decisionLine, labelsView, loadDecisionPairs } from './train-decisions';
+import { decisionOptions, decisionLine, decisionPointOf, labelsView, loadDecisionPairs } from './train-decisions';
 import { parseEp, parseLayer } from './hidden';
 
 /** Shared by train / score / eval / latents: where the backbone, layer and SAE come from. */
@@ -191,7 +191,7 @@ export function register(program: Command): void {
             patience: parseIntOpt('--patience', o.patience, 1),
             maxTokens,
             datasetName: data.datasetName,
-            ...('decisionPoint' in data ? { decisionPoint: data.decisionPoint } : {}),
+            ...decisionPointOf(data),
             labelSet: parseLabelSet(o.labels) ?? bb.labelSet,
             onProgress: progressPrinter(),
             onWarning: (w) => progress(`warning: ${w}`),

@@ -4,7 +4,7 @@ import { markRaw } from 'vue';
 import type { ApiClient, DatasetSummary, Job, ModelInfo, OpOutput } from '@api/contract';
 import { createConnection, tokenInHash, type FileTransfer } from '../api/client';
 
-export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts';
+export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts' | 'generate';
 export const screens: { id: Screen; label: string; key: string }[] = [
   { id: 'models', label: 'Models', key: '1' },
   { id: 'datasets', label: 'Datasets', key: '2' },
@@ -12,6 +12,8 @@ export const screens: { id: Screen; label: string; key: string }[] = [
   { id: 'review', label: 'Review', key: '4' },
   { id: 'export', label: 'Export', key: '5' },
   { id: 'charts', label: 'Charts', key: '6' },
+  // Last so Alt+1…6 keep their screens.
+  { id: 'generate', label: 'Generate', key: '7' },
 ];
 
 export interface Toast {

@@ -43,6 +43,7 @@ export interface BuiltPair {
   rejected: PairableCandidate;
   /** Where the label comes from. */
   labelBy: 'instruction' | 'self-judge' | 'sparserm';
+  /** Self-judged: the judge's log-odds for chosen over rejected (each order, and their mean). */
   judge?: JudgeResult;
 }
 
@@ -166,7 +167,9 @@ export async function selfJudgedPairs(
       opts.onJudged?.(++done, total);
       if (judge.preference === 0) continue;
       const aWins = judge.preference > 0;
-      out.push({ promptIndex, chosen: aWins ? a : b, rejected: aWins ? b : a, labelBy: 'self-judge', judge });
+      // Recorded from the chosen candidate's side: preference > 0 always.
+      const j = aWins ? judge : { firstOrder: -judge.firstOrder, swappedOrder: -judge.swappedOrder, preference: -judge.preference };
+      out.push({ promptIndex, chosen: aWins ? a : b, rejected: aWins ? b : a, labelBy: 'self-judge', judge: j });
     }
   }
   return out;

@@ -167,7 +167,10 @@ export async function runGeneration(store: Store, params: GenerateParams, opts: 
     await scoreMissing(store, run, model, opts);
     const pairs = await buildPairs(store, run, source, opts);
     const final = writeDataset(store, run, pairs, model, p.name);
-    return summary(store, final, started, tokensThisAttempt);
+    const result = summary(store, final, started, tokensThisAttempt);
+    const rate = result.tokensPerSecond !== null ? ` · ${result.tokensPerSecond.toFixed(1)} tokens/s` : '';
+    opts.onProgress?.({ phase: 'pair', done: result.prompts, total: result.prompts, tokens: result.tokens, tokensPerSecond: result.tokensPerSecond, message: `${result.prompts}/${result.prompts} prompts · ${result.candidates} candidates · ${result.pairs} pairs (kept ${result.kept}, dropped ${result.dropped})${rate}` });
+    return result;
   } catch (err) {
     if (run) store.generations.setStatus(run.id, opts.signal?.aborted ? 'cancelled' : 'failed');
     throw err;

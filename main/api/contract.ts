@@ -494,6 +494,10 @@ export const contract = {
       maxTokens: z.number().int().min(1).optional(),
       /** Llama Scope SAEs: 'saelens' (default) or 'authors'; recorded in the reward model. */
       saeEncoding: z.enum(['saelens', 'authors']).optional(),
+      /** Label pairs by the curators' decisions (swap flipped, drop and the curator hold-out left out; issue 14). */
+      fromDecisions: z.boolean().optional(),
+      /** With fromDecisions: undecided pairs as labelled (default) or left out. */
+      undecided: z.enum(['as-labelled', 'exclude']).optional(),
     }),
     JobRef,
   ),
@@ -604,6 +608,45 @@ export const contract = {
       perSource: z.array(AccuracyView.extend({ source: z.string(), n: z.number().int() })),
       perSourceBasis: z.object({ heldOut: z.boolean(), leftOut: z.number().int().nonnegative() }),
       trainingCurve: TrainResult.shape.curve.nullable(),
+    }),
+  ),
+
+  // --- learning from the curators (issue 14) ------------------------------------------------------------------
+  reviewQueue: op(
+    'The undecided pairs to review next: smallest |margin| under the latest scoring run first (bands of 5 %), within a band where the current and the previous reward model disagree.',
+    z.object({ datasetId: Id, limit: z.number().int().min(1).max(500).default(50) }),
+    z.object({
+      runId: Id.nullable(),
+      rewardModelId: z.string().nullable(),
+      previousRunId: Id.nullable(),
+      previousRewardModelId: z.string().nullable(),
+      total: z.number().int().nonnegative(),
+      items: z.array(z.object({ pairId: Id, margin: z.number(), previousMargin: z.number().nullable(), disagree: z.boolean(), band: z.number().int().nonnegative(), reasons: z.array(z.string()) })),
+    }),
+  ),
+  curatorAgreement: op(
+    "Per model generation (each reward model that scored the dataset), accuracy against the curators' keep/swap decisions on the curator hold-out, with n, ties and the 95 % Wilson interval.",
+    z.object({ datasetId: Id }),
+    z.object({
+      holdOutFraction: z.number(),
+      heldOut: z.number().int().nonnegative(),
+      generations: z.array(
+        z.object({
+          generation: z.number().int().positive(),
+          rewardModelId: z.string(),
+          runId: Id,
+          created: z.string(),
+          n: z.number().int().nonnegative(),
+          correct: z.number().int().nonnegative(),
+          ties: z.number().int().nonnegative(),
+          accuracy: z.number().nullable(),
+          ci95: z.tuple([z.number(), z.number()]).nullable(),
+          /** Trained on the curators' decisions: the decision group it learned up to and its label counts. */
+          decisions: z.object({ groupId: z.number().int().nullable(), asLabelled: z.number().int(), swapped: z.number().int(), excluded: z.number().int() }).nullable(),
+          /** The hold-out was in its training data: its accuracy here is optimistic. */
+          sawHoldout: z.boolean(),
+        }),
+      ),
     }),
   ),
 

@@ -17,6 +17,8 @@ import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { ensureDemoDataset, ensureDemoLabels, ensureDemoModels } from '../engine/demo/demo-store';
 import { demoKitDir, projectRoot } from '../engine/paths';
 import { registerCheckpoint, registerSae } from '../engine/sparserm/registry';
+import { precisionCheck } from '../engine/sparserm/precision-check';
+import { decisionTrainingSet } from '../engine/sparserm/decision-labels';
 import { trainRewardModel, registerRewardModel, evaluateRewardModel, scoreDatasetIntoStore, explainPair, datasetPairs, type PairExplanation, type Progress, type SkippedPair, type ResponseExplanation as EngineExplanation } from '../engine/sparserm/service';
 import { RewardModelManifest } from '../engine/sparserm/manifest';
 import { wilsonInterval } from '../engine/sparserm/metrics';
@@ -35,6 +37,7 @@ export interface EngineOps {
   startTrain(i: OpParsedInput<'train'>): string;
   listRuns(datasetId?: number): TrainResult[];
   startScore(i: { datasetId: number; rewardModelId: string }): string;
+  startPrecisionCheck(i: { datasetId: number; rewardModelId: string; precision: 'f16' | 'int8' | 'int4' | 'f32'; threshold?: number; limit?: number }): string;
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
   exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number; include: ExportSelection }): Promise<OpOutput<'exportPreview'>>;
@@ -127,8 +130,9 @@ function accuracyView(accuracy: number | null, n: number | null, ties?: number, 
 }
 
 const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
-const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional(), saeEncoding: z.enum(['saelens', 'authors']).optional() });
+const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional(), saeEncoding: z.enum(['saelens', 'authors']).optional(), fromDecisions: z.boolean().optional(), undecided: z.enum(['as-labelled', 'exclude']).optional() });
 const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
+const PrecisionCheckParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string(), precision: z.enum(['f16', 'int8', 'int4', 'f32']), threshold: z.number().optional(), limit: z.number().int().positive().optional() });
 
 export function createEngineOps(ctx: EngineContext): EngineOps {
   const { store, runner } = ctx;
@@ -282,7 +286,9 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     async (params: z.infer<typeof TrainParams>, job) => {
       const b = requireBackbone(params.checkpointId);
       const s = requireSae(params.saeId);
-      const ds = datasetPairs(store, params.datasetId);
+      // fromDecisions (issue 14): the curators' decisions label the pairs; the model records the history point.
+      const dec = params.fromDecisions ? decisionTrainingSet(store, params.datasetId, { undecided: params.undecided }) : undefined;
+      const ds = dec ?? datasetPairs(store, params.datasetId);
       const np = s.metadata.neuronpedia as { modelId: string; saeId: string } | undefined;
       const curve: TrainResult['curve'] = [];
       const report = reporter(job, curve);
@@ -296,6 +302,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         loss: params.loss,
         maxTokens: params.maxTokens,
         datasetName: ds.name,
+        ...(dec ? { decisionPoint: dec.point } : {}),
         ...(np ? { labelSet: np } : {}),
         signal: job.signal,
         onProgress: report,
@@ -334,6 +341,18 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy, ties: r.ties, ci95: r.ci95, ...skippedView(r.skipped) };
     },
     ScoreParams,
+  );
+  runner.define(
+    'precisionCheck',
+    async (params: z.infer<typeof PrecisionCheckParams>, job) => {
+      const rm = store.models.requireRewardModel(params.rewardModelId);
+      const ds = datasetPairs(store, params.datasetId);
+      const pairs = params.limit ? ds.pairs.slice(0, params.limit) : ds.pairs;
+      const r = await precisionCheck({ modelDir: rm.folder, pairs, precision: params.precision, threshold: params.threshold, signal: job.signal, onProgress: reporter(job), ...offThread });
+      const { skipped, ...rest } = r;
+      return { ...rest, ...skippedView(skipped, ds.pairIds), dataset: ds.name };
+    },
+    PrecisionCheckParams,
   );
 
   return {
@@ -438,6 +457,10 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     startScore(i) {
       store.models.requireRewardModel(i.rewardModelId);
       return runner.start('score', i).id;
+    },
+    startPrecisionCheck(i) {
+      store.models.requireRewardModel(i.rewardModelId);
+      return runner.start('precisionCheck', i).id;
     },
     explanation(_p, score, rm) {
       const e = score.explanation as { top?: { latent: number; chosen: number; rejected: number }[] } | null;

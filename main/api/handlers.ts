@@ -11,6 +11,7 @@ import type { ApiHandlers, OpParsedInput } from './contract';
 import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toStoreSort } from './store-mapping';
 import { chartData } from './charts';
 import { createGenerationOps } from './generation-ops';
+import { createLearnOps } from './learn-ops';
 import { createEngineOps, type EngineOps } from './engine-ops';
 import { defaultActor } from '../engine/store/decisions';
 import { textToPromptMessages } from '../engine/data/formats';
@@ -182,6 +183,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     importLabels: async (i: OpParsedInput<'importLabels'>) => engine.importLabels(i),
     chartData: async ({ datasetId, bins }) => chartData(store, datasetOf(datasetId), bins, (ds) => engine.listRuns(ds)[0]?.curve ?? null),
     ...createGenerationOps({ store, runner }),
+    ...createLearnOps(store),
   };
   return Object.assign(h, {
     store,

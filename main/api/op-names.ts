@@ -34,6 +34,8 @@ export const OP_NAMES = [
   'resumeJob',
   'importLabels',
   'chartData',
+  'reviewQueue',
+  'curatorAgreement',
   'precisionCheck',
   'generationPresets',
   'startGeneration',

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 import { openStore, type Store } from '../../../main/engine/store';
 import { rankQueue, reviewQueue } from '../../../main/engine/sparserm/review-queue';
+import { createHandlers } from '../../../main/api/handlers';
+import { contract } from '../../../main/api/contract';
 
 describe('rankQueue', () => {
   it('orders by |margin| alone when there is no previous model', () => {
@@ -89,5 +91,26 @@ describe('reviewQueue on a store', () => {
     expect(() => reviewQueue(store, ds.id, { limit: 0 })).toThrow(/limit/);
     expect(() => reviewQueue(store, 999)).toThrow();
     store.close();
+  });
+});
+
+describe('through the API (reviewQueue, curatorAgreement)', () => {
+  it('answers with string ids, validated by the contract', async () => {
+    const h = createHandlers({ dbPath: ':memory:' });
+    try {
+      const { ds, ids } = seed(h.store, 10);
+      const run = scoreRun(h.store, ds.id, 'rm-a', new Map(ids.map((id, i) => [id, 1 - i * 0.3])));
+      h.store.decisions.decide({ datasetId: ds.id, ids: [ids[3]] }, 'keep', { actor: 't' });
+      const q = contract.reviewQueue.output.parse(await h.reviewQueue(contract.reviewQueue.input.parse({ datasetId: String(ds.id), limit: 3 })));
+      // |1 - 0.3 i|: i = 3 → 0.1 (decided, gone), i = 4 → 0.2, i = 2 → 0.4, i = 5 → 0.5
+      expect(q.items.map((x) => x.pairId)).toEqual([ids[4], ids[2], ids[5]].map(String));
+      expect(q).toMatchObject({ runId: String(run), total: 9, previousRunId: null });
+      const a = contract.curatorAgreement.output.parse(await h.curatorAgreement({ datasetId: String(ds.id) }));
+      expect(a.generations).toHaveLength(1);
+      expect(a.generations[0]).toMatchObject({ generation: 1, rewardModelId: 'rm-a', runId: String(run), decisions: null, sawHoldout: true });
+      await expect(h.reviewQueue({ datasetId: '999', limit: 5 })).rejects.toThrow(/999/);
+    } finally {
+      h.close();
+    }
   });
 });

@@ -15,6 +15,9 @@ import { register as exportCmd } from './commands/export';
 import { register as labels } from './commands/labels';
 import { register as serve } from './commands/serve';
 import { register as demo } from './commands/demo';
+import { register as generate } from './commands/generate';
+import { register as generateIds } from './commands/generate-ids';
+import { register as precisionCheck } from './commands/precision-check';
 import { register as queue } from './commands/queue';
 
 /** Builds the `sparserm` command tree. Each command lives in its own file under commands/. */
@@ -23,7 +26,7 @@ export function buildProgram(): Command {
     .description('SparseRM Studio: score, explain and curate preference data with a sparse-autoencoder reward model')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo, queue]) {
+  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo, queue, precisionCheck, generate, generateIds]) {
     register(program);
   }
   return program;

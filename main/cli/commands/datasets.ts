@@ -39,17 +39,20 @@ export function register(program: Command): void {
               currentFilter: filter,
               agreement: store.decisions.agreement(d.id),
               undo: store.decisions.state(d.id),
+              lineage: store.generations.lineage(d.id) ?? null,
             };
             if (o.json) printJson(detail);
             else process.stdout.write(JSON.stringify(detail, null, 2) + '\n');
             return;
           }
-          const list = store.datasets.summaries().map((s) => ({ ...s, ...s.counts }));
+          const list = store.datasets.summaries().map((s) => ({ ...s, ...s.counts, lineage: store.generations.lineage(s.id) ?? null }));
           if (o.json) printJson(list);
           else if (list.length === 0) process.stdout.write('no datasets yet (sparserm import FILE --dataset NAME)\n');
           else {
-            process.stdout.write('name\tpairs\tkeep\tswap\tdrop\tuncertain\tundecided\thuman\n');
-            for (const s of list) process.stdout.write(`${s.name}\t${s.pairs}\t${s.keep}\t${s.swap}\t${s.drop}\t${s.uncertain}\t${s.undecided}\t${s.humanDecided}\n`);
+            process.stdout.write('name\tpairs\tkeep\tswap\tdrop\tuncertain\tundecided\thuman\tlineage\n');
+            // Lineage of generated datasets: round, recipe, policy, parent (imported datasets: '-').
+            const lin = (l: (typeof list)[number]['lineage']) => (l ? `round ${l.round} ${l.recipe} by ${l.policyLabel}${l.parentDatasetId !== null ? ` from #${l.parentDatasetId}` : ''}` : '-');
+            for (const s of list) process.stdout.write(`${s.name}\t${s.pairs}\t${s.keep}\t${s.swap}\t${s.drop}\t${s.uncertain}\t${s.undecided}\t${s.humanDecided}\t${lin(s.lineage)}\n`);
           }
         } finally {
           store.close();

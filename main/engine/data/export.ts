@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { CancelledError, InputError, throwIfAborted } from '../errors';
 import { projectRoot } from '../paths';
 import type { EffectiveDecision, ExportPair, Message, Store } from '../store';
+import { freshPromptGroups } from '../sparserm/dedupe';
 import { AtomicFile, OutputExistsError, removeStaleTempFiles } from './atomic';
 import { textToPromptMessages } from './formats';
 
@@ -20,6 +21,11 @@ export interface ExportOptions {
   includeUndecided?: boolean;
   /** Also export pairs the rule left uncertain and nobody reviewed. Default false. */
   includeUncertain?: boolean;
+  /**
+   * Keep one pair per near-duplicate prompt group (the first exported one in id order); the others are left out
+   * (and written to the dropped file when there is one). Groups are computed first when missing or stale.
+   */
+  onePerGroup?: boolean;
   /** Replace output files that already exist (CLI `--force`; the UI asks first). Default false: refuse. */
   overwrite?: boolean;
   signal?: AbortSignal;
@@ -38,6 +44,8 @@ export interface ExportCounts {
   overridden: number;
   /** Pairs with any human decision. */
   humanDecided: number;
+  /** onePerGroup: pairs left out because a pair of the same near-duplicate prompt group was exported. */
+  groupDuplicates?: number;
 }
 
 export interface ExportResult {
@@ -74,6 +82,14 @@ function overridden(p: ExportPair): boolean {
   return p.humanDecision !== p.autoVerdict;
 }
 
+/** The lineage of a generated dataset for the provenance sidecar (null for imported datasets). */
+function lineageProvenance(store: Store, datasetId: number) {
+  const l = store.generations.lineage(datasetId);
+  if (!l) return null;
+  const parent = l.parentDatasetId !== null ? store.datasets.list().find((d) => d.id === l.parentDatasetId) : undefined;
+  return { round: l.round, policy: l.policyLabel, policy_hash: l.policy, recipe: l.recipe, recipe_params: l.recipeParams, generation_run: l.generationRunId, parent_dataset: parent ? { id: parent.id, name: parent.name } : null, prompts: l.promptsSource };
+}
+
 /**
  * Writes the curated dataset as TRL JSONL (only kept pairs, swaps applied, id order), atomically, with a provenance
  * sidecar `<out>.provenance.json`, and optionally the left-out pairs.
@@ -94,6 +110,9 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
 
   const total = store.pairs.count({ datasetId: ds.id });
   const counts: ExportCounts = { total, exported: 0, kept: 0, swapped: 0, dropped: 0, uncertain: 0, undecided: 0, overridden: 0, humanDecided: 0 };
+  const groups = opts.onePerGroup ? freshPromptGroups(store, ds.id) : null;
+  const exportedGroups = new Set<number>();
+  if (groups) counts.groupDuplicates = 0;
   const main = new AtomicFile(out);
   const side = droppedPath ? new AtomicFile(droppedPath) : null;
   const prov = new AtomicFile(targets.provenance);
@@ -106,7 +125,11 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
       if (overridden(p)) counts.overridden++;
       const bucket: keyof ExportCounts = p.effective === 'swap' ? 'swapped' : p.effective === 'keep' ? 'kept' : p.effective === 'drop' ? 'dropped' : p.effective;
       counts[bucket]++;
-      if (include.has(p.effective)) {
+      const group = groups?.map.get(p.id);
+      const groupDuplicate = group !== undefined && include.has(p.effective) && exportedGroups.has(group);
+      if (groupDuplicate) counts.groupDuplicates!++;
+      if (include.has(p.effective) && !groupDuplicate) {
+        if (group !== undefined) exportedGroups.add(group);
         const line = JSON.stringify(exportRecord(p, format, p.effective === 'swap')) + '\n';
         hash.update(line);
         main.write(line);
@@ -122,6 +145,7 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
             human_decision: p.humanDecision,
             margin: p.margin,
             note: p.note,
+            ...(groupDuplicate ? { near_duplicate_of_group: group } : {}),
           }) + '\n',
         );
       }
@@ -143,7 +167,10 @@ export async function exportDataset(store: Store, opts: ExportOptions): Promise<
       reward_model: rm ? { id: rm.id, name: rm.name, manifest_hash: rm.manifestHash, backbone_id: rm.backboneId, sae_id: rm.saeId, layer: rm.layer, demo: rm.demo } : null,
       scoring_run: run ? { id: run.id, created: run.createdAt, status: run.status } : null,
       rule: filter ? { name: filter.rule, threshold: filter.threshold, band: filter.band, applied: filter.createdAt } : null,
+      // Generated datasets (issue 12): which round, policy, recipe and generation run made the pairs.
+      lineage: lineageProvenance(store, ds.id),
       selection: [...include],
+      one_per_group: groups ? { scheme: groups.scheme, threshold: groups.threshold, left_out: counts.groupDuplicates } : null,
       format,
       output: { file: path.basename(out), sha256, lines: counts.exported },
       dropped_file: droppedPath ? path.basename(droppedPath) : null,

@@ -15,6 +15,7 @@ import { TooLarge, exportedFile, receiveUpload, sendDownload } from './transfer'
 import { contentSecurityPolicy } from '../app/csp';
 import { bearerToken, hostAllowed, newToken, originAllowed, tokenMatches } from './security';
 import { readStatic } from './static';
+import { handleOpenAi, type CompatBackend } from './openai-compat';
 
 export interface ServeOptions {
   handlers: ApiHandlers;
@@ -28,6 +29,8 @@ export interface ServeOptions {
   uploadDir?: string;
   /** Largest accepted upload (default 4 GiB). */
   maxUploadBytes?: number;
+  /** `--policy`: serve this engine's decoding as OpenAI-compatible /v1/chat/completions (openai-compat.ts). */
+  openAi?: CompatBackend;
 }
 
 export interface RunningServer {
@@ -150,6 +153,15 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
           const e = toApiError(err);
           return sendJson(res, statusFor[e.kind] ?? 500, { ok: false, error: e });
         }
+      }
+      if (opts.openAi && url.pathname.startsWith('/v1/')) {
+        return await handleOpenAi(opts.openAi, req, res, url.pathname, {
+          authorized: tokenMatches(token, bearerToken(req.headers.authorization)),
+          readBody: () => readBody(req, maxBody),
+          isTooLarge: (err) => err instanceof BodyTooLarge,
+          onTooLarge: () => drainThenClose(req),
+          headers: securityHeaders(),
+        });
       }
       if (url.pathname.startsWith('/api/')) {
         if (!tokenMatches(token, bearerToken(req.headers.authorization))) return refuse(res, 401, 'unauthorized', 'missing or wrong token');

@@ -233,11 +233,14 @@ export function endpointSource(opts: EndpointSourceOptions): EndpointSource {
       const first = res.choices[0]!.logprobs?.content?.[0];
       if (!first || unsupported.has('logprobs') || unsupported.has('top_logprobs')) return null;
       const listed = [{ token: first.token, logprob: first.logprob }, ...(first.top_logprobs ?? [])];
-      // An option absent from the top alternatives has less mass than any of them: -Infinity for the comparison.
+      // An option absent from the top alternatives has at most the smallest listed mass: that bound stands in
+      // for it, so two absent options tie (the pair is left out) and one absent option loses, never NaN.
+      const floor = Math.min(...listed.flatMap((t) => (t.logprob === null ? [] : [t.logprob])));
+      if (!Number.isFinite(floor)) return null;
       return options.map((o) => {
         const seen = new Map<string, number>();
         for (const t of listed) if (t.logprob !== null && bare(t.token) === bare(o)) seen.set(t.token, t.logprob);
-        return seen.size ? logSumExp([...seen.values()]) : -Infinity;
+        return seen.size ? logSumExp([...seen.values()]) : floor;
       });
     },
 

@@ -25,6 +25,8 @@ export const ExportJobParams = z.object({
   includeUndecided: z.boolean().default(false),
   includeUncertain: z.boolean().default(false),
   overwrite: z.boolean().default(false),
+  /** Keep one pair per near-duplicate prompt group (sparserm/dedupe.ts). */
+  onePerGroup: z.boolean().default(false),
 });
 export type ExportJobParams = z.input<typeof ExportJobParams>;
 

@@ -16,12 +16,22 @@ export interface SplitOptions {
   grouping?: 'near-duplicate' | 'exact';
 }
 
+function indicesByGroup(groupOf: readonly number[]): number[][] {
+  const m = new Map<number, number[]>();
+  groupOf.forEach((g, i) => {
+    const a = m.get(g);
+    if (a) a.push(i);
+    else m.set(g, [i]);
+  });
+  return [...m.values()];
+}
+
 /** The prompt groups a split keeps together: per group, the indices of its prompts. */
 export function promptGroups(prompts: string[], grouping: SplitOptions['grouping'] = 'near-duplicate'): number[][] {
-  const groups = new Map<string | number, number[]>();
-  const near = grouping === 'exact' ? null : groupNearDuplicates(prompts).groupOf;
+  if (grouping !== 'exact') return indicesByGroup(groupNearDuplicates(prompts).groupOf);
+  const groups = new Map<string, number[]>();
   prompts.forEach((p, i) => {
-    const key = near ? near[i] : p.trim();
+    const key = p.trim();
     const g = groups.get(key);
     if (g) g.push(i);
     else groups.set(key, [i]);
@@ -68,11 +78,12 @@ export function splitByPrompt(prompts: string[], opts: SplitOptions): SplitName[
  * How many near-duplicate groups the older exact-text split (same seed and fractions) put on more than one side:
  * the leakage the near-duplicate grouping removes. `groups`: near-duplicate groups with ≥ 2 distinct prompts.
  */
-export function crossedUnderExactSplit(prompts: string[], opts: SplitOptions): { groups: number; crossed: number } {
+export function crossedUnderExactSplit(prompts: string[], opts: SplitOptions, groupOf?: readonly number[]): { groups: number; crossed: number } {
   const exact = splitByPrompt(prompts, { ...opts, grouping: 'exact' });
   let groups = 0;
   let crossed = 0;
-  for (const idx of promptGroups(prompts, 'near-duplicate')) {
+  const near = groupOf ? indicesByGroup(groupOf) : promptGroups(prompts, 'near-duplicate');
+  for (const idx of near) {
     if (new Set(idx.map((i) => prompts[i].trim())).size < 2) continue;
     groups++;
     if (new Set(idx.map((i) => exact[i])).size > 1) crossed++;

@@ -7,6 +7,7 @@ import { JobsRepo } from './jobs';
 import { LabelsRepo } from './labels';
 import { ModelsRepo } from './models';
 import { PairsRepo } from './pairs';
+import { PromptGroupsRepo } from './prompt-groups';
 import { RunsRepo } from './runs';
 
 export * from './rows';
@@ -18,6 +19,7 @@ export { cohensKappa } from './decisions';
 export type { NewScore, VerdictHistoryEntry } from './runs';
 export type { NewLatentLabel } from './labels';
 export { SCHEMA_VERSION } from './migrations';
+export type { PromptGroupSet, PromptGroupMember } from './prompt-groups';
 export type { GenerationRunRecord, GenerationPrompt, StoredCandidate, DatasetLineage, NewGenerationRun, NewCandidate, GenerationSampling, PolicySpec as GenerationPolicySpec, RecipeName } from './generations';
 
 /** The store: one SQLite database and its repositories. */
@@ -33,6 +35,8 @@ export interface Store {
   readonly models: ModelsRepo;
   readonly labels: LabelsRepo;
   readonly jobs: JobsRepo;
+  /** Near-duplicate prompt groups (engine/sparserm/near-duplicates.ts). */
+  readonly promptGroups: PromptGroupsRepo;
   /** Generation runs, their candidates, and generated datasets' lineage. */
   readonly generations: GenerationsRepo;
   readonly schemaVersion: number;
@@ -60,6 +64,7 @@ export function openStore(file?: string, opts: { readonly?: boolean } = {}): Sto
     models: new ModelsRepo(db),
     labels: new LabelsRepo(db),
     jobs: new JobsRepo(db),
+    promptGroups: new PromptGroupsRepo(db),
     generations: new GenerationsRepo(db),
     schemaVersion: schemaVersion(db),
     transaction: <T>(fn: () => T) => db.transaction(fn).immediate(),

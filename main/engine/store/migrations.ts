@@ -384,6 +384,29 @@ CREATE TABLE dataset_lineage (
 );
 `,
   },
+  {
+    version: 10,
+    description: 'near-duplicate prompt groups per dataset (MinHash + LSH), for the review group filter and one-pair-per-group export',
+    // group_id = the smallest pair id of the group. prompt_group_sets records how the groups were made and for how
+    // many pairs: pairs imported later have no row (the groups are stale until recomputed).
+    sql: /* sql */ `
+CREATE TABLE prompt_groups (
+  pair_id    INTEGER PRIMARY KEY REFERENCES pairs(id) ON DELETE CASCADE,
+  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  group_id   INTEGER NOT NULL
+);
+CREATE INDEX prompt_groups_dataset_group ON prompt_groups(dataset_id, group_id, pair_id);
+CREATE TABLE prompt_group_sets (
+  dataset_id  INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+  scheme      TEXT NOT NULL,
+  threshold   REAL NOT NULL,
+  pairs       INTEGER NOT NULL,
+  groups      INTEGER NOT NULL,
+  near_groups INTEGER NOT NULL,
+  created_at  TEXT NOT NULL
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

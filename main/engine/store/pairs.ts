@@ -44,6 +44,8 @@ export const PairFilterSchema = z.object({
   /** Full-text query over prompt / chosen / rejected (words are ANDed; `word*` = prefix; "quoted phrase"). */
   text: z.string().optional(),
   ids: z.array(z.number().int()).optional(),
+  /** Pairs of one near-duplicate prompt group (its id: the group's smallest pair id; store/prompt-groups.ts). */
+  promptGroup: z.number().int().optional(),
 });
 export type PairFilter = z.infer<typeof PairFilterSchema>;
 
@@ -145,6 +147,10 @@ export function buildPairWhere(f: PairFilter): { sql: string; params: unknown[] 
   if (f.ids) {
     where.push('p.id IN (SELECT value FROM json_each(?))');
     params.push(JSON.stringify(f.ids));
+  }
+  if (f.promptGroup !== undefined) {
+    where.push('p.id IN (SELECT pair_id FROM prompt_groups WHERE group_id = ?)');
+    params.push(f.promptGroup);
   }
   return { sql: where.join(' AND '), params };
 }

@@ -144,3 +144,55 @@ describe('prompt split keeps near-duplicate groups on one side', () => {
     expect([...sides.values()].filter((v) => v.size > 1)).toHaveLength(0);
   });
 });
+
+describe('stored groups: dedupe, the review group filter, export one pair per group', () => {
+  it('stores the groups, filters a group, and exports one pair per group', async () => {
+    const { openStore } = await import('../../../main/engine/store');
+    const { dedupeDataset } = await import('../../../main/engine/sparserm/dedupe');
+    const { exportDataset } = await import('../../../main/engine/data/export');
+    const { tempDir } = await import('../../helpers/paths');
+    const store = openStore(':memory:');
+    const d = store.datasets.create('hh-variants');
+    const rand = mulberry32(2);
+    const origin: number[] = [];
+    store.transaction(() => {
+      prompts.slice(0, 60).forEach((p, i) => {
+        for (const [j, v] of [p, ...variants(p, rand)].entries()) {
+          store.pairs.insert(d.id, null, { line: origin.length + 1, source: null, externalId: null, prompt: v, chosen: `c${i}-${j}`, rejected: `r${i}-${j}`, contentHash: `h${i}-${j}` });
+          origin.push(i);
+        }
+      });
+    });
+    const r = dedupeDataset(store, d.id);
+    expect(r.pairs).toBe(origin.length);
+    expect(r.groups).toBeLessThanOrEqual(60);
+    expect(r.groups).toBeGreaterThan(50);
+    // Whitespace / punctuation variants normalise to the same text; the changed-word ones make near groups.
+    expect(r.nearGroups).toBeGreaterThan(0);
+    expect(store.promptGroups.set(d.id)).toMatchObject({ pairs: origin.length, groups: r.groups });
+    expect(store.promptGroups.ungrouped(d.id)).toBe(0);
+    // The group filter returns exactly the pairs of one origin prompt (and any real near-duplicate of it).
+    const ids = store.pairs.ids({ datasetId: d.id });
+    const g = store.promptGroups.groupOf(ids[0])!;
+    expect(g).toBe(ids[0]);
+    const members = store.pairs.ids({ datasetId: d.id, promptGroup: g });
+    expect(members).toEqual(ids.filter((_, k) => origin[k] === origin[0]));
+    expect(store.promptGroups.members(g).count).toBe(members.length);
+
+    const dir = tempDir();
+    const out = `${dir}/one.jsonl`;
+    const res = await exportDataset(store, { dataset: d.id, out, includeUndecided: true, onePerGroup: true, dropped: `${dir}/left.jsonl` });
+    const lines = (await import('node:fs')).readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; chosen: string });
+    expect(lines).toHaveLength(r.groups);
+    expect(res.counts.groupDuplicates).toBe(origin.length - r.groups);
+    // One per group: the exported pairs come from distinct groups, and each is its group's first pair.
+    const exportedOrigins = lines.map((l) => Number(/^c(\d+)-/.exec(l.chosen)![1]));
+    expect(new Set(exportedOrigins).size).toBe(lines.length);
+    expect(lines.every((l) => /-0$/.test(l.chosen))).toBe(true);
+    // Without the flag every pair is exported.
+    const all = await exportDataset(store, { dataset: d.id, out: `${dir}/all.jsonl`, includeUndecided: true });
+    expect(all.counts.exported).toBe(origin.length);
+    expect(all.counts.groupDuplicates).toBeUndefined();
+    store.close();
+  });
+});

@@ -41,7 +41,7 @@ export interface EngineOps {
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
   exportPreview(i: { datasetId: number; format: 'standard' | 'conversational'; lines: number; include: ExportSelection }): Promise<OpOutput<'exportPreview'>>;
-  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string; overwrite?: boolean; allowEmpty?: boolean }): string;
+  startExport(i: { datasetId: number; format: 'standard' | 'conversational'; path: string; include: ExportSelection; droppedPath?: string; overwrite?: boolean; allowEmpty?: boolean; onePerGroup?: boolean }): string;
   importLabels(i: OpParsedInput<'importLabels'>): Promise<OpOutput<'importLabels'>>;
   /** How a finished job's stored result is shown to the UI (e.g. an import's result as an ImportReport). */
   resultView(kind: string, result: unknown): unknown;
@@ -524,7 +524,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         },
       };
     },
-    startExport({ datasetId, format, path: out, include, droppedPath, overwrite, allowEmpty }) {
+    startExport({ datasetId, format, path: out, include, droppedPath, overwrite, allowEmpty, onePerGroup }) {
       const dir = path.dirname(path.resolve(out));
       if (!fs.existsSync(dir)) throw new InputError({ file: out, field: 'path', expected: 'an output path in an existing folder' });
       if (!allowEmpty) {
@@ -543,6 +543,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         includeUncertain: include.uncertain,
         includeUndecided: include.undecided,
         ...(droppedPath ? { dropped: path.resolve(droppedPath) } : {}),
+        ...(onePerGroup ? { onePerGroup: true } : {}),
       }).id;
     },
     async importLabels({ path: file, saeId }) {

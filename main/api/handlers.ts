@@ -12,6 +12,7 @@ import { datasetSummary, intId, toHistory, toJob, toPairRow, toStoreFilter, toSt
 import { chartData } from './charts';
 import { createGenerationOps } from './generation-ops';
 import { createLearnOps } from './learn-ops';
+import { createCompareOps } from './compare-ops';
 import { createEngineOps, type EngineOps } from './engine-ops';
 import { defaultActor } from '../engine/store/decisions';
 import { textToPromptMessages } from '../engine/data/formats';
@@ -162,7 +163,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
 
     exportPreview: async (i) => engine.exportPreview({ datasetId: datasetOf(i.datasetId), format: i.format, lines: i.lines, include: i.include }),
     exportDataset: async (i) =>
-      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, overwrite: i.overwrite, allowEmpty: i.allowEmpty, ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
+      ({ jobId: engine.startExport({ datasetId: datasetOf(i.datasetId), format: i.format, path: i.path, include: i.include, overwrite: i.overwrite, allowEmpty: i.allowEmpty, ...(i.onePerGroup ? { onePerGroup: true } : {}), ...(i.droppedPath ? { droppedPath: i.droppedPath } : {}) }) }),
     pickPath: async (i) => {
       if (!opts.pickPath) throw new UnavailableError('no native file dialog here (sparserm serve): upload the file to import, and download the export');
       return opts.pickPath(i);
@@ -184,6 +185,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     chartData: async ({ datasetId, bins }) => chartData(store, datasetOf(datasetId), bins, (ds) => engine.listRuns(ds)[0]?.curve ?? null),
     ...createGenerationOps({ store, runner }),
     ...createLearnOps(store),
+    ...createCompareOps({ store, runner, startScore: (i) => engine.startScore(i) }),
   };
   return Object.assign(h, {
     store,

@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { loadCheckpoint, openBackbone, type BackboneSession } from '../backbone';
+import { loadCheckpoint, openBackbone, type BackboneSession, type Precision } from '../backbone';
 import { loadTokenizer, type ChatEncoding } from '../backbone/tokenizer';
 import { InputError, throwIfAborted } from '../errors';
 import type { EpRequest } from '../runtime/ort';
@@ -49,6 +49,8 @@ export interface ExtractOptions {
   sae?: Sae;
   pooling: Pooling;
   ep?: EpRequest;
+  /** Backbone graph precision (default f32). Part of the cache namespace: z at another precision is other data. */
+  precision?: Precision;
   /** Root of the feature cache (default cacheDirs.features()). */
   cacheRoot?: string;
   /** Responses per committed backbone batch (default 64). */
@@ -157,7 +159,9 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
   warnings.forEach((w) => opts.onWarning?.(w));
 
   const root = opts.cacheRoot ?? cacheDirs.features();
-  const ns = sha(JSON.stringify({ v: 1, backbone: backboneHash, layer: opts.layer, pooling: opts.pooling }));
+  // f32 keeps the namespace it always had (existing caches stay valid); other precisions get their own.
+  const precision = opts.precision ?? 'f32';
+  const ns = sha(JSON.stringify({ v: 1, backbone: backboneHash, layer: opts.layer, pooling: opts.pooling, ...(precision !== 'f32' ? { precision } : {}) }));
   const nsDir = path.join(root, ns.slice(0, 32));
   fs.mkdirSync(nsDir, { recursive: true });
   const meta = path.join(nsDir, 'meta.json');
@@ -231,7 +235,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     const started = Date.now();
     for (let b = 0; b < todo.length; b += batchSize) {
       throwIfAborted(signal);
-      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, ep: opts.ep, signal, worker: opts.worker });
+      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, precision, ep: opts.ep, signal, worker: opts.worker });
       const batch = todo.slice(b, b + batchSize);
       const hidden = await backbone.hidden(batch.map((i) => encodings[i]!.ids), { signal });
       const records: Array<[string, Uint8Array]> = batch.map((i, j) => {

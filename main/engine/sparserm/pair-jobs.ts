@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 
+import { parsePrecision, type Precision } from '../backbone';
 import { InputError } from '../errors';
 import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, type Sae } from '../sae';
@@ -158,15 +159,22 @@ function foldedHead(model: RewardModel): HeadParamsT {
   return p;
 }
 
-export async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; sae?: Sae; skipBadText?: boolean }) {
+export async function pooledFor(model: RewardModel, responses: Array<{ prompt: string; response: string }>, hooks: JobHooks & { checkpoint?: string; ep?: EpRequest; precision?: Precision; sae?: Sae; skipBadText?: boolean }) {
   const m = model.manifest;
   const checkpoint = hooks.checkpoint ?? m.backbone.checkpoint;
+  // Features at another precision are other numbers than the head was trained on: allowed, but said.
+  const trained = m.backbone.precision ?? 'f32';
+  const precision = parsePrecision(hooks.precision ?? trained);
+  if (precision !== trained) {
+    hooks.onWarning?.(`reward model ${m.id} was trained on ${trained} backbone features; scoring at ${precision} (scores may differ slightly; \`precision-check\` measures how much)`);
+  }
   const feats = await extractFeatures(responses, {
     checkpoint,
     layer: m.backbone.layer,
     sae: hooks.sae,
     pooling: m.pooling,
     ep: hooks.ep,
+    precision,
     cacheRoot: hooks.cacheRoot,
     signal: hooks.signal,
     onProgress: hooks.onProgress,

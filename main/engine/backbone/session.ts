@@ -74,6 +74,10 @@ let runCount = 0;
 export function backboneRunCounter(): number {
   return runCount;
 }
+/** Counts a backbone forward run made outside this module (the prefix-shared KV path, sparserm/prefix-share.ts). */
+export function noteBackboneRun(): void {
+  runCount++;
+}
 
 /** Groups sequence indices into batches (longest first). Pure; exported for tests. */
 export function planBatches(lengths: readonly number[], opts: { maxBatchTokens: number; maxAttentionBytes: number; numHeads: number }): number[][] {

@@ -1,0 +1,57 @@
+/**
+ * Prefix sharing (sparserm/prefix-share.ts): resid_post(L) of the response rows equals the unshared path
+ * (openBackbone, whole sequences) within 1e-4, with prompts shared by 2–3 responses, prompts of other lengths in the
+ * same prefix batch, tiny batch bounds (many batches) and a window shorter than prompt + response.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { openBackbone } from '../../../main/engine/backbone';
+import { openPrefixShared } from '../../../main/engine/sparserm/prefix-share';
+import { tempDir } from '../../helpers/paths';
+import { gemma2Config, llamaConfig, randomIds, writeRandomCheckpoint } from '../backbone/random-checkpoint';
+
+const work = tempDir('sparserm-prefix-share-');
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe.each([
+  ['gemma2', gemma2Config({ sliding_window: 4, num_hidden_layers: 4 })],
+  ['llama', llamaConfig({ num_hidden_layers: 4 })],
+] as const)('prefix-shared resid_post (%s)', (name, cfg) => {
+  it('equals the unshared path on the response rows within 1e-4', async () => {
+    const dir = writeRandomCheckpoint(path.join(work, name), cfg as never, { seed: 13 });
+    const cacheDir = path.join(work, `${name}-graphs`);
+    const p1 = randomIds(9, cfg.vocab_size, 1);
+    const p2 = randomIds(4, cfg.vocab_size, 2);
+    const p3 = randomIds(12, cfg.vocab_size, 3);
+    const r = (n: number, seed: number) => randomIds(n + 1, cfg.vocab_size, seed).slice(1);
+    const seqs = [
+      [...p1, ...r(3, 10)],
+      [...p1, ...r(5, 11)],
+      [...p2, ...r(2, 12)],
+      [...p1, ...r(1, 13)],
+      [...p3, ...r(6, 14)],
+      [...p2, ...r(7, 15)],
+    ];
+    const from = [p1.length, p1.length, p2.length, p1.length, p3.length, p2.length];
+    const layer = 2;
+    const shared = await openPrefixShared({ checkpoint: dir, layer, cacheDir, ep: 'cpu', maxBatchTokens: 24 });
+    const plain = await openBackbone({ checkpoint: dir, layer, cacheDir, ep: 'cpu' });
+    try {
+      const a = await shared.hiddenFrom(seqs, from);
+      const b = await plain.hidden(seqs);
+      const H = cfg.hidden_size;
+      seqs.forEach((s, i) => {
+        let err = 0;
+        for (let k = from[i] * H; k < s.length * H; k++) err = Math.max(err, Math.abs(a[i][k] - b[i][k]));
+        expect(err).toBeLessThan(1e-4);
+        expect(a[i].subarray(from[i] * H).some((v) => v !== 0)).toBe(true);
+      });
+    } finally {
+      await shared.close();
+      await plain.close();
+    }
+  });
+});

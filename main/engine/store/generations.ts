@@ -35,7 +35,13 @@ export type GenerationStatus = z.infer<typeof GenerationStatus>;
 
 /** How to reopen the policy on resume (local checkpoint folder, or endpoint URL + model). */
 export const PolicySpecSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('local'), checkpoint: z.string().min(1) }),
+  z.object({
+    kind: z.literal('local'),
+    checkpoint: z.string().min(1),
+    /** Weight precision of the decoder (f32 | f16 | int8 | int4; default f32) and its execution provider. */
+    precision: z.string().max(10).optional(),
+    ep: z.enum(['auto', 'cpu', 'cuda', 'webgpu']).optional(),
+  }),
   z.object({ kind: z.literal('endpoint'), url: z.string().min(1), model: z.string().min(1) }),
 ]);
 export type PolicySpec = z.infer<typeof PolicySpecSchema>;

@@ -19,6 +19,9 @@ import type { Candidate, GenerateRequest } from '../engine/generate/types';
 /** A candidate with, per token, its log-probability and the most likely alternatives at that position
  *  (temperature-1 distribution), when the backend knows them. */
 export interface CompatCandidate extends Candidate {
+  /** The stop token that ended it (finish_reason "stop"): the last logprobs entry, not part of the text. */
+  stopToken?: number;
+  /** Per token of tokens ++ [stopToken]. */
   tokenLogprobs?: { logprob: number; top: TopToken[] }[];
 }
 
@@ -107,7 +110,7 @@ export function parseChatRequest(raw: unknown, backend: Pick<CompatBackend, 'id'
 export function completionBody(backend: CompatBackend, r: ReturnType<typeof parseChatRequest>, cands: CompatCandidate[]): unknown {
   let completion = 0;
   const choices = cands.map((c, index) => {
-    const ids = c.tokens ?? [];
+    const ids = [...(c.tokens ?? []), ...(c.stopToken !== undefined ? [c.stopToken] : [])];
     completion += ids.length;
     const entry = (id: number, logprob: number) => {
       const token = backend.tokenText([id])[0] ?? '';

@@ -8,13 +8,12 @@
 import path from 'node:path';
 
 import { loadCheckpoint, openBackbone, type BackboneSession, type Checkpoint } from '../engine/backbone';
-import type { ChatMessage } from '../engine/backbone/chat-template';
 import { readHeadSpec, type HeadSpec } from '../engine/backbone/lm-head';
 import { loadTokenizer, type ChatTokenizer } from '../engine/backbone/tokenizer';
 import type { EpRequest } from '../engine/runtime/ort';
-import { throwIfAborted } from '../engine/errors';
-import type { Candidate, CandidateSource, SamplingParams } from '../engine/generate/types';
-import { mulberry32 } from '../engine/sparserm/rng';
+import { InputError } from '../engine/errors';
+import { openDecoder, type Decoder } from '../engine/generate/decoder';
+import { generationPromptIds } from '../engine/generate/local-source';
 import type { CompatBackend, CompatCandidate, TopToken } from './openai-compat';
 
 /** Log-softmax of one logits row, in f64 (a 256k vocabulary sums badly in f32). */
@@ -62,16 +61,6 @@ export class TeacherForced {
     }
   }
 
-  get eosIds(): number[] {
-    return this.head.eosIds;
-  }
-
-  /** The chat-templated prompt up to where the assistant's reply starts (what the decoder is fed). */
-  promptIds(messages: readonly ChatMessage[]): number[] {
-    const enc = this.tokenizer.encodeConversation(messages, '');
-    return enc.ids.slice(0, enc.responseStart);
-  }
-
   private logitsOf(x: Float32Array, off: number): Float32Array {
     const { H, V, W } = this;
     let ms = 0;
@@ -101,124 +90,59 @@ export class TeacherForced {
     });
   }
 
-  /** Log-probabilities of the token after `seq`. */
-  async nextLogprobs(seq: number[], signal?: AbortSignal): Promise<Float64Array> {
-    const [hidden] = await this.session.hidden([seq], { signal });
-    return logSoftmax(this.logitsOf(hidden!, (seq.length - 1) * this.H));
-  }
-
   async close(): Promise<void> {
     await this.session.close();
   }
 }
 
-/** One token from log-probabilities: argmax at temperature 0 (ties to the lower id), else top-k, top-p, sample. */
-export function pickToken(lp: Float64Array, p: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>, rand: () => number): number {
-  if (p.temperature === 0) {
-    let best = 0;
-    for (let i = 1; i < lp.length; i++) if (lp[i]! > lp[best]!) best = i;
-    return best;
-  }
-  let order = Array.from(lp.keys()).sort((a, b) => lp[b]! - lp[a]! || a - b);
-  if (p.topK > 0) order = order.slice(0, p.topK);
-  const w = order.map((i) => Math.exp((lp[i]! - lp[order[0]!]!) / p.temperature));
-  const total = w.reduce((s, x) => s + x, 0);
-  let keep = order.length;
-  if (p.topP < 1) {
-    let acc = 0;
-    for (let j = 0; j < order.length; j++) {
-      acc += w[j]! / total;
-      if (acc >= p.topP) {
-        keep = j + 1;
-        break;
-      }
-    }
-  }
-  const kept = w.slice(0, keep).reduce((s, x) => s + x, 0);
-  let r = rand() * kept;
-  for (let j = 0; j < keep; j++) if ((r -= w[j]!) <= 0) return order[j]!;
-  return order[keep - 1]!;
-}
-
-/**
- * A decoder without a KV cache (every step re-runs the full-depth session over the whole sequence): O(T²), only
- * for serving when the KV-cache decoder is not available. Candidate i samples with mulberry32(seed + i).
- */
-export function recomputeSource(scorer: TeacherForced, policy: string, label: string): CandidateSource {
-  return {
-    description: { kind: 'local', policy, label },
-    async generate(req) {
-      const prompt = scorer.promptIds(req.messages);
-      const stop = new Set([...scorer.eosIds, scorer.tokenizer.specialIds.endOfTurn]);
-      const out: Candidate[] = [];
-      for (let i = 0; i < req.n; i++) {
-        const rand = mulberry32((req.seed + i) >>> 0);
-        const tokens: number[] = [];
-        let logprob = 0;
-        let finish: Candidate['finishReason'] = 'length';
-        while (tokens.length < req.maxNewTokens) {
-          throwIfAborted(req.signal);
-          const lp = await scorer.nextLogprobs([...prompt, ...tokens], req.signal);
-          const t = pickToken(lp, req, rand);
-          if (stop.has(t)) {
-            finish = 'stop';
-            break;
-          }
-          tokens.push(t);
-          logprob += lp[t]!;
-          req.onTokens?.(1);
-        }
-        out.push({ text: scorer.tokenizer.decode(tokens, { skipSpecialTokens: true }), tokens, logprob, finishReason: finish });
-      }
-      return out;
-    },
-    async optionLogprobs() {
-      return null;
-    },
-    async close() {},
-  };
-}
-
 export interface LocalBackendOptions {
   id: string;
-  source: CandidateSource;
+  decoder: Decoder;
   scorer: TeacherForced;
   maxNewTokens?: number;
 }
 
+/**
+ * Candidates from the KV-cache decoder exactly as localSource makes them (same generation prompt, candidate i on
+ * RNG stream i), plus the stop token (OpenAI clients see it as the last logprobs entry, so the summed logprob
+ * equals the decoder's, which includes it).
+ */
 export function localBackend(o: LocalBackendOptions): CompatBackend {
-  const tok = o.scorer.tokenizer;
+  const tok = o.decoder.tokenizer;
+  if (!tok?.hasChatTemplate) throw new InputError({ file: o.decoder.info.checkpointDir, field: 'chat_template', expected: 'a tokenizer with a chat template to serve chat completions' });
   return {
     id: o.id,
     maxNewTokens: o.maxNewTokens ?? 2048,
     async generate(req, k) {
-      const cands = await o.source.generate(req);
-      const prompt = o.scorer.promptIds(req.messages);
+      const prompt = generationPromptIds(tok, req.messages);
+      const gen = await o.decoder.generateIds(Array.from({ length: req.n }, () => prompt), { ...req, streamOffset: 0 });
       const out: CompatCandidate[] = [];
-      for (const c of cands) out.push(c.tokens ? { ...c, tokenLogprobs: await o.scorer.tokenLogprobs(prompt, c.tokens, k, req.signal) } : c);
+      for (const g of gen) {
+        const scored = [...g.tokens, ...(g.stopToken !== undefined ? [g.stopToken] : [])];
+        out.push({
+          text: tok.decode(g.tokens, { skipSpecialTokens: true }),
+          tokens: g.tokens,
+          logprob: g.logprob,
+          finishReason: g.finishReason,
+          stopToken: g.stopToken,
+          tokenLogprobs: await o.scorer.tokenLogprobs(prompt, scored, k, req.signal),
+        });
+      }
       return out;
     },
     // Each token's own text: decode one id at a time, specials kept (an OpenAI client sums or matches these).
     tokenText: (ids) => ids.map((id) => tok.decode([id])),
-    promptTokens: (messages) => o.scorer.promptIds(messages).length,
+    promptTokens: (messages) => generationPromptIds(tok, messages).length,
     async close() {
-      await o.source.close();
+      await o.decoder.close();
       await o.scorer.close();
     },
   };
 }
 
-/** `sparserm serve --policy DIR`: the checkpoint's decoder and teacher-forced logprobs behind one model id. */
+/** `sparserm serve --policy DIR`: the checkpoint's KV-cache decoder and teacher-forced logprobs behind one model id. */
 export async function openPolicyBackend(dir: string, opts: { id?: string; ep?: EpRequest } = {}): Promise<CompatBackend> {
+  const decoder = await openDecoder({ checkpoint: dir, ep: opts.ep ?? 'cpu' });
   const scorer = await TeacherForced.open(dir, opts.ep ?? 'cpu');
-  const ckpt = await loadCheckpoint(dir);
-  let hash: string;
-  try {
-    hash = await ckpt.contentHash();
-  } finally {
-    ckpt.close();
-  }
-  const id = opts.id ?? path.basename(path.resolve(dir));
-  const source = recomputeSource(scorer, hash, dir);
-  return localBackend({ id, source, scorer });
+  return localBackend({ id: opts.id ?? path.basename(path.resolve(dir)), decoder, scorer });
 }

@@ -24,6 +24,7 @@ import type { FeatureTable } from './fit';
 import type { EpochStats } from './head';
 import { LENGTH_POLICY_VERSION, resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
 import { encodePromptResponse, PROMPT_ENCODING_VERSION } from './prompt-encoding';
+import { openPrefixShared, type PrefixSharedBackbone } from './prefix-share';
 
 export type Pooling = 'mean' | 'last';
 
@@ -67,6 +68,12 @@ export interface ExtractOptions {
   skipBadText?: boolean;
   /** Max tokens per response sequence (length-policy.ts; default 1,024, never above max_position_embeddings). */
   maxTokens?: number;
+  /**
+   * Run a prompt shared by several responses once (prefix-share.ts: its keys/values are reused for each response);
+   * equal to the unshared path within 1e-4, same cache keys. Default true; false = every sequence whole
+   * (`--no-prefix-share`, for comparison).
+   */
+  prefixShare?: boolean;
 }
 
 export interface RejectedResponse {
@@ -220,6 +227,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
 
   let tokensComputed = 0;
   let backbone: BackboneSession | undefined;
+  let shared: PrefixSharedBackbone | undefined;
   let encoder: SaeEncoder | undefined;
   try {
     // 1) z for responses not in the cache, one committed batch at a time.
@@ -235,9 +243,17 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     const started = Date.now();
     for (let b = 0; b < todo.length; b += batchSize) {
       throwIfAborted(signal);
-      backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, precision, ep: opts.ep, signal, worker: opts.worker });
       const batch = todo.slice(b, b + batchSize);
-      const hidden = await backbone.hidden(batch.map((i) => encodings[i]!.ids), { signal });
+      const seqs = batch.map((i) => encodings[i]!.ids);
+      let hidden: Float32Array[];
+      if (opts.prefixShare === false) {
+        backbone ??= await openBackbone({ checkpoint: opts.checkpoint, layer: opts.layer, precision, ep: opts.ep, signal, worker: opts.worker });
+        hidden = await backbone.hidden(seqs, { signal });
+      } else {
+        // Only rows from poolStart on are computed: the pooled span never reaches into the shared prompt.
+        shared ??= await openPrefixShared({ checkpoint: opts.checkpoint, layer: opts.layer, precision, ep: opts.ep, signal, worker: opts.worker });
+        hidden = await shared.hiddenFrom(seqs, batch.map((i) => encodings[i]!.poolStart), { signal });
+      }
       const records: Array<[string, Uint8Array]> = batch.map((i, j) => {
         const e = encodings[i]!;
         tokensComputed += e.ids.length;
@@ -304,6 +320,7 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     textStore.close();
     latStore?.close();
     await backbone?.close();
+    await shared?.close();
     await encoder?.close();
   }
 }

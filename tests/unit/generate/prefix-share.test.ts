@@ -9,6 +9,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { openBackbone } from '../../../main/engine/backbone';
+import { ensureDemoKit } from '../../../main/engine/demo/kit';
+import { readDemoPairs } from '../../../main/engine/demo/demo-data';
+import { extractFeatures } from '../../../main/engine/sparserm/features';
 import { openPrefixShared } from '../../../main/engine/sparserm/prefix-share';
 import { tempDir } from '../../helpers/paths';
 import { gemma2Config, llamaConfig, randomIds, writeRandomCheckpoint } from '../backbone/random-checkpoint';
@@ -53,5 +56,25 @@ describe.each([
       await shared.close();
       await plain.close();
     }
+  });
+});
+
+describe('feature extraction with prefix sharing (demo kit)', () => {
+  it('gives the unshared features within 1e-4 under the same cache keys', async () => {
+    const kit = await ensureDemoKit();
+    const pairs = readDemoPairs().slice(0, 12);
+    const responses = pairs.flatMap((p) => [{ prompt: p.prompt, response: p.chosen }, { prompt: p.prompt, response: p.rejected }]);
+    const common = { checkpoint: kit.checkpoint, layer: kit.layer, pooling: 'mean' as const, ep: 'cpu' as const, batchSize: 10 };
+    const shared = await extractFeatures(responses, { ...common, cacheRoot: path.join(work, 'fs-shared') });
+    const plain = await extractFeatures(responses, { ...common, cacheRoot: path.join(work, 'fs-plain'), prefixShare: false });
+    expect(shared.responsesComputed).toBe(plain.responsesComputed);
+    expect(shared.responsesComputed).toBeGreaterThan(0);
+    let err = 0;
+    for (let k = 0; k < plain.table.z.length; k++) err = Math.max(err, Math.abs(shared.table.z[k] - plain.table.z[k]));
+    expect(err).toBeLessThan(1e-4);
+    // Same keys: the unshared run finds everything the shared one cached, and vice versa.
+    const again = await extractFeatures(responses, { ...common, cacheRoot: path.join(work, 'fs-shared'), prefixShare: false });
+    expect(again.responsesComputed).toBe(0);
+    expect(Array.from(again.table.z)).toEqual(Array.from(shared.table.z));
   });
 });

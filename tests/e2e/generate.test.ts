@@ -1,0 +1,189 @@
+/**
+ * The Generate screen in headless Chromium against `sparserm serve` (issue 12 items 5 and 7), on a database the CLI
+ * set up (`sparserm demo`: demo checkpoint, SAE, trained reward model): generate from a prompts file with the demo
+ * checkpoint as policy (N = 2, few tokens), see the live bar with tokens/s, cancel and resume, wait for the new
+ * dataset, see the candidates with their scores, open the pairs in Review, see round 1 and its lineage on Datasets,
+ * register a second policy checkpoint (another random-weight Gemma-2 with the kit's tokenizer, as a DPO round would
+ * give), run the next round from Datasets and see round 2 with round 1 as its parent. The page must log no console
+ * errors. Screenshots go to tests/.artifacts/generate-*.png.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { repoRoot, tempDir } from '../helpers/paths';
+import { DEMO_VOCAB, ensureDemoKit } from '../../main/engine/demo/kit';
+import { DEMO_MODEL_SHAPE, writeDemoCheckpoint } from '../../main/engine/demo/checkpoint-builder';
+import { readDemoPairs } from '../../main/engine/demo/demo-data';
+
+const required = process.env.SPARSERM_E2E_REQUIRED === '1';
+const haveChromium = chromiumAvailable();
+const artifacts = path.join(repoRoot, 'tests', '.artifacts');
+const PROMPTS = 4;
+const N = 2;
+
+describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve + CLI demo)', () => {
+  let served: Served;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const home = tempDir('sparserm-generate-e2e-');
+  const db = path.join(home, 'studio.db');
+  const env = { SPARSERM_HOME: home, SPARSERM_DB: db };
+  const promptsPath = path.join(home, 'prompts.jsonl');
+  const policy2 = path.join(home, 'policy-round-2');
+  const shot = (name: string) => page.screenshot({ path: path.join(artifacts, `generate-${name}.png`), fullPage: false });
+  const nav = async (screen: string) => {
+    await page.click(`[data-screen="${screen}"]`);
+    await page.waitForSelector(`[data-screen="${screen}"].active`);
+  };
+  const text = async (sel: string) => ((await page.textContent(sel)) ?? '').replace(/\s+/g, ' ').trim();
+  /** Waits for `selector`, failing at once (with the error shown) if an error toast appears. */
+  const untilOrError = async (selector: string, timeout: number) => {
+    const hit = await page.waitForSelector(`${selector}, .toast.error, .job.failed`, { timeout });
+    const t = (await hit.getAttribute('class')) ?? '';
+    if (/\b(error|failed)\b/.test(t)) throw new Error(`failed in the UI: ${await hit.textContent()}`);
+  };
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error('SPARSERM_E2E_REQUIRED=1 but /usr/bin/chromium is missing');
+    fs.mkdirSync(artifacts, { recursive: true });
+    execFileSync(process.execPath, [path.join(repoRoot, 'bin', 'sparserm.mjs'), 'demo', '--ep', 'cpu', '--db', db], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // A few distinct demo prompts, as a prompts file (JSONL with "prompt").
+    const prompts = [...new Set(readDemoPairs().map((p) => p.prompt))].slice(0, PROMPTS);
+    fs.writeFileSync(promptsPath, prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+    // Round 2's policy: the kit's checkpoint folder (tokenizer, template) with other random weights.
+    const kit = await ensureDemoKit();
+    fs.cpSync(kit.checkpoint, policy2, { recursive: true });
+    writeDemoCheckpoint(policy2, { ...DEMO_MODEL_SHAPE, vocabSize: DEMO_VOCAB }, 777);
+    ensureRendererBuilt();
+    served = await startServe({ db, env });
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    await page.goto(served.url);
+    await page.waitForSelector('[data-testid="dataset-select"]');
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await served?.stop();
+  });
+
+  it('fills the form: presets fill the instruction pair, invalid numbers are refused beside the field', async () => {
+    // Alt+7 opens Generate (the digits of the other screens are unchanged).
+    await page.keyboard.press('Alt+7');
+    await page.waitForSelector('[data-screen="generate"].active');
+    await page.waitForSelector('[data-testid="gen-recipes"]');
+    // Every pairing rule comes with its one-line explanation.
+    for (const r of ['instructed', 'self-judged', 'best-worst', 'margin']) {
+      const id = await page.getAttribute(`[data-testid="gen-recipe-${r}"]`, 'aria-describedby');
+      expect((await text(`#${id}`)).length).toBeGreaterThan(20);
+    }
+    await page.check('[data-testid="gen-recipe-instructed"]');
+    await page.selectOption('[data-testid="gen-preset"]', 'saferlhf');
+    expect(await page.inputValue('[data-testid="gen-rejected-instruction"]')).toMatch(/regardless/i);
+    await page.selectOption('[data-testid="gen-preset"]', 'truthfulqa');
+    expect(await page.inputValue('[data-testid="gen-rejected-instruction"]')).toMatch(/misconception/i);
+    // A bad number: said beside the field, Start disabled with the reason.
+    await page.fill('[data-testid="gen-topP"]', '1.5');
+    await page.waitForSelector('.field-error >> text=top-p: expected a number from 0.01 to 1, got 1.5');
+    expect(await page.isDisabled('[data-testid="gen-start"]')).toBe(true);
+    expect(await text('#gen-missing')).toMatch(/valid numbers/);
+    await page.fill('[data-testid="gen-topP"]', '0.95');
+    await shot('01-form');
+  }, 60_000);
+
+  let runName = '';
+  it('generates from a prompts file with a live bar in tokens/s; cancel, then resume to the end', async () => {
+    await page.check('[data-testid="gen-prompts-file"]');
+    await page.fill('[data-testid="gen-prompts-path"]', promptsPath);
+    await page.check('[data-testid="gen-policy-local"]');
+    expect(await page.$eval('[data-testid="gen-checkpoint"] option:checked', (o) => (o as unknown as { textContent: string }).textContent)).toMatch(/demo/);
+    await page.fill('[data-testid="gen-n"]', String(N));
+    await page.fill('[data-testid="gen-maxNewTokens"]', '24');
+    await page.fill('[data-testid="gen-temperature"]', '0.8');
+    await page.fill('[data-testid="gen-seed"]', '7');
+    runName = 'gen-e2e-r1';
+    await page.fill('[data-testid="gen-name"]', runName);
+    await page.click('[data-testid="gen-start"]');
+    await page.waitForSelector('[data-testid="gen-progress"]');
+    // The bar says how fast tokens come, live, before the run ends.
+    await untilOrError('[data-testid="gen-tps"]', 60_000);
+    expect(await text('[data-testid="gen-tps"]')).toMatch(/^\d+(\.\d)? tokens\/s$/);
+    expect(await page.getAttribute('[data-testid="gen-progress"] [role="progressbar"]', 'aria-valuetext')).toMatch(/tokens\/s/);
+    await shot('02-running');
+    // The first prompt is done (the rate comes with it); cancel the rest, then resume: finished prompts are kept.
+    expect(await page.getAttribute('[data-testid="gen-progress"]', 'data-state')).toBe('running');
+    await page.click('[data-testid="gen-cancel"]');
+    await page.waitForSelector('[data-testid="gen-progress"][data-state="cancelled"]', { timeout: 30_000 });
+    expect(await page.isDisabled('[data-testid="gen-start"]')).toBe(false);
+    await shot('03-cancelled');
+    await page.click('[data-testid="gen-resume"]');
+    await untilOrError('[data-testid="gen-done"]', 240_000);
+    expect(await page.getAttribute('[data-testid="gen-progress"]', 'data-state')).toBe('done');
+    expect(await text('[data-testid="gen-done"]')).toMatch(new RegExp(`Made dataset ${runName} · \\d+ pairs · round 1`));
+    await shot('04-done');
+  }, 300_000);
+
+  it('shows the candidates with their SparseRM scores', async () => {
+    await page.waitForSelector('[data-testid="gen-candidate"]');
+    // Instructed: N candidates under each of the two instructions, per prompt.
+    expect(await page.locator('[data-testid="gen-candidate"]').count()).toBe(PROMPTS * N * 2);
+    const scores = await page.locator('[data-testid="gen-candidate-score"]').allTextContents();
+    expect(scores.every((s) => /^-?\d+\.\d{3}$/.test(s.trim()))).toBe(true);
+  }, 60_000);
+
+  it('opens the new pairs in Review', async () => {
+    const pairs = Number(/· (\d+) pairs/.exec(await text('[data-testid="gen-done"]'))![1]);
+    expect(pairs).toBeGreaterThan(0);
+    await page.click('[data-testid="gen-review"]');
+    await page.waitForSelector('[data-screen="review"].active');
+    expect(await page.$eval('[data-testid="dataset-select"] option:checked', (o) => (o as unknown as { textContent: string }).textContent)).toContain(runName);
+    try {
+      await page.waitForSelector(`[data-testid="match-count"] b:text-is("${pairs}")`);
+      // Each pair is a prompt with its two generated answers, SparseRM's margin and verdict.
+      await page.locator('.pair-row').first().click();
+      await page.waitForSelector('[data-testid="pair-view"]');
+      expect(await text('[data-testid="pair-view"]')).toMatch(/chosen[\s\S]*rejected/i);
+    } catch (err) {
+      await shot('failure-review');
+      throw err;
+    }
+    await shot('05-review');
+  }, 60_000);
+
+  it('shows round 1 with its lineage on Datasets, runs the next round with a new policy, and round 2 appears', async () => {
+    // The new policy checkpoint (as after a DPO round) is registered on Models.
+    await nav('models');
+    await page.fill('[data-testid="ckpt-path"]', policy2);
+    await page.click('button:has-text("Add checkpoint")');
+    await page.waitForSelector('[data-testid="models-table"] >> text=policy-round-2');
+
+    await nav('datasets');
+    await page.waitForSelector('[data-testid="lineage-table"]');
+    const row1 = page.locator('[data-testid="lineage-row"]', { hasText: runName });
+    expect(await row1.locator('[data-testid="lineage-round"]').textContent()).toBe('1');
+    expect(await row1.textContent()).toMatch(/Instructed pairs/);
+    expect(await row1.textContent()).toMatch(/prompts\.jsonl/);
+    expect(await row1.locator('[data-testid="lineage-parent"]').textContent()).toBe('—');
+    expect(await text(`[data-testid="datasets-table"] tr:has-text("${runName}") [data-testid="round-chip"]`)).toBe('round 1');
+    await shot('06-datasets-round-1');
+
+    await row1.locator('[data-testid="lineage-next"]').click();
+    await page.waitForSelector('[data-testid="next-round"]');
+    await page.selectOption('[data-testid="next-round-ckpt"]', { label: 'policy-round-2' });
+    await page.click('[data-testid="next-round-go"]');
+    await untilOrError('[data-testid="lineage-row"]:has([data-testid="lineage-round"]:text-is("2"))', 240_000);
+    const row2 = page.locator('[data-testid="lineage-row"]', { has: page.locator('[data-testid="lineage-round"]:text-is("2")') });
+    expect(await row2.locator('[data-testid="lineage-parent"]').textContent()).toBe(runName);
+    expect(await row2.textContent()).toMatch(/policy-round-2/);
+    await shot('07-datasets-round-2');
+    expect(consoleErrors).toEqual([]);
+  }, 300_000);
+});

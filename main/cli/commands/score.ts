@@ -5,7 +5,7 @@ import { explainPair, scoreDatasetIntoStore, scorePairs, readRewardModel, skipMe
 import { formatAccuracy, pairAccuracy } from '../../engine/sparserm/metrics';
 import { openStore } from '../../engine/store';
 import { action, printJson, progress } from '../output';
-import { parseEp } from './hidden';
+import { parseEp, parsePrecision, PRECISION_HELP } from './hidden';
 import { loadPairs, parseIntOpt, progressPrinter } from './train';
 
 interface ScoreOpts {
@@ -17,7 +17,10 @@ interface ScoreOpts {
   explain?: string;
   top?: string;
   ep?: string;
+  precision?: string;
   json?: boolean;
+  /** false with --no-prefix-share. */
+  prefixShare?: boolean;
 }
 
 export function register(program: Command): void {
@@ -32,16 +35,19 @@ export function register(program: Command): void {
     .option('--explain <index>', 'explain pair #index (0-based): score = bias + exact latent contributions, each split over the response tokens; the margin by latent; where each SAE latent fired')
     .option('--top <n>', 'latents per response in --explain', '10')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
+    .option('--precision <p>', `${PRECISION_HELP}; default: the precision the model was trained at (another one warns)`)
+    .option('--no-prefix-share', 'run every response with its whole prompt (default: a prompt shared by responses runs once; same features within 1e-4)')
     .option('--json', 'print the result as one JSON document on stdout')
     .action(
       action(async (o: ScoreOpts) => {
         const ep = parseEp(o.ep);
+        const precision = o.precision === undefined ? undefined : parsePrecision(o.precision);
         const onProgress = progressPrinter();
         if (o.dataset && o.explain === undefined) {
           if (o.data) throw new InputError({ field: '--data/--dataset', expected: 'one of --data FILE or --dataset NAME', got: 'both' });
           const store = openStore(o.db);
           try {
-            const res = await scoreDatasetIntoStore({ store, dataset: o.dataset, modelDir: o.model!, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
+            const res = await scoreDatasetIntoStore({ store, dataset: o.dataset, modelDir: o.model!, checkpoint: o.checkpoint, ep, precision, prefixShare: o.prefixShare, onProgress, onWarning: (w) => progress(`warning: ${w}`) });
             if (o.json) printJson(res);
             else process.stdout.write(`scoring run ${res.runId}: ${res.pairs} pairs, accuracy (margin > 0, all pairs incl. any trained on; see sparserm eval for held-out) ${formatAccuracy(res)}${res.truncated ? `; ${res.truncated} pair(s) truncated to the model's max tokens` : ''}${res.skipped.length ? `; ${res.skipped.length} pair(s) skipped (listed on stderr)` : ''}\n`);
           } finally {
@@ -88,7 +94,7 @@ export function register(program: Command): void {
             skipped.push(sp);
             progress(`warning: ${skipMessage(sp)}`);
           };
-          const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, onProgress, onWarning: (w) => progress(`warning: ${w}`), onSkip });
+          const scores = await scorePairs({ modelDir: o.model!, pairs: data.pairs, checkpoint: o.checkpoint, ep, precision, prefixShare: o.prefixShare, onProgress, onWarning: (w) => progress(`warning: ${w}`), onSkip });
           const acc = pairAccuracy(scores.map((s) => s.margin)); // exact ties apart, not ½
           const { accuracy } = acc;
           const truncated = scores.filter((s) => s.truncation).length;

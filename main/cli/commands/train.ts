@@ -6,15 +6,17 @@ import { readModelConfig } from '../../engine/backbone/config';
 import { ensureDemoKit } from '../../engine/demo/kit';
 import { InputError } from '../../engine/errors';
 import type { EpRequest } from '../../engine/runtime/ort';
+import type { Precision } from '../../engine/backbone/linear-weights';
 import type { SaeEncoding } from '../../engine/sae';
 import { openStore, type Store } from '../../engine/store';
 import { resolveMaxTokens } from '../../engine/sparserm/length-policy';
 import { readPairsJsonl, trainRewardModel, registerRewardModel, datasetPairs, type PairInput, type Progress } from '../../engine/sparserm/service';
 import { formatAccuracy } from '../../engine/sparserm/metrics';
+import { crossedUnderExactSplit } from '../../engine/sparserm/splits';
 import { trainingOutcome } from '../../engine/demo/run-demo';
 import { action, printJson, progress } from '../output';
 import { decisionOptions, decisionLine, decisionPointOf, labelsView, loadDecisionPairs } from './train-decisions';
-import { parseEp, parseLayer } from './hidden';
+import { parseEp, parseLayer, parsePrecision, PRECISION_HELP } from './hidden';
 
 /** Shared by train / score / eval / latents: where the backbone, layer and SAE come from. */
 export interface BackboneOpts {
@@ -25,6 +27,7 @@ export interface BackboneOpts {
   saeEncoding?: string;
   demo?: boolean;
   ep?: string;
+  precision?: string;
 }
 
 /** --sae-encoding → the loader's option (sae/llama-scope.ts). */
@@ -34,7 +37,7 @@ export function parseSaeEncoding(v: string | undefined): SaeEncoding | undefined
   return v;
 }
 
-export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: string; layer: number; sae: string; saeEncoding?: SaeEncoding; ep: EpRequest; demoDataset?: string; labelSet?: { modelId: string; saeId: string } }> {
+export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: string; layer: number; sae: string; saeEncoding?: SaeEncoding; ep: EpRequest; precision: Precision; demoDataset?: string; labelSet?: { modelId: string; saeId: string } }> {
   if (o.demo) {
     const kit = await ensureDemoKit({ onProgress: (p) => progress(`demo kit: ${p.phase} ${p.done}/${p.total}`) });
     progress(`using ${kit.label}: ${kit.checkpoint}, layer ${kit.layer}, SAE ${kit.sae}`);
@@ -43,6 +46,7 @@ export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: st
       layer: o.layer !== undefined ? parseLayer(o.layer) : kit.layer,
       sae: o.sae ?? kit.sae,
       ep: parseEp(o.ep),
+      precision: parsePrecision(o.precision),
       demoDataset: kit.dataset,
       labelSet: { modelId: kit.modelId, saeId: kit.saeId },
     };
@@ -51,7 +55,7 @@ export async function resolveBackbone(o: BackboneOpts): Promise<{ checkpoint: st
     if (v === undefined) throw new InputError({ field: flag, expected: `${flag} (or --demo for the demo kit)`, got: 'nothing' });
   }
   const saeEncoding = parseSaeEncoding(o.saeEncoding);
-  return { checkpoint: o.checkpoint!, layer: parseLayer(o.layer), sae: o.sae!, ...(saeEncoding ? { saeEncoding } : {}), ep: parseEp(o.ep) };
+  return { checkpoint: o.checkpoint!, layer: parseLayer(o.layer), sae: o.sae!, ...(saeEncoding ? { saeEncoding } : {}), ep: parseEp(o.ep), precision: parsePrecision(o.precision) };
 }
 
 export interface DataOpts {
@@ -126,6 +130,8 @@ interface TrainOpts extends BackboneOpts, DataOpts {
   fromDecisions?: boolean;
   undecided?: string;
   includeHeldOut?: boolean;
+  /** false with --no-prefix-share. */
+  prefixShare?: boolean;
 }
 
 /** `MODEL_ID/SAE_ID` (Neuronpedia ids, e.g. gemma-2-2b/12-gemmascope-res-16k) → the ids labels are keyed by. */
@@ -161,9 +167,11 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder for the reward model (default: <data home>/reward-models/<id>)')
     .option('--labels <model/sae>', 'Neuronpedia ids the store\'s latent labels use for this SAE (shown in explanations)')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
+    .option('--precision <p>', `${PRECISION_HELP}; recorded in the model (score defaults to it)`, 'f32')
     .option('--from-decisions', "with --dataset: label pairs by the curators' decisions (keep as labelled, swap flipped, drop left out)")
     .option('--undecided <policy>', 'with --from-decisions: as-labelled (default) | exclude')
     .option('--include-held-out', 'with --from-decisions: also train on the curator hold-out (its agreement then measures nothing new)')
+    .option('--no-prefix-share', 'run every response with its whole prompt (default: a prompt shared by responses runs once; same features within 1e-4)')
     .option('--json', 'print the result as one JSON document on stdout')
     .action(
       action(async (o: TrainOpts) => {
@@ -190,6 +198,7 @@ export function register(program: Command): void {
             maxEpochs: parseIntOpt('--max-epochs', o.maxEpochs, 1),
             patience: parseIntOpt('--patience', o.patience, 1),
             maxTokens,
+            prefixShare: o.prefixShare,
             datasetName: data.datasetName,
             ...decisionPointOf(data),
             labelSet: parseLabelSet(o.labels) ?? bb.labelSet,
@@ -199,6 +208,10 @@ export function register(program: Command): void {
           if (data.store) registerRewardModel(data.store, res.modelDir, res.manifest);
           const m = res.manifest;
           progress(`train: ${trainingOutcome(m.training)}`);
+          // The split keeps near-duplicate prompt groups on one side; how many the exact-text split would have crossed.
+          const skippedIdx = new Set(res.skipped.map((s) => s.index));
+          const nd = crossedUnderExactSplit(data.pairs.filter((_, i) => !skippedIdx.has(i)).map((p) => p.prompt), { seed: m.training.seed, valFraction: m.training.valFraction, testFraction: m.training.testFraction });
+          const nearDuplicates = { groups: nd.groups, crossedUnderExactSplit: nd.crossed };
           const out = {
             modelDir: res.modelDir,
             id: m.id,
@@ -216,6 +229,7 @@ export function register(program: Command): void {
             maxTokens: m.maxTokens,
             truncated: res.truncated,
             controlStrings: res.controlStrings,
+            nearDuplicates,
             ...(m.training.decisions ? { labels: labelsView(m.training.decisions) } : {}),
           };
           if (o.json) printJson(out);
@@ -225,6 +239,7 @@ export function register(program: Command): void {
             const f = (x: number | null) => (x === null ? '–' : x.toFixed(3));
             for (const s of ['train', 'val', 'test'] as const) process.stdout.write(`${s}: accuracy ${formatAccuracy(m.metrics[s])}, AUC ${f(m.metrics[s].auc)}\n`);
             if (m.training.decisions) process.stdout.write(`${decisionLine(m.training.decisions)}\n`);
+            if (nd.groups) process.stdout.write(`near-duplicate prompt groups: ${nd.groups}, each kept on one side of the split (the exact-text split would have put ${nd.crossed} on two sides)\n`);
             process.stdout.write(`features: ${res.features.responsesComputed} responses through the backbone, ${res.features.responsesCached} from the cache\n`);
             if (res.truncated) process.stdout.write(`truncated ${res.truncated} pair(s) to ${m.maxTokens} tokens per response (oldest prompt tokens first, then the response end)\n`);
             if (res.skipped.length) process.stdout.write(`skipped ${res.skipped.length} pair(s) whose text cannot be encoded (listed on stderr)\n`);

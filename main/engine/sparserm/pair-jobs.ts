@@ -28,6 +28,8 @@ export interface JobHooks {
   worker?: boolean;
   /** Each pair left out because its text cannot be encoded (default: reported through onWarning). */
   onSkip?: (s: SkippedPair) => void;
+  /** Feature extraction runs a prompt shared by responses once (default true; features.ts, prefix-share.ts). */
+  prefixShare?: boolean;
 }
 
 /** A pair left out of a job (the rest go on): its position, ids, and what is wrong with it. */
@@ -182,6 +184,7 @@ export async function pooledFor(model: RewardModel, responses: Array<{ prompt: s
     worker: hooks.worker,
     skipBadText: hooks.skipBadText,
     maxTokens: m.maxTokens,
+    prefixShare: hooks.prefixShare,
   });
   if (feats.backboneHash !== m.backbone.contentHash) {
     throw new InputError({

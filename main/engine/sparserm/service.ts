@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { openBackbone, loadTokenizer, readModelConfig } from '../backbone';
+import { openBackbone, loadTokenizer, parsePrecision, readModelConfig, type Precision } from '../backbone';
 import { InputError, throwIfAborted } from '../errors';
 import { rewardModelsHome } from '../paths';
 import type { EpRequest } from '../runtime/ort';
@@ -40,6 +40,8 @@ export interface BackboneSpec {
   /** Llama Scope only: 'saelens' (default) or 'authors' (sae/llama-scope.ts); recorded in the manifest. */
   saeEncoding?: SaeEncoding;
   ep?: EpRequest;
+  /** Backbone precision (default f32): int8 / int4 use less memory and run faster on CPU; recorded in the manifest. */
+  precision?: Precision;
 }
 
 export interface TrainRequest extends BackboneSpec, JobHooks {
@@ -106,6 +108,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     sae,
     pooling,
     ep: req.ep,
+    precision: req.precision,
     cacheRoot: req.cacheRoot,
     signal: req.signal,
     onProgress: req.onProgress,
@@ -113,6 +116,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     worker: req.worker,
     skipBadText: true,
     maxTokens: req.maxTokens,
+    prefixShare: req.prefixShare,
   });
   throwIfAborted(req.signal);
   const skipped = skippedPairs(req.pairs, feats.rejected, req);
@@ -146,7 +150,7 @@ export async function trainRewardModel(req: TrainRequest): Promise<TrainResult> 
     version: 1,
     id,
     created,
-    backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize, files: smallFileHashes(req.checkpoint) },
+    backbone: { checkpoint: path.resolve(req.checkpoint), contentHash: feats.backboneHash, layer: req.layer, hiddenSize: feats.table.hiddenSize, files: smallFileHashes(req.checkpoint), precision: parsePrecision(req.precision) },
     sae: { id: sae.id, hash: sae.hash, path: path.resolve(sae.path), format: sae.format, ...(sae.encoding ? { encoding: sae.encoding } : {}), dSae: sae.dSae, hookLayer: sae.hookLayer, ...(req.labelSet ? { labels: req.labelSet } : {}) },
     pooling,
     maxTokens: feats.maxTokens,
@@ -226,6 +230,8 @@ export interface ScoreRequest extends JobHooks {
   /** Override the checkpoint folder recorded in the manifest (e.g. the model moved machines). */
   checkpoint?: string;
   ep?: EpRequest;
+  /** Backbone precision (default: the one the model was trained at; another one warns). */
+  precision?: Precision;
 }
 
 /** Scores every pair the tokenizer accepts; the others are reported through onSkip / onWarning and left out. */
@@ -328,6 +334,8 @@ export interface ScoreDatasetRequest extends JobHooks {
   modelDir: string;
   checkpoint?: string;
   ep?: EpRequest;
+  /** Backbone precision (default: the one the model was trained at; another one warns). */
+  precision?: Precision;
   /** Top latents by |contribution difference| stored per pair (score_latents + explanation_json). Default 8. */
   topLatents?: number;
 }

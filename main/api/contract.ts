@@ -269,6 +269,8 @@ export const ModelInfo = z.object({
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
 export const Loss = z.enum(['margin', 'bt']);
+/** Backbone graph precision (engine/backbone/linear-weights.ts PRECISIONS): f32, f16, or weight-only int8 / int4. */
+export const BackbonePrecision = z.enum(['f32', 'f16', 'int8', 'int4']);
 
 /**
  * An accuracy as shown anywhere: its n, exact ties (margin 0: reported, not counted as correct) and 95 % Wilson
@@ -420,7 +422,7 @@ export const contract = {
     z.object({ checkpointId: Id, saeId: Id, layer: z.number().int().nonnegative().optional() }),
     z.object({ ok: z.boolean(), layer: z.number().int().nullable(), problems: z.array(z.string()) }),
   ),
-  buildModel: op('Build (and cache) the truncated backbone graph for a layer.', z.object({ checkpointId: Id, layer: z.number().int().nonnegative() }), JobRef),
+  buildModel: op('Build (and cache) the truncated backbone graph for a layer.', z.object({ checkpointId: Id, layer: z.number().int().nonnegative(), precision: BackbonePrecision.optional() }), JobRef),
 
   // --- demo kit ---------------------------------------------------------------------------------------------
   demoStatus: op('Whether the demo kit exists and what it contains.', empty, z.object({ installed: z.boolean(), path: z.string(), datasetPath: z.string().nullable() })),
@@ -502,11 +504,13 @@ export const contract = {
       fromDecisions: z.boolean().optional(),
       /** With fromDecisions: undecided pairs as labelled (default) or left out. */
       undecided: z.enum(['as-labelled', 'exclude']).optional(),
+      /** Backbone precision (default f32); recorded in the reward model, which scores at it by default. */
+      precision: BackbonePrecision.optional(),
     }),
     JobRef,
   ),
   listRuns: op('Training runs (newest first).', z.object({ datasetId: Id.optional() }).default({}), z.object({ runs: z.array(TrainResult) })),
-  score: op('Score a dataset with a reward model. Runs as a job.', z.object({ datasetId: Id, rewardModelId: Id }), JobRef),
+  score: op('Score a dataset with a reward model. Runs as a job. precision: default the one the model was trained at (another one warns in the job message).', z.object({ datasetId: Id, rewardModelId: Id, precision: BackbonePrecision.optional() }), JobRef),
   applyFilter: op(
     "Set the model's suggestions: drop when margin < threshold; |margin − threshold| < band is 'uncertain'.",
     z.object({ datasetId: Id, threshold: z.number().default(0), band: z.number().nonnegative().default(0) }),
@@ -628,6 +632,8 @@ export const contract = {
       previousRewardModelId: z.string().nullable(),
       total: z.number().int().nonnegative(),
       items: z.array(z.object({ pairId: Id, margin: z.number(), previousMargin: z.number().nullable(), disagree: z.boolean(), band: z.number().int().nonnegative(), reasons: z.array(z.string()) })),
+      /** The dataset's current keep/drop rule (re-applied after a background rescore); null when none was applied. */
+      rule: z.object({ threshold: z.number(), band: z.number() }).nullable(),
     }),
   ),
   curatorAgreement: op(

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Store, Pair, Score, RewardModel, Backbone, Sae as SaeRow } from '../engine/store';
 import type { JobRunner, JobContext } from '../engine/jobs';
 import { InputError } from '../engine/errors';
-import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15 } from '../engine/backbone';
+import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15, PRECISIONS, type Precision } from '../engine/backbone';
 import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
@@ -36,7 +36,7 @@ export interface EngineOps {
   startImport(i: OpParsedInput<'importDataset'>): string;
   startTrain(i: OpParsedInput<'train'>): string;
   listRuns(datasetId?: number): TrainResult[];
-  startScore(i: { datasetId: number; rewardModelId: string }): string;
+  startScore(i: { datasetId: number; rewardModelId: string; precision?: Precision }): string;
   startPrecisionCheck(i: { datasetId: number; rewardModelId: string; precision: 'f16' | 'int8' | 'int4' | 'f32'; threshold?: number; limit?: number }): string;
   explanation(p: Pair, score: Score, rm: RewardModel): { chosen: LatentContribution[]; rejected: LatentContribution[] } | null;
   explainPair(p: Pair, rm: RewardModel, top: number): Promise<OpOutput<'explainPair'>>;
@@ -129,9 +129,9 @@ function accuracyView(accuracy: number | null, n: number | null, ties?: number, 
   return { accuracy: a, n, ties: ties ?? null, ci95: ci };
 }
 
-const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative() });
-const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional(), saeEncoding: z.enum(['saelens', 'authors']).optional(), fromDecisions: z.boolean().optional(), undecided: z.enum(['as-labelled', 'exclude']).optional() });
-const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string() });
+const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int().nonnegative(), precision: z.enum(PRECISIONS).optional() });
+const TrainParams = z.object({ datasetId: z.number().int(), checkpointId: z.string(), saeId: z.string(), layer: z.number().int().nonnegative(), k: z.number().int().positive(), loss: z.enum(['margin', 'bt']), maxTokens: z.number().int().positive().optional(), saeEncoding: z.enum(['saelens', 'authors']).optional(), fromDecisions: z.boolean().optional(), undecided: z.enum(['as-labelled', 'exclude']).optional(), precision: z.enum(PRECISIONS).optional() });
+const ScoreParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string(), precision: z.enum(PRECISIONS).optional() });
 const PrecisionCheckParams = z.object({ datasetId: z.number().int(), rewardModelId: z.string(), precision: z.enum(['f16', 'int8', 'int4', 'f32']), threshold: z.number().optional(), limit: z.number().int().positive().optional() });
 
 export function createEngineOps(ctx: EngineContext): EngineOps {
@@ -158,7 +158,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const b = requireBackbone(params.checkpointId);
       const ck = await loadCheckpoint(b.path ?? '');
       try {
-        const g = await ensureBackboneGraph(ck, { layer: params.layer, signal: job.signal, onProgress: (e) => job.progress(e.done, e.total, e.phase === 'hash' ? 'hashing weights' : 'building graph') });
+        const g = await ensureBackboneGraph(ck, { layer: params.layer, precision: params.precision, signal: job.signal, onProgress: (e) => job.progress(e.done, e.total, e.phase === 'hash' ? 'hashing weights' : 'building graph') });
         return { graphPath: g.graphPath, reused: g.reused };
       } finally {
         ck.close();
@@ -301,6 +301,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         k: params.k,
         loss: params.loss,
         maxTokens: params.maxTokens,
+        precision: params.precision,
         datasetName: ds.name,
         ...(dec ? { decisionPoint: dec.point } : {}),
         ...(np ? { labelSet: np } : {}),
@@ -335,8 +336,16 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
     'score',
     async (params: z.infer<typeof ScoreParams>, job) => {
       const rm = store.models.requireRewardModel(params.rewardModelId);
-      const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, signal: job.signal, onProgress: reporter(job), ...offThread });
-      if (r.skipped.length) job.progress(r.pairs, r.pairs, `scored ${r.pairs} pairs; skipped ${r.skipped.length} whose text cannot be encoded`);
+      // Warnings (e.g. scoring at another precision than the model was trained at) go into the job message.
+      const warnings: string[] = [];
+      const onWarning = (w: string) => {
+        warnings.push(w);
+        job.progress(0, null, `warning: ${w}`);
+      };
+      const r = await scoreDatasetIntoStore({ store, dataset: params.datasetId, modelDir: rm.folder, precision: params.precision, signal: job.signal, onProgress: reporter(job), onWarning, ...offThread });
+      if (r.skipped.length || warnings.length) {
+        job.progress(r.pairs, r.pairs, [`scored ${r.pairs} pairs`, ...(r.skipped.length ? [`skipped ${r.skipped.length} whose text cannot be encoded`] : []), ...warnings.map((w) => `warning: ${w}`)].join('; '));
+      }
       // accuracy over every scored pair (n = pairs), exact ties apart, with its 95 % Wilson interval
       return { runId: r.runId, pairs: r.pairs, accuracy: r.accuracy, ties: r.ties, ci95: r.ci95, ...skippedView(r.skipped) };
     },

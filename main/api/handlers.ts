@@ -151,7 +151,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
 
     train: async (i) => ({ jobId: engine.startTrain(i) }),
     listRuns: async (i) => ({ runs: engine.listRuns(i.datasetId === undefined ? undefined : datasetOf(i.datasetId)) }),
-    score: async (i) => ({ jobId: engine.startScore({ datasetId: datasetOf(i.datasetId), rewardModelId: i.rewardModelId }) }),
+    score: async (i) => ({ jobId: engine.startScore({ datasetId: datasetOf(i.datasetId), rewardModelId: i.rewardModelId, ...(i.precision ? { precision: i.precision } : {}) }) }),
     precisionCheck: async (i) => ({ jobId: engine.startPrecisionCheck({ ...i, datasetId: datasetOf(i.datasetId) }) }),
     applyFilter: async ({ datasetId, threshold, band }) => {
       const ds = datasetOf(datasetId);

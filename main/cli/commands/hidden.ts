@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { openBackbone, type Precision } from '../../engine/backbone';
+import { openBackbone, parsePrecision as parseBackbonePrecision, type Precision } from '../../engine/backbone';
 import { InputError } from '../../engine/errors';
 import { EP_REQUESTS, type EpRequest } from '../../engine/runtime/ort';
 import { action, printJson, progress } from '../output';
@@ -15,10 +15,11 @@ export function parseLayer(v: string | undefined): number {
 }
 
 export function parsePrecision(v: string | undefined): Precision {
-  if (v === undefined) return 'f32';
-  if (v !== 'f32' && v !== 'f16') throw new InputError({ field: '--precision', expected: 'f32 or f16', got: JSON.stringify(v) });
-  return v;
+  return parseBackbonePrecision(v, '--precision');
 }
+
+/** Help text of every --precision option. */
+export const PRECISION_HELP = 'f32 | f16 (16-bit, for CUDA) | int8 | int4 (weight-only quantized projections, f32 residual stream; less memory, faster on CPU)';
 
 export function parseEp(v: string | undefined): EpRequest {
   if (v === undefined) return 'auto';
@@ -74,7 +75,7 @@ export function register(program: Command): void {
     .requiredOption('--layer <L>', 'block index, 0-based (resid_post of that block)')
     .option('--ids <ids>', 'comma-separated token ids (no tokenizer needed), e.g. 2,17,45')
     .option('--text <text>', 'text to tokenize with the checkpoint\'s tokenizer.json (BOS added)')
-    .option('--precision <p>', 'f32 | f16 (16-bit weights and matmuls, f32 residual stream; for CUDA)', 'f32')
+    .option('--precision <p>', PRECISION_HELP, 'f32')
     .option('--ep <ep>', 'execution provider: auto | cpu | cuda | webgpu (auto: CUDA, else a WebGPU GPU adapter, else CPU)', 'auto')
     .option('--json', 'print {"layer", "ids", "hidden": [[…hidden_size floats] per token]} on stdout')
     .action(

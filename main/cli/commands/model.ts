@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ensureBackboneGraph, loadCheckpoint, pruneGraphCache } from '../../engine/backbone';
 import { InputError } from '../../engine/errors';
 import { action, printJson, progress } from '../output';
-import { openProgress, parseLayer, parsePrecision } from './hidden';
+import { openProgress, parseLayer, parsePrecision, PRECISION_HELP } from './hidden';
 
 function dirSize(dir: string): number {
   let total = 0;
@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .description('build (or reuse from the graph cache) the ONNX graph of the backbone truncated after block L')
     .requiredOption('--checkpoint <dir>', 'Hugging Face checkpoint folder (config.json + safetensors)')
     .requiredOption('--layer <L>', 'last block, 0-based')
-    .option('--precision <p>', 'f32 | f16 (16-bit weights and matmuls, f32 residual stream; for CUDA)', 'f32')
+    .option('--precision <p>', PRECISION_HELP, 'f32')
     .option('--json', 'print one JSON document on stdout')
     .action(
       action(async (opts: { checkpoint: string; layer: string; precision?: string; json?: boolean }) => {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { PRECISIONS } from '../backbone/linear-weights';
+
 /** The reward-model folder's manifest.json. Validated on every load: the folder may come from another machine. */
 export const MANIFEST_FORMAT = 'sparserm-reward-model';
 
@@ -16,6 +18,8 @@ export const RewardModelManifest = z.object({
     layer: z.number().int().nonnegative(),
     hiddenSize: z.number().int().positive(),
     files: z.record(z.string(), z.string()).optional(),
+    /** Backbone precision the training features were made with (absent in older manifests: f32). */
+    precision: z.enum(PRECISIONS).optional(),
   }),
   sae: z.object({
     id: z.string(),

@@ -127,7 +127,7 @@ export async function runGeneration(store: Store, params: GenerateParams, opts: 
   if (!store.models.rewardModel(model.manifest.id)) registerRewardModel(store, model.dir, model.manifest);
   let run: GenerationRunRecord | undefined = opts.runId !== undefined ? store.generations.get(opts.runId) : undefined;
   const recipeParams = run ? run.recipeParams : checkRecipe(p);
-  if (run?.datasetId != null) return summary(store, run, started, 0);
+  if (run?.datasetId != null) return summary(store, run, started, { tokens: 0, seconds: 0 });
   if (p.parentDatasetId !== undefined) store.datasets.get(p.parentDatasetId);
   if (!run && p.name && store.datasets.byName(p.name)) throw new InputError({ field: 'name', expected: 'a dataset name not in use', got: `"${p.name}"` });
 
@@ -163,11 +163,11 @@ export async function runGeneration(store: Store, params: GenerateParams, opts: 
       if (opts.jobId) store.generations.setJob(run.id, opts.jobId);
     }
     opts.onRun?.(run.id);
-    const tokensThisAttempt = await generateAll(store, run, source, model, opts);
+    const gen = await generateAll(store, run, source, model, opts);
     await scoreMissing(store, run, model, opts);
     const pairs = await buildPairs(store, run, source, opts);
     const final = writeDataset(store, run, pairs, model, p.name);
-    const result = summary(store, final, started, tokensThisAttempt);
+    const result = summary(store, final, started, gen);
     const rate = result.tokensPerSecond !== null ? ` · ${result.tokensPerSecond.toFixed(1)} tokens/s` : '';
     opts.onProgress?.({ phase: 'pair', done: result.prompts, total: result.prompts, tokens: result.tokens, tokensPerSecond: result.tokensPerSecond, message: `${result.prompts}/${result.prompts} prompts · ${result.candidates} candidates · ${result.pairs} pairs (kept ${result.kept}, dropped ${result.dropped})${rate}` });
     return result;
@@ -179,7 +179,7 @@ export async function runGeneration(store: Store, params: GenerateParams, opts: 
   }
 }
 
-async function generateAll(store: Store, run: GenerationRunRecord, source: CandidateSource, model: RewardModel, opts: GenerateOptions): Promise<number> {
+async function generateAll(store: Store, run: GenerationRunRecord, source: CandidateSource, model: RewardModel, opts: GenerateOptions): Promise<{ tokens: number; seconds: number }> {
   const prompts = store.generations.prompts(run.id);
   const instructions = run.recipe === 'instructed' ? (run.recipeParams.instructions as InstructionPair) : null;
   const H = model.manifest.backbone.hiddenSize;
@@ -225,7 +225,7 @@ async function generateAll(store: Store, run: GenerationRunRecord, source: Candi
     done++;
     report();
   }
-  return tokens;
+  return { tokens, seconds: (Date.now() - t0) / 1000 };
 }
 
 function concat(vs: Float32Array[]): Float32Array {
@@ -314,7 +314,8 @@ function writeDataset(store: Store, run: GenerationRunRecord, pairs: BuiltPair[]
   });
 }
 
-function summary(store: Store, run: GenerationRunRecord, started: number, tokensThisAttempt: number): GenerateResult {
+/** `gen`: tokens generated in this attempt and the seconds spent generating them (the tokens/s of the result). */
+function summary(store: Store, run: GenerationRunRecord, started: number, gen: { tokens: number; seconds: number }): GenerateResult {
   const datasetId = run.datasetId!;
   const counts = store.datasets.countsByDecision(datasetId);
   const seconds = (Date.now() - started) / 1000;
@@ -332,7 +333,7 @@ function summary(store: Store, run: GenerationRunRecord, started: number, tokens
     dropped: counts.drop,
     tokens: run.tokens,
     seconds,
-    tokensPerSecond: tokensThisAttempt > 0 && seconds > 0 ? tokensThisAttempt / seconds : null,
+    tokensPerSecond: gen.tokens > 0 && gen.seconds > 0 ? gen.tokens / gen.seconds : null,
   };
 }
 
@@ -384,21 +385,25 @@ export function nextRoundParams(store: Store, datasetId: number, policy: PolicyS
 
 /**
  * The real sources: an OpenAI-compatible endpoint (endpoint-source.ts) or this engine's own decoder on a checkpoint
- * folder (local-source.ts, issue 12 item 1). The local one captures SparseRM features while decoding when its
- * checkpoint is the reward model's backbone.
+ * folder (local-source.ts), which captures SparseRM features while decoding when its checkpoint is the reward model's
+ * backbone. Imported lazily: local-source.ts imports this module (and loads ONNX Runtime only when needed).
  */
 export const openPolicySource: OpenSource = async (spec, ctx) => {
   if (spec.kind === 'endpoint') {
     const { endpointSource } = await import('./endpoint-source');
     return endpointSource({ url: spec.url, model: spec.model, retries: 3 });
   }
-  return openLocalPolicy(spec.checkpoint, ctx);
+  const [{ localSource }, { parsePrecision }] = await Promise.all([import('./local-source'), import('../backbone/linear-weights')]);
+  const b = ctx.rewardModel.manifest.backbone;
+  return localSource({
+    checkpoint: spec.checkpoint,
+    precision: parsePrecision(spec.precision, 'precision'),
+    ep: spec.ep,
+    capture: { layer: b.layer, backboneHash: b.contentHash, pooling: ctx.rewardModel.manifest.pooling },
+    signal: ctx.signal,
+  });
 };
 
-/** Set by local-source.ts's module when it exists (kept apart so the workflow builds before it lands). */
-let openLocalPolicy: (checkpoint: string, ctx: Parameters<OpenSource>[1]) => Promise<CandidateSource> = async (checkpoint) => {
-  throw new InputError({ field: 'checkpoint', expected: 'a local policy decoder (not built into this version yet): use --endpoint', got: checkpoint });
-};
-export function setLocalPolicyOpener(fn: typeof openLocalPolicy): void {
-  openLocalPolicy = fn;
-}
+/** local-source.ts calls this on import (its default opener); openPolicySource reaches localSource directly, with
+ *  the policy's recorded precision and execution provider, so the registration has nothing left to change. */
+export function setLocalPolicyOpener(_fn: (checkpoint: string, ctx: Parameters<OpenSource>[1]) => Promise<CandidateSource>): void {}

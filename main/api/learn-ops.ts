@@ -16,7 +16,9 @@ export function createLearnOps(store: Store): Pick<ApiHandlers, 'reviewQueue' | 
   };
   return {
     reviewQueue: async ({ datasetId, limit }) => {
-      const q = reviewQueue(store, datasetOf(datasetId), { limit });
+      const id = datasetOf(datasetId);
+      const q = reviewQueue(store, id, { limit });
+      const rule = store.runs.currentFilter(id);
       return {
         runId: q.runId === null ? null : String(q.runId),
         rewardModelId: q.rewardModelId,
@@ -24,6 +26,7 @@ export function createLearnOps(store: Store): Pick<ApiHandlers, 'reviewQueue' | 
         previousRewardModelId: q.previousRewardModelId,
         total: q.total,
         items: q.items.map((x) => ({ ...x, pairId: String(x.pairId) })),
+        rule: rule ? { threshold: rule.threshold, band: rule.band } : null,
       };
     },
     curatorAgreement: async ({ datasetId }) => {

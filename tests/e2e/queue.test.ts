@@ -129,6 +129,8 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     await page.waitForSelector('[data-testid="review-queue"]', { state: 'detached' });
     await page.click('[data-screen="charts"]');
     await page.waitForSelector('[data-testid="ca-row"]');
+    // the rescore re-applied the rule (τ = 0 here): the model's verdicts follow the new run
+    await page.waitForSelector('[data-testid="agreement"] >> text=with 12 curator decisions');
     const rows = await page.$$eval('[data-testid="ca-row"]', (r) => r.map((x) => x.textContent ?? ''));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(/gen 1.*original labels/);

@@ -134,6 +134,9 @@ export const useQueueStore = defineStore('reviewQueue', {
         if (!s) return;
         const scored = await app.follow(s.jobId);
         if (scored.state !== 'done') return;
+        // The model's suggestions follow the new run under the same rule (the paper rule τ = 0 when none was set).
+        const rule = this.queue?.rule ?? { threshold: 0, band: 0 };
+        await app.guard(() => app.api.applyFilter({ datasetId, threshold: rule.threshold, band: rule.band }));
         await app.refreshModels();
         this.index = 0;
         if (app.datasetId === datasetId) await this.load();

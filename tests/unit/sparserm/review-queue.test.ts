@@ -105,6 +105,9 @@ describe('through the API (reviewQueue, curatorAgreement)', () => {
       // |1 - 0.3 i|: i = 3 → 0.1 (decided, gone), i = 4 → 0.2, i = 2 → 0.4, i = 5 → 0.5
       expect(q.items.map((x) => x.pairId)).toEqual([ids[4], ids[2], ids[5]].map(String));
       expect(q).toMatchObject({ runId: String(run), total: 9, previousRunId: null });
+      expect(q.rule).toBeNull();
+      h.store.runs.applyFilter({ datasetId: ds.id, runId: run, rule: 'margin', threshold: 0.25, band: 0.1 });
+      expect((await h.reviewQueue({ datasetId: String(ds.id), limit: 1 })).rule).toEqual({ threshold: 0.25, band: 0.1 });
       const a = contract.curatorAgreement.output.parse(await h.curatorAgreement({ datasetId: String(ds.id) }));
       expect(a.generations).toHaveLength(1);
       expect(a.generations[0]).toMatchObject({ generation: 1, rewardModelId: 'rm-a', runId: String(run), decisions: null, sawHoldout: true });

@@ -4,6 +4,7 @@
 //   npm run bench                      # all of them
 //   npm run bench -- sparserm-train    # one (or several, by name without .ts)
 // Each bench prints its own numbers; bench/README.md holds the latest ones with machine, load and date.
+// generate.ts also runs its PyTorch peer (bench/generate_torch.py) when a python3 with torch is found (PYTHON=…).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Store, Pair, Score, RewardModel, Backbone, Sae as SaeRow } from '../engine/store';
 import type { JobRunner, JobContext } from '../engine/jobs';
 import { InputError } from '../engine/errors';
-import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15, PRECISIONS, type Precision } from '../engine/backbone';
+import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15, GEMMA2_9B_L31, precisionMemoryLine, PRECISIONS, type Precision } from '../engine/backbone';
 import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
 import { probeCuda, selectExecutionProvider } from '../engine/runtime';
@@ -380,6 +380,17 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
           { name: 'NVIDIA GPU', ok: !!probe.gpu, detail: probe.gpu ?? 'none visible' },
           { name: 'demo kit', ok: !!kit, detail: kit ? `${kit.dir} (${DEMO_LABEL})` : 'not generated yet' },
           { name: `memory for ${LLAMA31_8B_L15.label}`, ...llama8bMemoryLine() },
+          { name: `memory for ${GEMMA2_9B_L31.label}`, ok: precisionMemoryLine(GEMMA2_9B_L31.shape, GEMMA2_9B_L31.layer).ok, detail: precisionMemoryLine(GEMMA2_9B_L31.shape, GEMMA2_9B_L31.layer).detail },
+          // Every registered checkpoint, all its blocks (the most a layer choice can need), per precision.
+          ...dedupeByPath(store.models.backbones()).flatMap((b) => {
+            try {
+              const c = readModelConfig(b.path ?? '');
+              const line = precisionMemoryLine(c, c.numLayers - 1);
+              return [{ name: `memory for ${b.name} (all ${c.numLayers} blocks)`, ok: line.ok, detail: line.detail }];
+            } catch {
+              return [];
+            }
+          }),
         ],
       };
     },

@@ -23,6 +23,8 @@ export function toStoreFilter(datasetId: number, f: PairFilter): StorePairFilter
   if (f.marginMin !== undefined) out.marginMin = f.marginMin;
   if (f.marginMax !== undefined) out.marginMax = f.marginMax;
   if (f.search && f.search.trim()) out.text = f.search.trim();
+  if (f.promptGroup !== undefined) out.promptGroup = intId(f.promptGroup, 'promptGroup');
+  if (f.pairIds !== undefined) out.ids = f.pairIds.map((id) => intId(id, 'pairIds'));
   if (f.curated === 'overrides') out.disagrees = true;
   else if (f.curated === 'decided-uncertain') {
     out.hasOverride = true;

@@ -19,6 +19,8 @@ import { register as generate } from './commands/generate';
 import { register as generateIds } from './commands/generate-ids';
 import { register as precisionCheck } from './commands/precision-check';
 import { register as queue } from './commands/queue';
+import { register as compare } from './commands/compare';
+import { register as dedupe } from './commands/dedupe';
 
 /** Builds the `sparserm` command tree. Each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -26,7 +28,7 @@ export function buildProgram(): Command {
     .description('SparseRM Studio: score, explain and curate preference data with a sparse-autoencoder reward model')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo, queue, precisionCheck, generate, generateIds]) {
+  for (const register of [hidden, model, doctor, latents, train, score, evaluate, importCmd, datasets, filter, decide, exportCmd, labels, serve, demo, queue, precisionCheck, generate, generateIds, compare, dedupe]) {
     register(program);
   }
   return program;

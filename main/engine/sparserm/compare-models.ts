@@ -4,8 +4,12 @@
  * disagree, and the SAE latents whose contributions to the margin differ most. Reads only the store: a model that
  * has not scored the dataset is reported as missing (the CLI and the API score it first).
  */
+import fs from 'node:fs';
+import path from 'node:path';
+
 import { InputError } from '../errors';
 import type { Store } from '../store';
+import { RewardModelManifest } from './manifest';
 import { wilsonInterval } from './metrics';
 
 export interface CompareRequest {
@@ -233,4 +237,19 @@ export function disagreementIds(store: Store, runA: number, runB: number): numbe
     .prepare('SELECT a.pair_id FROM scores a JOIN scores b ON b.pair_id = a.pair_id AND b.run_id = ? WHERE a.run_id = ? AND (a.margin >= 0) <> (b.margin >= 0) ORDER BY a.pair_id')
     .pluck()
     .all(runB, runA) as number[];
+}
+
+/** Best label per latent of a reward model's SAE (its own label set, else the one attached to its SAE later). */
+export function latentLabels(store: Store, rewardModelId: string, indices: number[]): Map<number, string> {
+  const rm = store.models.rewardModel(rewardModelId);
+  if (!rm || indices.length === 0) return new Map();
+  let m: RewardModelManifest | null = null;
+  try {
+    m = RewardModelManifest.parse(JSON.parse(fs.readFileSync(path.join(rm.folder, 'manifest.json'), 'utf8')));
+  } catch {
+    m = null;
+  }
+  const saeRow = m ? store.models.saes().find((x) => x.hash === m.sae.hash && x.metadata.neuronpedia) : undefined;
+  const set = m?.sae.labels ?? (saeRow?.metadata.neuronpedia as { modelId: string; saeId: string } | undefined);
+  return set ? store.labels.best(set.modelId, set.saeId, indices) : new Map();
 }

@@ -3,7 +3,7 @@
  * stored (store/prompt-groups.ts) and reported, with how many of them the older exact-text split put on two sides.
  */
 import { InputError } from '../errors';
-import type { Store } from '../store';
+import type { PromptGroupSet, Store } from '../store';
 import { DEFAULT_NEAR_DUP_THRESHOLD, NEAR_DUP_SCHEME, groupNearDuplicates } from './near-duplicates';
 import { DEFAULT_FIT_OPTIONS } from './fit';
 import { crossedUnderExactSplit } from './splits';
@@ -75,10 +75,14 @@ export function dedupeDataset(
  * stale (pairs imported after they were made).
  */
 export function freshPromptGroups(store: Store, datasetId: number): { map: Map<number, number>; scheme: string; threshold: number } {
-  let set = store.promptGroups.set(datasetId);
-  if (!set || store.promptGroups.ungrouped(datasetId) > 0) {
-    dedupeDataset(store, datasetId, { threshold: set?.threshold });
-    set = store.promptGroups.set(datasetId)!;
-  }
+  const set = ensurePromptGroups(store, datasetId);
   return { map: store.promptGroups.map(datasetId), scheme: set.scheme, threshold: set.threshold };
+}
+
+/** The dataset's group set, recomputed first when missing, stale, or made by another scheme (same threshold). */
+export function ensurePromptGroups(store: Store, datasetId: number): PromptGroupSet {
+  const set = store.promptGroups.set(datasetId);
+  if (set && set.scheme === NEAR_DUP_SCHEME && store.promptGroups.ungrouped(datasetId) === 0) return set;
+  dedupeDataset(store, datasetId, { threshold: set?.threshold });
+  return store.promptGroups.set(datasetId)!;
 }

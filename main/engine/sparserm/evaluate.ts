@@ -16,6 +16,7 @@ import { controlStringsIn } from './prompt-encoding';
 import { overlapOf, promptStatuses, usableRecord, type PromptStatus } from './seen-prompts';
 import { keptPairs, modelSae, pairRefs, pooledFor, responsesOf, scoreRepresentations, skippedPairs, truncatedCount, type JobHooks, type SkippedPair } from './pair-jobs';
 import { splitByPrompt } from './splits';
+import { groupNearDuplicates } from './near-duplicates';
 
 export interface EvalRequest extends JobHooks {
   modelDir: string;
@@ -43,7 +44,15 @@ export interface EvalReport extends AccuracyStats {
   evaluatedOn: 'test-split' | 'unseen-prompts' | 'all';
   includeSeen: boolean;
   /** Distinct prompts / pairs of the given data the model trained or validated on; null = unknown (old folder). */
-  overlap: { prompts: number | null; pairs: number | null };
+  overlap: {
+    prompts: number | null;
+    pairs: number | null;
+    /**
+     * Near-duplicate prompt groups of the data with both seen and unseen members (the exact-text prompt hashes call
+     * those unseen members held out), and the unseen pairs in them. Absent when the overlap is unknown.
+     */
+    nearDuplicates?: { groups: number; unseenPairs: number };
+  };
   /** Pairs evaluated (= n). */
   pairs: number;
   auc: number;
@@ -77,6 +86,22 @@ function statusesFor(m: RewardModelManifest, prompts: string[], sameData: boolea
   return splitByPrompt(prompts, { seed: t.seed, valFraction: t.valFraction, testFraction: t.testFraction, grouping: 'exact' }).map((s) => (s === 'test' ? 'unseen' : s));
 }
 
+/** Near-duplicate groups that mix prompts the model saw with prompts it did not (near-duplicates.ts). */
+function seenNearDuplicates(prompts: string[], statuses: PromptStatus[]): { groups: number; unseenPairs: number } {
+  const byGroup = new Map<number, number[]>();
+  groupNearDuplicates(prompts).groupOf.forEach((g, i) => (byGroup.get(g) ?? byGroup.set(g, []).get(g)!).push(i));
+  let groups = 0;
+  let unseenPairs = 0;
+  for (const idx of byGroup.values()) {
+    const unseen = idx.filter((i) => statuses[i] === 'unseen').length;
+    if (unseen > 0 && unseen < idx.length) {
+      groups++;
+      unseenPairs += unseen;
+    }
+  }
+  return { groups, unseenPairs };
+}
+
 /** Two feature tables as one (rows of `b` after those of `a`). */
 function concatTables(a: FeatureTable, b: FeatureTable): FeatureTable {
   const z = new Float32Array(a.z.length + b.z.length);
@@ -104,7 +129,7 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
   const positions = kept.map((_, j) => j);
   const unseen = statuses ? positions.filter((j) => statuses[j] === 'unseen') : positions;
   const evalIdx = includeSeen ? positions : unseen;
-  const overlap = statuses ? overlapOf(prompts, statuses) : { prompts: null, pairs: null };
+  const overlap: EvalReport['overlap'] = statuses ? { ...overlapOf(prompts, statuses), nearDuplicates: seenNearDuplicates(prompts, statuses) } : { prompts: null, pairs: null };
   if (!statuses) {
     req.onWarning?.(
       `${model.dir}: the manifest does not record which prompts the model was trained on (written by an older version), so the overlap of this data with its training data is unknown; evaluating all ${kept.length} pairs — retrain for a held-out evaluation`,

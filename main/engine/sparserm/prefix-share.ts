@@ -88,14 +88,16 @@ function makeShared(ckpt: Checkpoint, ort: OrtSession, opts: PrefixSharedOptions
   const maxTokens = opts.maxBatchTokens ?? 2048;
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
 
-  async function run(embeds: Float32Array, B: number, T: number, mask: BigInt64Array, S: number, past: (i: number, kind: 'key' | 'value') => TensorValue, signal?: AbortSignal) {
+  const presentNames = Array.from({ length: L + 1 }, (_, i) => [kvOutputName(i, 'key'), kvOutputName(i, 'value')]).flat();
+  /** One run; `outputs`: only these come back (the prefix run needs the keys/values, a response run resid_post). */
+  async function run(embeds: Float32Array, B: number, T: number, mask: BigInt64Array, S: number, past: (i: number, kind: 'key' | 'value') => TensorValue, outputs: string[], signal?: AbortSignal) {
     const feeds: Record<string, TensorValue> = {
       [KV_INPUT_EMBEDS]: { type: 'float32', data: embeds, dims: [B, T, H] },
       [KV_INPUT_MASK]: { type: 'int64', data: mask, dims: [B, S] },
     };
     for (let i = 0; i <= L; i++) for (const kind of ['key', 'value'] as const) feeds[kvInputName(i, kind)] = past(i, kind);
     noteBackboneRun();
-    return ort.run(feeds, { signal });
+    return ort.run(feeds, { signal, outputs });
   }
 
   const embedRows = (rows: number[][], T: number): Float32Array => {
@@ -131,7 +133,7 @@ function makeShared(ckpt: Checkpoint, ort: OrtSession, opts: PrefixSharedOptions
           for (let t = 0; t < g.prefix.length; t++) pmask[r * P + t] = 1n;
         });
         const empty = (): TensorValue => ({ type: 'float32', data: new Float32Array(0), dims: [Bp, c.numKvHeads, 0, c.headDim] });
-        const pre = await run(embedRows(pb.map((g) => g.prefix), P), Bp, P, pmask, P, empty, signal);
+        const pre = await run(embedRows(pb.map((g) => g.prefix), P), Bp, P, pmask, P, empty, presentNames, signal);
         const rows = pb.flatMap((g) => g.members.map((m) => ({ m, g, len: seqs[m].length - start[m] })));
         const kvBytes = (n: number) => n * (L + 1) * 2 * kvRow * P * 4;
         const batches = chunks(rows, (r) => r.len, (n, w) => n * w <= maxTokens && attn(n, w, P + w) <= maxBytes && kvBytes(n) <= maxBytes);
@@ -152,7 +154,7 @@ function makeShared(ckpt: Checkpoint, ort: OrtSession, opts: PrefixSharedOptions
             sb.forEach((r, b) => data.set(src.subarray(r.g.row! * per, (r.g.row! + 1) * per), b * per));
             return { type: 'float32', data, dims: [B, c.numKvHeads, P, c.headDim] };
           };
-          const res = await run(embedRows(sb.map((r) => seqs[r.m].slice(start[r.m])), T), B, T, mask, S, past, signal);
+          const res = await run(embedRows(sb.map((r) => seqs[r.m].slice(start[r.m])), T), B, T, mask, S, past, [KV_OUTPUT_RESID], signal);
           const y = res[KV_OUTPUT_RESID].data as Float32Array;
           sb.forEach((r, b) => out[r.m].set(y.subarray(b * T * H, (b * T + r.len) * H), start[r.m] * H));
         }

@@ -137,6 +137,8 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     expect(await page.locator('[data-testid="gen-candidate"]').count()).toBe(PROMPTS * N * 2);
     const scores = await page.locator('[data-testid="gen-candidate-score"]').allTextContents();
     expect(scores.every((s) => /^-?\d+\.\d{3}$/.test(s.trim()))).toBe(true);
+    await page.locator('[data-testid="gen-candidates"]').scrollIntoViewIfNeeded();
+    await shot('05-candidates');
   }, 60_000);
 
   it('opens the new pairs in Review', async () => {
@@ -155,7 +157,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
       await shot('failure-review');
       throw err;
     }
-    await shot('05-review');
+    await shot('06-review');
   }, 60_000);
 
   it('shows round 1 with its lineage on Datasets, runs the next round with a new policy, and round 2 appears', async () => {
@@ -173,17 +175,36 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     expect(await row1.textContent()).toMatch(/prompts\.jsonl/);
     expect(await row1.locator('[data-testid="lineage-parent"]').textContent()).toBe('—');
     expect(await text(`[data-testid="datasets-table"] tr:has-text("${runName}") [data-testid="round-chip"]`)).toBe('round 1');
-    await shot('06-datasets-round-1');
+    await shot('07-datasets-round-1');
 
     await row1.locator('[data-testid="lineage-next"]').click();
     await page.waitForSelector('[data-testid="next-round"]');
     await page.selectOption('[data-testid="next-round-ckpt"]', { label: 'policy-round-2' });
     await page.click('[data-testid="next-round-go"]');
-    await untilOrError('[data-testid="lineage-row"]:has([data-testid="lineage-round"]:text-is("2"))', 240_000);
-    const row2 = page.locator('[data-testid="lineage-row"]', { has: page.locator('[data-testid="lineage-round"]:text-is("2")') });
-    expect(await row2.locator('[data-testid="lineage-parent"]').textContent()).toBe(runName);
+    // (The demo's own generated rounds are listed too; round 2 of this chain is the row whose parent is round 1.)
+    const child = `[data-testid="lineage-row"]:has([data-testid="lineage-parent"]:text-is("${runName}"))`;
+    await untilOrError(child, 240_000);
+    const row2 = page.locator(child);
+    expect(await row2.count()).toBe(1);
+    expect(await row2.locator('[data-testid="lineage-round"]').textContent()).toBe('2');
     expect(await row2.textContent()).toMatch(/policy-round-2/);
-    await shot('07-datasets-round-2');
-    expect(consoleErrors).toEqual([]);
+    await shot('08-datasets-round-2');
   }, 300_000);
+
+  it('fits narrow windows (nothing scrolls sideways) and logged no console errors', async () => {
+    for (const [w, h] of [[1024, 700], [800, 900]]) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const screen of ['generate', 'datasets']) {
+        await nav(screen);
+        await page.waitForSelector(screen === 'generate' ? '[data-testid="gen-start"]' : '[data-testid="lineage-table"]');
+        const overflow = await page.$eval('.content', (e) => {
+          const el = e as unknown as { scrollWidth: number; clientWidth: number };
+          return el.scrollWidth - el.clientWidth;
+        });
+        expect(overflow, `${screen} at ${w}×${h}`).toBeLessThanOrEqual(1);
+        await shot(`09-${screen}-${w}x${h}`);
+      }
+    }
+    expect(consoleErrors).toEqual([]);
+  }, 60_000);
 });

@@ -26,7 +26,7 @@ export interface EndpointSourceOptions {
   /** Server base (`http://host:8000`), its `/v1`, or the full `/v1/chat/completions` URL. */
   url: string;
   model: string;
-  /** Sent as `Authorization: Bearer <apiKey>`. */
+  /** Sent as `Authorization: Bearer <apiKey>` (default: the SPARSERM_ENDPOINT_KEY environment variable). */
   apiKey?: string;
   /** Further attempts after a 429 / 5xx / network error / timeout. */
   retries: number;
@@ -126,12 +126,14 @@ export function endpointSource(opts: EndpointSourceOptions): EndpointSource {
   if (!opts.model) throw new InputError({ field: '--model', expected: 'the model name the endpoint serves' });
   if (!Number.isInteger(opts.retries) || opts.retries < 0) throw new InputError({ field: 'retries', expected: 'a whole number ≥ 0', got: String(opts.retries) });
   if (opts.ratePerMinute !== undefined && !(opts.ratePerMinute > 0)) throw new InputError({ field: 'ratePerMinute', expected: 'a number > 0', got: String(opts.ratePerMinute) });
+  // From the environment so a key never has to be on a command line (visible in `ps`).
+  const apiKey = opts.apiKey ?? process.env.SPARSERM_ENDPOINT_KEY;
   const transport: TransportOptions = {
     retries: opts.retries,
     timeoutMs: opts.timeoutMs ?? 600_000,
     bucket: opts.ratePerMinute ? new TokenBucket(opts.ratePerMinute) : null,
     semaphore: new Semaphore(opts.concurrency ?? 4),
-    headers: opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {},
+    headers: apiKey ? { Authorization: `Bearer ${apiKey}` } : {},
     backoffBaseMs: opts.backoff?.baseMs,
     backoffCapMs: opts.backoff?.capMs,
     onRetry: opts.onRetry,

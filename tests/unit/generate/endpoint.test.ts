@@ -122,6 +122,39 @@ describe('endpoint client against sparserm serve --policy', () => {
     expect(counted).toBe(remote.reduce((s, c) => s + c.tokens!.length, 0));
   });
 
+  it('a candidate that stops: the stop token is the last logprobs entry, so the summed logprob equals the decoder\'s', async () => {
+    // The demo kit's policy with its most frequent token ("\n") also an eos id (generation_config.json), so
+    // sampled candidates end with 'stop' at different lengths.
+    const dir = tempDir('sparserm-endpoint-eos-');
+    const policy = path.join(dir, 'policy');
+    fs.cpSync(kit.checkpoint, policy, { recursive: true });
+    const nl = scorer.tokenizer.encodeText('\n').slice(1);
+    expect(nl).toHaveLength(1);
+    fs.writeFileSync(path.join(policy, 'generation_config.json'), JSON.stringify({ eos_token_id: [1, nl[0]] }));
+    const renderer = path.join(dir, 'renderer');
+    fs.mkdirSync(renderer);
+    fs.writeFileSync(path.join(renderer, 'index.html'), '<!doctype html>');
+    const second = await startServe({ db: path.join(dir, 'db.sqlite'), args: ['--json', '--renderer', renderer, '--policy', policy] });
+    const stopLocal = await localSource({ checkpoint: policy, ep: 'cpu' });
+    try {
+      const info = JSON.parse(second.url) as { url: string; token: string };
+      const src = endpointSource({ url: info.url, model: 'policy', apiKey: info.token, retries: 0 });
+      const req = base({ n: 6, temperature: 1.5, seed: 21, maxNewTokens: 10 });
+      const remote = await src.generate(req);
+      const mine = await stopLocal.generate({ ...req, seed: deriveSeed(21, MESSAGES, 0) });
+      expect(remote.some((c) => c.finishReason === 'stop')).toBe(true);
+      for (let i = 0; i < remote.length; i++) {
+        expect(remote[i]!.tokens).toEqual(mine[i]!.tokens);
+        expect(remote[i]!.finishReason).toBe(mine[i]!.finishReason);
+        expect(remote[i]!.tokens).not.toContain(nl[0]);
+        expect(Math.abs(remote[i]!.logprob! - mine[i]!.logprob!)).toBeLessThan(1e-4);
+      }
+    } finally {
+      await stopLocal.close();
+      await second.stop();
+    }
+  });
+
   it('n sampled candidates in one request equal the local ones for the derived seed', async () => {
     const src = endpointSource({ url: serveUrl, model: MODEL, apiKey: token, retries: 0 });
     const req = base({ n: 3, temperature: 1.3, topP: 0.95, topK: 50, seed: 11, maxNewTokens: 5 });
@@ -204,6 +237,27 @@ describe('endpoint client against sparserm serve --policy', () => {
       expect(waits[1]).toBeLessThanOrEqual(80);
     } finally {
       await down.close();
+    }
+  });
+
+  it('retries refused connections and timeouts, then names the last reason', async () => {
+    const gone = await httpServer(() => undefined);
+    const goneUrl = gone.url;
+    await gone.close(); // nothing listens there now: connection refused
+    const refused = endpointSource({ url: goneUrl, model: MODEL, retries: 1, backoff: { baseMs: 10, capMs: 20 } });
+    const e1 = await refused.generate(base()).catch((e) => e);
+    expect(e1).toBeInstanceOf(EndpointUnavailable);
+    expect(String(e1.message)).toMatch(/2 attempts/);
+    const held: http.ServerResponse[] = [];
+    const slow = await httpServer((_req, res) => void held.push(res));
+    try {
+      const timing = endpointSource({ url: slow.url, model: MODEL, retries: 1, timeoutMs: 200, backoff: { baseMs: 10, capMs: 20 } });
+      const e2 = await timing.generate(base()).catch((e) => e);
+      expect(e2).toBeInstanceOf(EndpointUnavailable);
+      expect(String(e2.message)).toMatch(/no answer within 200 ms/);
+      expect(held).toHaveLength(2);
+    } finally {
+      await slow.close();
     }
   });
 

@@ -5,7 +5,7 @@
  */
 import type { RunDemoProgress } from '../engine/demo/run-demo';
 
-const STAGE_TEXT: Record<string, string> = { kit: 'demo kit', train: 'train', score: 'score', baselines: 'baselines', export: 'export', import: 'import' };
+const STAGE_TEXT: Record<string, string> = { kit: 'demo kit', train: 'train', score: 'score', baselines: 'baselines', export: 'export', import: 'import', generate: 'generate' };
 const PHASE_TEXT: Record<string, string> = {
   tokenize: 'tokenizing',
   backbone: 'backbone forward passes',

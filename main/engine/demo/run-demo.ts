@@ -14,6 +14,7 @@ import type { RewardModelManifest } from '../sparserm/manifest';
 import { openStore, type Store, type VerdictCounts } from '../store';
 import { DEMO_DATASET, ensureDemoDataset, ensureDemoLabels, ensureDemoModels, type DemoDatasetResult } from './demo-store';
 import { ensureDemoKit, type DemoKit, type DemoProgress } from './kit';
+import { runDemoGeneration, type DemoGenerationResult } from './generation-demo';
 
 /**
  * The main job on the demo kit in one call — what `sparserm demo` runs and what the desktop app's first-run
@@ -32,7 +33,7 @@ import { ensureDemoKit, type DemoKit, type DemoProgress } from './kit';
  * sae — run for training and again for scoring); `note` is one finished fact to print as is (what was reused, why
  * training stopped), so a front end never has to guess from counters.
  */
-export type RunDemoProgress = DemoProgress & { etaS?: number; stage?: 'kit' | 'import' | 'train' | 'score' | 'baselines' | 'export'; note?: string; stats?: Progress['stats'] };
+export type RunDemoProgress = DemoProgress & { etaS?: number; stage?: 'kit' | 'import' | 'train' | 'score' | 'baselines' | 'export' | 'generate'; note?: string; stats?: Progress['stats'] };
 
 /** One sentence on how training ended: early stopping named, with the epoch kept. */
 export function trainingOutcome(t: { epochsRun: number; maxEpochs: number; bestEpoch: number; patience: number }): string {
@@ -84,6 +85,8 @@ export interface DemoResult {
   export: ExportResult;
   /** The file the demo produced: the TRL JSONL of the kept pairs (what the CLI prints last). */
   outputFile: string;
+  /** The generation loop (issue 12): two rounds on a few demo prompts → instructed pairs → SparseRM filter → export. */
+  generation: DemoGenerationResult;
   /** Short human summary lines. */
   summary: string[];
 }
@@ -151,6 +154,14 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
       onProgress: (p) => progress({ stage: 'export', phase: 'export', done: p.done, total: p.total }),
     });
 
+    // The seed's full loop on a handful of prompts: the demo checkpoint generates, SparseRM filters, round 2 follows.
+    const generation = await runDemoGeneration(store, kit, model.dir, {
+      outDir,
+      datasetId: dataset.datasetId,
+      ep: opts.ep,
+      signal,
+      onProgress: (p) => p.phase === 'generate' && progress({ stage: 'generate', phase: `round ${p.round} prompts`, done: p.done, total: p.total }),
+    });
     const m = model.manifest.metrics;
     const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
     // Every accuracy with its 95 % Wilson interval (accuracy = correct / n exactly, so correct = round(accuracy·n)).
@@ -173,6 +184,8 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
       `export: ${c.exported} kept pairs (TRL standard, explicit prompt) → ${exported.out}`,
       `provenance → ${exported.provenance}; left-out pairs → ${exported.dropped}`,
       `reward model folder → ${model.dir}; database → ${database}`,
+      ...generation.rounds.map((g) => `generate round ${g.round}: the demo checkpoint answered ${g.prompts} prompts (${g.candidates} candidates, ${g.tokens} tokens${g.tokensPerSecond !== null ? `, ${g.tokensPerSecond.toFixed(0)} tokens/s` : ''}) → dataset "${g.dataset}": ${g.pairs} instructed pairs, SparseRM kept ${g.kept}, dropped ${g.dropped}`),
+      `generated round 2 export: ${generation.export.counts.exported} kept pairs → ${generation.export.out} (provenance names the round and the policy)`,
     ];
     return {
       label: kit.label,
@@ -194,6 +207,7 @@ export async function runDemo(opts: RunDemoOptions = {}): Promise<DemoResult> {
       filter: { id: filter.id, rule: 'paper', threshold: filter.threshold, counts: filter.counts },
       export: exported,
       outputFile: exported.out,
+      generation,
       summary,
     };
   } finally {

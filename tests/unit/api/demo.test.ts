@@ -64,6 +64,7 @@ describe('the demo through the API and the CLI share one dataset and one row per
     expect(models.filter((m) => m.kind === 'reward-model').map((m) => m.id)).toEqual([cli.rewardModel.id]);
     expect(h.store.models.backbones()).toHaveLength(1);
     expect(h.store.models.saes()).toHaveLength(1);
-    expect((await h.listDatasets({})).datasets).toHaveLength(1);
+    // One demo dataset; the demo's generation loop adds its two generated rounds (replaced, never duplicated, on re-run).
+    expect((await h.listDatasets({})).datasets.map((d) => [d.name, d.lineage?.round ?? null])).toEqual([[DEMO_DATASET, null], ['demo-generated-r1', 1], ['demo-generated-r2', 2]]);
   }, 600_000);
 });

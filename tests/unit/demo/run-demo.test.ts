@@ -50,6 +50,21 @@ describe('runDemo (engine, with the app’s open store)', () => {
     expect(first.summary.join('\n')).toMatch(/held-out accuracy [\d.]+% on \d+ test pairs/);
   });
 
+  it('runs the generation loop: the demo checkpoint generates 2 rounds, SparseRM filters the instructed pairs, round 2 is exported with its lineage', () => {
+    const [r1, r2] = first.generation.rounds;
+    expect(r1).toMatchObject({ dataset: 'demo-generated-r1', round: 1, recipe: 'instructed', prompts: 4, candidates: 16, pairs: 8 });
+    expect(r2).toMatchObject({ dataset: 'demo-generated-r2', round: 2, prompts: 4, candidates: 16 });
+    expect(store.generations.lineage(r2!.datasetId)).toMatchObject({ round: 2, parentDatasetId: r1!.datasetId, policyLabel: kit.checkpoint });
+    // Every candidate scored (captured while decoding); verdicts drop exactly the pairs SparseRM contradicts.
+    expect(store.generations.candidates(r2!.runId).every((c) => c.score !== null)).toBe(true);
+    expect(r2!.kept + r2!.dropped).toBe(r2!.pairs);
+    const lines = fs.readFileSync(first.generation.export.out, 'utf8').trim().split('\n').filter(Boolean);
+    expect(lines).toHaveLength(r2!.kept);
+    const prov = JSON.parse(fs.readFileSync(first.generation.export.provenance, 'utf8'));
+    expect(prov.lineage).toMatchObject({ round: 2, recipe: 'instructed', policy: kit.checkpoint, parent_dataset: { name: 'demo-generated-r1' } });
+    expect(first.summary.join('\n')).toMatch(/generate round 2: .* tokens\/s/);
+  });
+
   it('re-running reuses dataset, model and scoring run: nothing duplicated, same export', async () => {
     const before = fs.readFileSync(first.outputFile, 'utf8');
     const again = await runDemo({ store, env, ep: 'cpu' });

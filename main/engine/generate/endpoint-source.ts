@@ -201,18 +201,26 @@ export function endpointSource(opts: EndpointSourceOptions): EndpointSource {
       const out: Candidate[] = [];
       if (req.n > 1 && !unsupported.has('n')) {
         const res = await complete(requestBody(req, req.n, deriveSeed(req.seed, req.messages, 0)), req.signal);
-        const cands = res.choices.slice(0, req.n).map(toCandidate);
+        const cands = [...res.choices].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).slice(0, req.n).map(toCandidate);
         report(req, cands, res.usage?.completion_tokens);
         out.push(...cands);
         if (out.length < req.n) unsupported.add('n'); // the server ignored n: fill up one request per candidate
       }
       const rest = Array.from({ length: req.n - out.length }, (_, k) => out.length + k);
+      // The first failure cancels the sibling requests still in flight or waiting.
+      const siblings = new AbortController();
+      const signal = req.signal ? AbortSignal.any([req.signal, siblings.signal]) : siblings.signal;
       const singles = await Promise.all(
         rest.map(async (i) => {
-          const res = await complete(requestBody(req, 1, deriveSeed(req.seed, req.messages, i)), req.signal);
-          const c = toCandidate(res.choices[0]!);
-          report(req, [c], res.usage?.completion_tokens);
-          return c;
+          try {
+            const res = await complete(requestBody(req, 1, deriveSeed(req.seed, req.messages, i)), signal);
+            const c = toCandidate(res.choices[0]!);
+            report(req, [c], res.usage?.completion_tokens);
+            return c;
+          } catch (err) {
+            siblings.abort();
+            throw err;
+          }
         }),
       );
       return [...out, ...singles];

@@ -84,8 +84,18 @@ function backboneInfo(b: Backbone): ModelInfo {
     name: b.name,
     path: b.path ?? '',
     isDemo: isDemoMeta(m, b.path),
-    details: { family: architectureFor(b.architecture ?? '')?.label ?? null, architecture: b.architecture, layers: scalar(m.numLayers), hidden: scalar(m.hiddenSize) },
+    details: { family: architectureFor(b.architecture ?? '')?.label ?? null, architecture: b.architecture, layers: scalar(m.numLayers), hidden: scalar(m.hiddenSize), ...memoryDetails(b.path) },
   };
+}
+/** Models screen: what each precision needs for all blocks of a checkpoint, and what fits this machine (issue 13). */
+function memoryDetails(dir: string | null | undefined): Record<string, string> {
+  try {
+    const c = readModelConfig(dir ?? '');
+    const line = precisionMemoryLine(c, c.numLayers - 1);
+    return { [`memory (all ${c.numLayers} blocks)`]: line.detail };
+  } catch {
+    return {};
+  }
 }
 function saeInfo(s: SaeRow): ModelInfo {
   const m = s.metadata;
@@ -398,7 +408,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
       const rms = store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       // Held-out numbers from the same view as listRuns (the manifest, or the app's stored evaluation), whichever
       // front end trained the model.
-      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map((r) => ({ ...rewardModelInfo(r), heldOut: trainView(r)?.heldOut ?? null }))];
+      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map((r) => { const info = rewardModelInfo(r); return { ...info, details: { ...info.details, precision: manifestOf(r)?.backbone.precision ?? 'f32' }, heldOut: trainView(r)?.heldOut ?? null }; })];
     },
     async addCheckpoint(p) {
       return backboneInfo(await registerCheckpoint(store, p));

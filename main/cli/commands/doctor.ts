@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 
-import { backboneMemoryNeed, LLAMA31_8B_L15, llama8bMemoryLine, systemMemory } from '../../engine/backbone/memory';
+import { backboneMemoryNeed, GEMMA2_9B_L31, LLAMA31_8B_L15, llama8bMemoryLine, precisionMemoryLine, systemMemory } from '../../engine/backbone/memory';
 import { GraphBuilder } from '../../engine/onnx/graph-builder';
 import { cacheDirs, cacheHome, dataHome, databasePath } from '../../engine/paths';
 import { createSession, ortInfo, probeCuda, selectExecutionProvider } from '../../engine/runtime/ort';
@@ -127,6 +127,8 @@ export function register(program: Command): void {
               f16Bytes: backboneMemoryNeed(LLAMA31_8B_L15.shape, LLAMA31_8B_L15.layer, 'f16').needBytes,
               ...llama8bMemoryLine(),
             },
+            // Issue 13: the paper's headline backbone, per precision (f32 / f16 / int8 / int4).
+            gemma2_9b_layer31: precisionMemoryLine(GEMMA2_9B_L31.shape, GEMMA2_9B_L31.layer),
           },
           locations: {
             dataHome: dataHome(),
@@ -153,6 +155,7 @@ export function register(program: Command): void {
           `GPU: nvidia-smi ${report.gpu.nvidiaSmi.gpus?.join('; ') ?? report.gpu.nvidiaSmi.error}; /proc/driver/nvidia ${report.gpu.procDriverNvidia ? 'present' : 'absent'}; /dev/nvidia0 ${report.gpu.devNvidia0 ? 'present' : 'absent'}`,
           `CUDA libraries: ${Object.entries(report.gpu.cudaLibraries).map(([k, v]) => `${k} ${v ? 'found' : 'missing'}`).join(', ')}`,
           `memory for ${LLAMA31_8B_L15.label}: ${report.memory.llama31_8b_layer15.detail}`,
+          `memory for ${GEMMA2_9B_L31.label}: ${report.memory.gemma2_9b_layer31.detail}`,
           `database: ${report.locations.database}`,
           ...Object.entries(report.caches).map(([k, v]) => `cache ${k}: ${v.path} (${v.exists ? `${mb(v.sizeBytes)}, ${v.entries} entries` : 'empty'})`),
           ...report.caches.graphs.items.map(

@@ -16,4 +16,4 @@ export {
 } from './session';
 export * from './tokenizer';
 export { PRECISIONS, isPrecision, parsePrecision } from './linear-weights';
-export { backboneMemoryNeed, blockParameters, assertMemoryFor, llama8bMemoryLine, systemMemory, LLAMA31_8B_L15, GEMMA2_9B_L31, memoryByPrecision, precisionNeedsLine, BYTES_PER_WEIGHT, type MemoryNeed } from './memory';
+export { backboneMemoryNeed, blockParameters, assertMemoryFor, llama8bMemoryLine, systemMemory, LLAMA31_8B_L15, GEMMA2_9B_L31, memoryByPrecision, precisionNeedsLine, precisionMemoryLine, BYTES_PER_WEIGHT, type MemoryNeed } from './memory';

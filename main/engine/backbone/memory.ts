@@ -99,6 +99,22 @@ export function llama8bMemoryLine(mem = systemMemory()): { ok: boolean; detail: 
 }
 
 /**
+ * One line for doctor / the Models screen: what each precision needs for a shape and layer against this machine,
+ * and which ones fit (ok when at least one does).
+ */
+export function precisionMemoryLine(c: Shape, layer: number, mem = systemMemory()): { ok: boolean; detail: string; needs: Record<Precision, number> } {
+  const all = memoryByPrecision(c, layer);
+  const fits = PRECISIONS.filter((p) => all[p].needBytes <= mem.available);
+  return {
+    ok: fits.length > 0,
+    needs: Object.fromEntries(PRECISIONS.map((p) => [p, all[p].needBytes])) as Record<Precision, number>,
+    detail:
+      `${(all.f32.parameters / 1e9).toFixed(2)} B parameters: ${precisionNeedsLine(c, layer)}; ` +
+      `${fits.length ? `fits here: ${fits.join(', ')}` : 'no precision fits here'} (${gb(mem.available)} available of ${gb(mem.total)})`,
+  };
+}
+
+/**
  * Refuses to open a backbone session that would not fit: InputError naming the checkpoint, the need and what the
  * machine has, and what to try instead.
  */

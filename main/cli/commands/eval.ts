@@ -62,7 +62,7 @@ export function register(program: Command): void {
               : `${r.overlap.pairs} of ${given} pairs (${r.overlap.prompts} prompts) seen in training/validation${r.overlap.pairs ? (r.includeSeen ? ', included' : ', left out') : ''}`;
           const on = { 'test-split': 'the held-out test split', 'unseen-prompts': 'the pairs with unseen prompts', all: 'all given pairs' }[r.evaluatedOn];
           out(`${r.modelId} on ${on}: ${overlap}`);
-          const nd = r.overlap.nearDuplicates;
+          const nd = r.nearDuplicates;
           if (nd?.groups) out(`near-duplicates: ${nd.groups} prompt group(s) mix seen and unseen prompts; ${nd.unseenPairs} held-out pair(s) have a near-duplicate prompt the model saw (models trained since the near-duplicate split have none on their own data)`);
           out(`accuracy ${formatAccuracy(r)}, ROC AUC ${f3(r.auc)}, ${r.trainableParams} trainable parameters`);
           if (r.truncated) out(`${r.truncated} pair(s) truncated to the model's max tokens (oldest prompt tokens first, then the response end)`);

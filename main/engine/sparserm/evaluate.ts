@@ -44,15 +44,12 @@ export interface EvalReport extends AccuracyStats {
   evaluatedOn: 'test-split' | 'unseen-prompts' | 'all';
   includeSeen: boolean;
   /** Distinct prompts / pairs of the given data the model trained or validated on; null = unknown (old folder). */
-  overlap: {
-    prompts: number | null;
-    pairs: number | null;
-    /**
-     * Near-duplicate prompt groups of the data with both seen and unseen members (the exact-text prompt hashes call
-     * those unseen members held out), and the unseen pairs in them. Absent when the overlap is unknown.
-     */
-    nearDuplicates?: { groups: number; unseenPairs: number };
-  };
+  overlap: { prompts: number | null; pairs: number | null };
+  /**
+   * Part of the overlap report: near-duplicate prompt groups of the data with both seen and unseen members (the
+   * prompt hashes call those unseen members held out), and the unseen pairs in them. Absent when the overlap is unknown.
+   */
+  nearDuplicates?: { groups: number; unseenPairs: number };
   /** Pairs evaluated (= n). */
   pairs: number;
   auc: number;
@@ -129,7 +126,8 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
   const positions = kept.map((_, j) => j);
   const unseen = statuses ? positions.filter((j) => statuses[j] === 'unseen') : positions;
   const evalIdx = includeSeen ? positions : unseen;
-  const overlap: EvalReport['overlap'] = statuses ? { ...overlapOf(prompts, statuses), nearDuplicates: seenNearDuplicates(prompts, statuses) } : { prompts: null, pairs: null };
+  const overlap = statuses ? overlapOf(prompts, statuses) : { prompts: null, pairs: null };
+  const nearDuplicates = statuses ? seenNearDuplicates(prompts, statuses) : undefined;
   if (!statuses) {
     req.onWarning?.(
       `${model.dir}: the manifest does not record which prompts the model was trained on (written by an older version), so the overlap of this data with its training data is unknown; evaluating all ${kept.length} pairs — retrain for a held-out evaluation`,
@@ -182,6 +180,7 @@ export async function evaluateRewardModel(req: EvalRequest): Promise<EvalReport>
     evaluatedOn: !statuses || includeSeen ? 'all' : sameData ? 'test-split' : 'unseen-prompts',
     includeSeen,
     overlap,
+    ...(nearDuplicates ? { nearDuplicates } : {}),
     pairs: overall.n,
     ...overall,
     perSource,

@@ -4,7 +4,7 @@ import { markRaw } from 'vue';
 import type { ApiClient, DatasetSummary, Job, ModelInfo, OpOutput } from '@api/contract';
 import { createConnection, tokenInHash, type FileTransfer } from '../api/client';
 
-export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts' | 'generate';
+export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts' | 'generate' | 'compare';
 export const screens: { id: Screen; label: string; key: string }[] = [
   { id: 'models', label: 'Models', key: '1' },
   { id: 'datasets', label: 'Datasets', key: '2' },
@@ -14,6 +14,7 @@ export const screens: { id: Screen; label: string; key: string }[] = [
   { id: 'charts', label: 'Charts', key: '6' },
   // Last so Alt+1…6 keep their screens.
   { id: 'generate', label: 'Generate', key: '7' },
+  { id: 'compare', label: 'Compare', key: '8' },
 ];
 
 export interface Toast {

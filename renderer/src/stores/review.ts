@@ -62,6 +62,8 @@ export function describeFilter(f: PairFilter): string {
   if (f.marginMax !== undefined) parts.push(`margin ≤ ${f.marginMax}`);
   if (f.latent !== undefined) parts.push(`latent ${f.latent}`);
   if (f.search) parts.push(`search “${f.search}”`);
+  if (f.promptGroup !== undefined) parts.push(`prompt group ${f.promptGroup}`);
+  if (f.pairIds !== undefined) parts.push(`${f.pairIds.length} chosen pairs`);
   return parts.length ? parts.join(' · ') : 'no filter (every pair of the dataset)';
 }
 

@@ -26,6 +26,9 @@ const N = 2;
 
 describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve + CLI demo)', () => {
   let served: Served;
+  /** A second `sparserm serve --policy`: the demo checkpoint's decoding as an OpenAI-compatible endpoint. */
+  let policyServer: Served;
+  let endpointBase = '';
   let browser: Browser;
   let page: Page;
   const consoleErrors: string[] = [];
@@ -59,7 +62,11 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     fs.cpSync(kit.checkpoint, policy2, { recursive: true });
     writeDemoCheckpoint(policy2, { ...DEMO_MODEL_SHAPE, vocabSize: DEMO_VOCAB }, 777);
     ensureRendererBuilt();
-    served = await startServe({ db, env });
+    policyServer = await startServe({ db: path.join(home, 'policy.db'), env: { SPARSERM_HOME: home }, args: ['--policy', kit.checkpoint, '--served-model-name', 'demo-policy'] });
+    const policyUrl = new URL(policyServer.url);
+    endpointBase = `${policyUrl.origin}/v1`;
+    // The studio's endpoint client sends this key (the policy server's per-launch token) as its Bearer token.
+    served = await startServe({ db, env: { ...env, SPARSERM_ENDPOINT_KEY: /token=([\w-]+)/.exec(policyUrl.hash)![1] } });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.on('console', (m) => {
@@ -73,6 +80,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
   afterAll(async () => {
     await browser?.close();
     await served?.stop();
+    await policyServer?.stop();
   });
 
   it('fills the form: presets fill the instruction pair, invalid numbers are refused beside the field', async () => {
@@ -149,8 +157,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     expect(await page.$eval('[data-testid="dataset-select"] option:checked', (o) => (o as unknown as { textContent: string }).textContent)).toContain(runName);
     try {
       await page.waitForSelector(`[data-testid="match-count"] b:text-is("${pairs}")`);
-      // Each pair is a prompt with its two generated answers, SparseRM's margin and verdict.
-      await page.locator('.pair-row').first().click();
+      // Review opens on the new dataset's first pair: a prompt with its two generated answers, SparseRM's margin.
       await page.waitForSelector('[data-testid="pair-view"]');
       expect(await text('[data-testid="pair-view"]')).toMatch(/chosen[\s\S]*rejected/i);
     } catch (err) {
@@ -191,6 +198,32 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await shot('08-datasets-round-2');
   }, 300_000);
 
+  it('generates from an OpenAI-compatible endpoint (another sparserm serve --policy), best vs worst, scored here', async () => {
+    await nav('generate');
+    await page.check('[data-testid="gen-prompts-file"]');
+    await page.fill('[data-testid="gen-prompts-path"]', promptsPath);
+    await page.check('[data-testid="gen-policy-endpoint"]');
+    await page.fill('[data-testid="gen-endpoint-url"]', endpointBase);
+    await page.fill('[data-testid="gen-endpoint-model"]', 'demo-policy');
+    await page.check('[data-testid="gen-recipe-best-worst"]');
+    await page.fill('[data-testid="gen-n"]', '2');
+    await page.fill('[data-testid="gen-maxNewTokens"]', '8');
+    await page.fill('[data-testid="gen-name"]', 'gen-e2e-endpoint');
+    await page.click('[data-testid="gen-start"]');
+    await untilOrError('[data-testid="gen-done"]:has-text("gen-e2e-endpoint")', 240_000);
+    // Best vs worst: one pair per prompt unless a prompt's two candidates tie.
+    const pairs = Number(/· (\d+) pairs/.exec(await text('[data-testid="gen-done"]'))![1]);
+    expect(pairs).toBeGreaterThan(0);
+    expect(pairs).toBeLessThanOrEqual(PROMPTS);
+    await page.waitForSelector('[data-testid="gen-candidate"]');
+    expect(await page.locator('[data-testid="gen-candidate"]').count()).toBe(PROMPTS * 2);
+    await shot('09-endpoint-done');
+    await nav('datasets');
+    const row = page.locator('[data-testid="lineage-row"]', { hasText: 'gen-e2e-endpoint' });
+    expect(await row.locator('[data-testid="lineage-policy"]').textContent()).toBe(`demo-policy at ${endpointBase}/chat/completions`);
+    expect(await row.textContent()).toMatch(/Best vs worst/);
+  }, 300_000);
+
   it('fits narrow windows (nothing scrolls sideways) and logged no console errors', async () => {
     for (const [w, h] of [[1024, 700], [800, 900]]) {
       await page.setViewportSize({ width: w, height: h });
@@ -202,7 +235,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
           return el.scrollWidth - el.clientWidth;
         });
         expect(overflow, `${screen} at ${w}×${h}`).toBeLessThanOrEqual(1);
-        await shot(`09-${screen}-${w}x${h}`);
+        await shot(`10-${screen}-${w}x${h}`);
       }
     }
     expect(consoleErrors).toEqual([]);

@@ -30,6 +30,6 @@ export const reviewShortcuts: Shortcut[] = [
   { keys: 'r / Ctrl+Shift+Z / Ctrl+Y', what: 'redo' },
   { keys: '/', what: 'search' },
   { keys: 'g / G', what: 'first / last pair' },
-  { keys: 'Alt+1…7', what: 'switch screen' },
+  { keys: 'Alt+1…8', what: 'switch screen' },
   { keys: '?', what: 'this cheat sheet' },
 ];

@@ -7,7 +7,7 @@ import type { JobRunner } from '../engine/jobs';
 import type { DatasetLineage as StoreLineage, GenerationRunRecord, Store } from '../engine/store';
 import type { PolicySpec } from '../engine/store/generations';
 import { PRESETS } from '../engine/generate/presets';
-import { GenerateParams, nextRoundParams, openPolicySource, registerGenerateJob, type OpenSource } from '../engine/generate/workflow';
+import { nextRoundParams, openPolicySource, registerGenerateJob, type OpenSource } from '../engine/generate/workflow';
 import type { ApiHandlers, DatasetLineage, GenerationRun, OpParsedInput } from './contract';
 
 /** Contract id → store id (store-mapping.ts imports this module for lineage, so its intId is not imported here). */
@@ -81,7 +81,8 @@ export function createGenerationOps(ctx: { store: Store; runner: JobRunner; open
     if (!rm) throw new InputError({ field: 'rewardModelId', expected: 'a trained reward model', got: id });
     return rm.folder;
   };
-  const start = (params: unknown) => runner.start('generate', GenerateParams.parse(params)).id;
+  // runner.start validates the params with the job's schema (InputError naming the field).
+  const start = (params: unknown) => runner.start('generate', params).id;
 
   return {
     generationPresets: async () => ({ presets: PRESETS.map((p) => ({ ...p, instructions: { ...p.instructions } })) }),

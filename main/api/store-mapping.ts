@@ -134,6 +134,7 @@ const titles: Record<string, string> = {
   features: 'Extract features',
   demo: 'Install the demo kit',
   build: 'Build backbone graph',
+  generate: 'Generate preference pairs',
 };
 export function titleFor(kind: string): string {
   return titles[kind] ?? kind;

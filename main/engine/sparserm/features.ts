@@ -19,7 +19,7 @@ import { InputError, throwIfAborted } from '../errors';
 import type { EpRequest } from '../runtime/ort';
 import { cacheDirs } from '../paths';
 import { checkSaeForBackbone, SaeEncoder, type Sae } from '../sae';
-import { AppendStore, bytesF32, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
+import { AppendStore, decodeSparse, encodeSparse, f32Bytes } from './feature-store';
 import type { FeatureTable } from './fit';
 import type { EpochStats } from './head';
 import { LENGTH_POLICY_VERSION, resolveMaxTokens, truncateEncoding, type Truncation } from './length-policy';
@@ -276,7 +276,10 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     textStore.putInline(newText);
 
     const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
-    keys.forEach((k, i) => k !== undefined && table.z.set(bytesF32(zStore.get(k)!), i * hiddenSize));
+    // One pass in file order straight into the table (feature-store.ts readInto): the re-scoring hot path.
+    const zItems: Array<{ key: string; at: number }> = [];
+    keys.forEach((k, i) => k !== undefined && zItems.push({ key: k, at: i * hiddenSize * 4 }));
+    zStore.readInto(zItems, new Uint8Array(table.z.buffer, table.z.byteOffset, table.z.byteLength), hiddenSize * 4);
 
     // 2) active latents of z for this SAE.
     if (!sae || !latStore) {

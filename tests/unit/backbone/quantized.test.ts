@@ -2,6 +2,7 @@
  * int8 / int4 weight-only graphs (MatMulNBits): packing and the graph's math against an independent float64
  * reference (quantize → dequantize → matmul written here), and resid_post(L) of a random checkpoint against f32.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -17,7 +18,7 @@ import { codeAt, quantizeBlockwise } from '../../../main/engine/backbone/quantiz
 import { InputError } from '../../../main/engine/errors';
 import { GraphBuilder } from '../../../main/engine/onnx/graph-builder';
 import { createSession } from '../../../main/engine/runtime/ort';
-import { tempDir } from '../../helpers/paths';
+import { repoRoot, tempDir } from '../../helpers/paths';
 import { referenceResidPost } from './reference-forward';
 import { gemma2Config, randomIds, rng, shapeOf, writeRandomCheckpoint } from './random-checkpoint';
 import { maxAbsDiff, weightsOf } from './weights';
@@ -190,5 +191,15 @@ describe('quantized backbone (random Gemma-2 checkpoint)', () => {
     expect(parsePrecision('int4')).toBe('int4');
     expect(parsePrecision(undefined)).toBe('f32');
     await expect(openBackbone({ checkpoint: ckpt, layer: 1, precision: 'int3' as never })).rejects.toThrow(InputError);
+    // CLI boundary: exit 2 (bad input) naming the flag (hidden / model build share one parser, train / score another path)
+    for (const args of [
+      ['hidden', '--checkpoint', ckpt, '--layer', '1', '--ids', '2,3', '--precision', 'int3'],
+      ['train', '--checkpoint', ckpt, '--layer', '1', '--sae', ckpt, '--data', ckpt, '--precision', 'bf16'],
+      ['score', '--model', ckpt, '--data', ckpt, '--precision', 'q4'],
+    ]) {
+      const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'sparserm.mjs'), ...args], { cwd: repoRoot, env: process.env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, `${args[0]}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/field "--precision": expected f32 \| f16 \| int8 \| int4, got "(int3|bf16|q4)"/);
+    }
   });
 });

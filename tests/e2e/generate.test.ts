@@ -93,7 +93,11 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
       const id = await page.getAttribute(`[data-testid="gen-recipe-${r}"]`, 'aria-describedby');
       expect((await text(`#${id}`)).length).toBeGreaterThan(20);
     }
-    await page.check('[data-testid="gen-recipe-instructed"]');
+    // Labelled controls: each rule's radio is named by its rule (its explanation is the description), each number
+    // field by its label.
+    expect(await page.getByRole('radio', { name: 'Best vs worst', exact: true }).count()).toBe(1);
+    expect(await page.getByRole('textbox', { name: 'max new tokens', exact: true }).count()).toBe(1);
+    await page.getByRole('radio', { name: 'Instructed pairs', exact: true }).check();
     await page.selectOption('[data-testid="gen-preset"]', 'saferlhf');
     expect(await page.inputValue('[data-testid="gen-rejected-instruction"]')).toMatch(/regardless/i);
     await page.selectOption('[data-testid="gen-preset"]', 'truthfulqa');
@@ -124,7 +128,8 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     // The bar says how fast tokens come, live, before the run ends.
     await untilOrError('[data-testid="gen-tps"]', 60_000);
     expect(await text('[data-testid="gen-tps"]')).toMatch(/^\d+(\.\d)? tokens\/s$/);
-    expect(await page.getAttribute('[data-testid="gen-progress"] [role="progressbar"]', 'aria-valuetext')).toMatch(/tokens\/s/);
+    expect(await page.getByRole('progressbar', { name: 'generation progress' }).getAttribute('aria-valuetext')).toMatch(/tokens\/s/);
+    expect(await text('[data-testid="gen-progress"] [aria-live="polite"]')).toMatch(/^Generation (\d+ % done|running|queued)$/);
     await shot('02-running');
     // The first prompt is done (the rate comes with it); cancel the rest, then resume: finished prompts are kept.
     expect(await page.getAttribute('[data-testid="gen-progress"]', 'data-state')).toBe('running');

@@ -20,9 +20,10 @@ import path from 'node:path';
 
 import { GraphBuilder, saveModel } from '../onnx/graph-builder';
 import { isSlidingLayer } from './architecture';
-import type { Checkpoint, LayerTensorKey } from './checkpoint';
+import type { Checkpoint } from './checkpoint';
 import type { Llama3RopeScaling } from './config';
-import { emitLinear, type Precision } from './linear-weights';
+import { blockEmitter } from './decoder-block';
+import type { Precision } from './linear-weights';
 
 export type { Precision } from './linear-weights';
 export { transpose2d } from './linear-weights';
@@ -33,8 +34,6 @@ export const GRAPH_INPUT = 'inputs_embeds';
 export const GRAPH_OUTPUT = 'resid_post';
 const OPSET = 21; // Gelu(approximate="tanh") needs ≥ 20; ReduceMean takes axes as input from 18.
 const FLOAT = 1;
-/** What transformers' eager path adds to masked scores (torch.finfo(float32).min). */
-const MASKED = -3.4028234663852886e38;
 
 export interface BuildDecoderGraphOptions {
   layer: number;
@@ -97,10 +96,6 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
   const arch = c.arch;
   const { layer, precision } = opts;
   const H = c.hiddenSize;
-  const nH = c.numHeads;
-  const nKV = c.numKvHeads;
-  const hd = c.headDim;
-  const groups = nH / nKV;
 
   const totalTensors = ckpt.tensorsThrough(layer).length - 1;
   let doneTensors = 0;
@@ -110,13 +105,13 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
     await new Promise<void>((r) => setImmediate(r));
   };
 
-  // ---- shared pieces: positions, RoPE tables, masks ----
+  // ---- positions, RoPE tables, masks ----
   const x0 = b.input(GRAPH_INPUT, 'float32', ['batch', 'seq', H]);
   const shape = b.op('Shape', [x0]);
   const seqLen = b.op('Gather', [shape, b.constI64([1], [])], { axis: 0 }); // scalar T
   const posI = b.op('Range', [b.constI64([0], []), seqLen, b.constI64([1], [])], {}, 'positions'); // [T]
   const posF = b.op('Cast', [posI], { to: FLOAT });
-  const freqs = b.op('Mul', [b.op('Unsqueeze', [posF, b.constI64([1])]), b.initializer('rope_inv_freq', ropeInvFreq(c.ropeTheta, hd, c.ropeScaling), [hd / 2])]);
+  const freqs = b.op('Mul', [b.op('Unsqueeze', [posF, b.constI64([1])]), b.initializer('rope_inv_freq', ropeInvFreq(c.ropeTheta, c.headDim, c.ropeScaling), [c.headDim / 2])]);
   const emb = b.op('Concat', [freqs, freqs], { axis: -1 }); // [T, hd]
   const cos = b.op('Cos', [emb], {}, 'rope_cos');
   const sin = b.op('Sin', [emb], {}, 'rope_sin');
@@ -130,40 +125,7 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
     const lower = b.op('Sub', [qi, b.constI64([c.slidingWindow!], [])]);
     sliding = b.op('And', [causal, b.op('Greater', [kj, lower])], {}, 'mask_sliding');
   }
-  const masked = b.constF32([MASKED], [], 'masked');
-  const normEps = b.constF32([c.rmsNormEps], [], 'rms_eps');
-  const lastAxis = b.constI64([-1]);
-  const scoreScale = b.constF32([Math.pow(c.queryScale, -0.5)], [], 'score_scale');
-  const softcap = c.attnSoftcap !== null ? b.constF32([c.attnSoftcap], [], 'softcap') : undefined;
-  const halfSplit = b.constI64([hd / 2, hd / 2]);
-  const shapeBTHd = (heads: number) => b.constI64([0, 0, heads, hd]);
-  const perm0213 = [0, 2, 1, 3];
-
-  // ---- weights ----
-  const weightName = (key: LayerTensorKey, i: number) => ckpt.layerTensor(key, i).name;
-  const normWeight = async (key: LayerTensorKey, i: number): Promise<string> => {
-    const w = ckpt.readF32(weightName(key, i));
-    if (arch.normStyle === 'one_plus_weight') for (let k = 0; k < w.length; k++) w[k] = Math.fround(1 + w[k]);
-    const name = b.initializer(`${weightName(key, i)}.scale`, w, [H]);
-    await tick();
-    return name;
-  };
-  /** x·Wᵀ for a stored [out, in] weight, at the graph's precision (linear-weights.ts). */
-  const linear = async (x: string, key: LayerTensorKey, i: number): Promise<string> => {
-    const y = emitLinear(b, ckpt, weightName(key, i), x, precision);
-    await tick();
-    return y;
-  };
-  const rmsNorm = (x: string, scale: string): string => {
-    const ms = b.op('ReduceMean', [b.op('Mul', [x, x]), lastAxis], { keepdims: 1 });
-    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [ms, normEps])])]);
-    return b.op('Mul', [b.op('Mul', [x, inv]), scale]);
-  };
-  const rope = (x: string): string => {
-    const [x1, x2] = b.node('Split', [x, halfSplit], 2, { axis: -1 });
-    const rotated = b.op('Concat', [b.op('Neg', [x2]), x1], { axis: -1 });
-    return b.op('Add', [b.op('Mul', [x, cos]), b.op('Mul', [rotated, sin])]);
-  };
+  const blocks = blockEmitter(b, ckpt, precision, tick);
 
   // ---- embedding scale ----
   let x = x0;
@@ -171,43 +133,9 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildDecoderGr
     // transformers multiplies by a tensor of sqrt(hidden) in the compute dtype: f32 here.
     x = b.op('Mul', [x0, b.constF32([Math.fround(Math.sqrt(H))], [], 'embed_scale')]);
   }
-
   for (let i = 0; i <= layer; i++) {
-    // Attention
-    const xn = rmsNorm(x, await normWeight('inputNorm', i));
-    const q = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'q', i), shapeBTHd(nH)])], { perm: perm0213 }); // [B,nH,T,hd]
-    const k = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'k', i), shapeBTHd(nKV)])], { perm: perm0213 }); // [B,nKV,T,hd]
-    const v = b.op('Transpose', [b.op('Reshape', [await linear(xn, 'v', i), shapeBTHd(nKV)])], { perm: perm0213 });
-    // GQA without materialising repeated keys: query head h = kv·groups + r uses kv head h // groups.
-    const qg = b.op('Reshape', [rope(q), b.constI64([0, nKV, groups, -1, hd])]); // [B,nKV,g,T,hd]
-    const kT = b.op('Unsqueeze', [b.op('Transpose', [rope(k)], { perm: [0, 1, 3, 2] }), b.constI64([2])]); // [B,nKV,1,hd,T]
-    let s = b.op('Mul', [b.op('MatMul', [qg, kT]), scoreScale]); // [B,nKV,g,T,T]
-    if (softcap) s = b.op('Mul', [b.op('Tanh', [b.op('Div', [s, softcap])]), softcap]); // before the mask
     const mask = sliding && isSlidingLayer(arch, i) ? sliding : causal;
-    const p = b.op('Softmax', [b.op('Where', [mask, s, masked])], { axis: -1 });
-    const o = b.op('MatMul', [p, b.op('Unsqueeze', [v, b.constI64([2])])]); // [B,nKV,g,T,hd]
-    const merged = b.op('Reshape', [
-      b.op('Transpose', [b.op('Reshape', [o, b.constI64([0, nH, -1, hd])])], { perm: perm0213 }),
-      b.constI64([0, 0, nH * hd]),
-    ]);
-    let attn = await linear(merged, 'o', i);
-    let h: string;
-    let mlpIn: string;
-    if (arch.sandwichNorms) {
-      attn = rmsNorm(attn, await normWeight('postAttnNorm', i));
-      h = b.op('Add', [x, attn]);
-      mlpIn = rmsNorm(h, await normWeight('preFfnNorm', i));
-    } else {
-      h = b.op('Add', [x, attn]);
-      mlpIn = rmsNorm(h, await normWeight('postAttnNorm', i));
-    }
-    // MLP
-    const gate = await linear(mlpIn, 'gate', i);
-    const up = await linear(mlpIn, 'up', i);
-    const act = arch.activation === 'gelu_tanh' ? b.op('Gelu', [gate], { approximate: 'tanh' }) : b.op('Mul', [gate, b.op('Sigmoid', [gate])]);
-    let mlp = await linear(b.op('Mul', [act, up]), 'down', i);
-    if (arch.sandwichNorms) mlp = rmsNorm(mlp, await normWeight('postFfnNorm', i));
-    x = i === layer ? b.op('Add', [h, mlp], {}, GRAPH_OUTPUT) : b.op('Add', [h, mlp], {}, `resid_post_${i}`);
+    x = await blocks.block(i, x, { cos, sin, mask, outName: i === layer ? GRAPH_OUTPUT : `resid_post_${i}` });
   }
   b.output(GRAPH_OUTPUT, 'float32', ['batch', 'seq', H]);
 

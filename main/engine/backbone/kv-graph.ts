@@ -25,7 +25,8 @@ import path from 'node:path';
 
 import { GraphBuilder, saveModel } from '../onnx/graph-builder';
 import { isSlidingLayer } from './architecture';
-import type { Checkpoint, LayerTensorKey } from './checkpoint';
+import type { Checkpoint } from './checkpoint';
+import { blockEmitter } from './decoder-block';
 import { GRAPH_INPUT, GRAPH_OUTPUT, ropeInvFreq, type BuiltGraph } from './decoder-graph';
 import { readHeadSpec } from './lm-head';
 import { emitLinear, type Precision } from './linear-weights';
@@ -40,7 +41,6 @@ export const KV_OUTPUT_CAPTURE = 'resid_capture';
 const OPSET = 21;
 const FLOAT = 1;
 const BOOL = 9;
-const MASKED = -3.4028234663852886e38;
 
 export interface KvGraphSpec {
   /** 'full': all blocks + final norm + LM head (+ final softcap). A block index L: blocks 0..L, output resid_post. */
@@ -94,10 +94,8 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
   const full = opts.depth === 'full';
   const head = full ? readHeadSpec(ckpt) : undefined;
   const H = c.hiddenSize;
-  const nH = c.numHeads;
   const nKV = c.numKvHeads;
   const hd = c.headDim;
-  const groups = nH / nKV;
 
   const totalTensors = ckpt.tensorsThrough(last).length - 1 + (head ? 2 : 0);
   let doneTensors = 0;
@@ -133,80 +131,26 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
     const inWindow = b.op('Greater', [b.op('Unsqueeze', [posK, one]), lower]); // [B,T,S]
     sliding = b.op('Unsqueeze', [b.op('And', [visible, inWindow]), maskAxes], {}, 'mask_sliding');
   }
-  const masked = b.constF32([MASKED], [], 'masked');
-  const normEps = b.constF32([c.rmsNormEps], [], 'rms_eps');
-  const lastAxis = b.constI64([-1]);
-  const scoreScale = b.constF32([Math.pow(c.queryScale, -0.5)], [], 'score_scale');
-  const softcap = c.attnSoftcap !== null ? b.constF32([c.attnSoftcap], [], 'softcap') : undefined;
-  const halfSplit = b.constI64([hd / 2, hd / 2]);
-  const shapeBTHd = (heads: number) => b.constI64([0, 0, heads, hd]);
-  const perm0213 = [0, 2, 1, 3];
-
-  // ---- weights ----
-  const weightName = (key: LayerTensorKey, i: number) => ckpt.layerTensor(key, i).name;
-  const normInit = async (name: string): Promise<string> => {
-    const w = ckpt.readF32(name, [H]);
-    if (arch.normStyle === 'one_plus_weight') for (let k = 0; k < w.length; k++) w[k] = Math.fround(1 + w[k]);
-    const init = b.initializer(`${name}.scale`, w, [H]);
-    await tick();
-    return init;
-  };
-  const linear = async (x: string, key: LayerTensorKey, i: number): Promise<string> => {
-    const y = emitLinear(b, ckpt, weightName(key, i), x, precision);
-    await tick();
-    return y;
-  };
-  const rmsNorm = (x: string, scale: string): string => {
-    const ms = b.op('ReduceMean', [b.op('Mul', [x, x]), lastAxis], { keepdims: 1 });
-    const inv = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [ms, normEps])])]);
-    return b.op('Mul', [b.op('Mul', [x, inv]), scale]);
-  };
-  const rope = (x: string): string => {
-    const [x1, x2] = b.node('Split', [x, halfSplit], 2, { axis: -1 });
-    const rotated = b.op('Concat', [b.op('Neg', [x2]), x1], { axis: -1 });
-    return b.op('Add', [b.op('Mul', [x, cos]), b.op('Mul', [rotated, sin])]);
-  };
-  const heads = async (xn: string, key: LayerTensorKey, i: number, n: number) =>
-    b.op('Transpose', [b.op('Reshape', [await linear(xn, key, i), shapeBTHd(n)])], { perm: perm0213 }); // [B,n,T,hd]
+  const blocks = blockEmitter(b, ckpt, precision, tick);
 
   let x = x0;
   if (arch.embeddingScale === 'sqrt_hidden') x = b.op('Mul', [x0, b.constF32([Math.fround(Math.sqrt(H))], [], 'embed_scale')]);
 
   for (let i = 0; i <= last; i++) {
-    const xn = rmsNorm(x, await normInit(weightName('inputNorm', i)));
-    const q = await heads(xn, 'q', i, nH);
-    const kNew = rope(await heads(xn, 'k', i, nKV));
-    const vNew = await heads(xn, 'v', i, nKV);
-    for (const kind of ['key', 'value'] as const) b.input(kvInputName(i, kind), 'float32', ['batch', nKV, 'past', hd]);
-    const k = b.op('Concat', [kvInputName(i, 'key'), kNew], { axis: 2 }, kvOutputName(i, 'key')); // [B,nKV,S,hd]
-    const v = b.op('Concat', [kvInputName(i, 'value'), vNew], { axis: 2 }, kvOutputName(i, 'value'));
-    // GQA without repeating keys: query head h = kv·groups + r reads kv head h // groups.
-    const qg = b.op('Reshape', [rope(q), b.constI64([0, nKV, groups, -1, hd])]); // [B,nKV,g,T,hd]
-    const kT = b.op('Unsqueeze', [b.op('Transpose', [k], { perm: [0, 1, 3, 2] }), b.constI64([2])]); // [B,nKV,1,hd,S]
-    let s = b.op('Mul', [b.op('MatMul', [qg, kT]), scoreScale]); // [B,nKV,g,T,S]
-    if (softcap) s = b.op('Mul', [b.op('Tanh', [b.op('Div', [s, softcap])]), softcap]);
-    const mask = sliding && isSlidingLayer(arch, i) ? sliding : causal;
-    const p = b.op('Softmax', [b.op('Where', [mask, s, masked])], { axis: -1 });
-    const o = b.op('MatMul', [p, b.op('Unsqueeze', [v, b.constI64([2])])]); // [B,nKV,g,T,hd]
-    const merged = b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [o, b.constI64([0, nH, -1, hd])])], { perm: perm0213 }), b.constI64([0, 0, nH * hd])]);
-    let attn = await linear(merged, 'o', i);
-    let h: string;
-    let mlpIn: string;
-    if (arch.sandwichNorms) {
-      attn = rmsNorm(attn, await normInit(weightName('postAttnNorm', i)));
-      h = b.op('Add', [x, attn]);
-      mlpIn = rmsNorm(h, await normInit(weightName('preFfnNorm', i)));
-    } else {
-      h = b.op('Add', [x, attn]);
-      mlpIn = rmsNorm(h, await normInit(weightName('postAttnNorm', i)));
-    }
-    const gate = await linear(mlpIn, 'gate', i);
-    const up = await linear(mlpIn, 'up', i);
-    const act = arch.activation === 'gelu_tanh' ? b.op('Gelu', [gate], { approximate: 'tanh' }) : b.op('Mul', [gate, b.op('Sigmoid', [gate])]);
-    let mlp = await linear(b.op('Mul', [act, up]), 'down', i);
-    if (arch.sandwichNorms) mlp = rmsNorm(mlp, await normInit(weightName('postFfnNorm', i)));
-    const name = !full && i === last ? KV_OUTPUT_RESID : full && i === opts.captureLayer ? KV_OUTPUT_CAPTURE : `resid_post_${i}`;
-    x = b.op('Add', [h, mlp], {}, name);
+    const outName = !full && i === last ? KV_OUTPUT_RESID : full && i === opts.captureLayer ? KV_OUTPUT_CAPTURE : `resid_post_${i}`;
+    x = await blocks.block(i, x, {
+      cos,
+      sin,
+      mask: sliding && isSlidingLayer(arch, i) ? sliding : causal,
+      outName,
+      keysValues: (kNew, vNew) => {
+        for (const kind of ['key', 'value'] as const) b.input(kvInputName(i, kind), 'float32', ['batch', nKV, 'past', hd]);
+        return {
+          k: b.op('Concat', [kvInputName(i, 'key'), kNew], { axis: 2 }, kvOutputName(i, 'key')), // [B,nKV,S,hd]
+          v: b.op('Concat', [kvInputName(i, 'value'), vNew], { axis: 2 }, kvOutputName(i, 'value')),
+        };
+      },
+    });
   }
   for (let i = 0; i <= last; i++) for (const kind of ['key', 'value'] as const) b.output(kvOutputName(i, kind), 'float32', ['batch', nKV, 'total', hd]);
 
@@ -214,7 +158,7 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
     if (opts.captureLayer !== undefined) b.output(KV_OUTPUT_CAPTURE, 'float32', ['batch', 'seq', H]);
     // Logits of the last position only: with left padding it is every row's last real token.
     const xl = (opts.logits ?? 'last') === 'last' ? b.op('Slice', [x, b.constI64([-1]), b.constI64([2 ** 53]), b.constI64([1])]) : x;
-    const normed = rmsNorm(xl, await normInit(head.finalNorm));
+    const normed = blocks.rmsNorm(xl, await blocks.normInit(head.finalNorm));
     let logits = emitLinear(b, ckpt, head.lmHead, normed, precision);
     await tick();
     if (head.finalSoftcap !== null) {

@@ -93,9 +93,12 @@ export function recipeInstructions(p: { preset?: string; instructions?: Instruct
   return preset.instructions;
 }
 
-/** A seed per prompt and instruction variant, so a resumed run draws exactly what an uninterrupted one would. */
-export function promptSeed(seed: number, promptIndex: number, variant: number): number {
-  return (seed + Math.imul(promptIndex + 1, 0x9e3779b1) + variant * 7919) >>> 1;
+/**
+ * A seed per prompt, instruction variant and round: a resumed run draws exactly what an uninterrupted one would, and
+ * a next round with the same seed still draws afresh (the same policy twice does not repeat its candidates).
+ */
+export function promptSeed(seed: number, promptIndex: number, variant: number, round = 1): number {
+  return (seed + Math.imul(promptIndex + 1, 0x9e3779b1) + variant * 7919 + Math.imul(round - 1, 0x85ebca6b)) >>> 1;
 }
 
 function uniqueName(store: Store, base: string): string {
@@ -203,7 +206,7 @@ async function generateAll(store: Store, run: GenerationRunRecord, source: Candi
     for (const [vi, [variant, messages]] of variants.entries()) {
       const cands = await source.generate({
         ...run.sampling,
-        seed: promptSeed(run.sampling.seed, q.index, vi),
+        seed: promptSeed(run.sampling.seed, q.index, vi, run.round),
         messages,
         n: run.n,
         signal: opts.signal,

@@ -171,7 +171,11 @@ describe('generation workflow', () => {
       const next = nextRoundParams(store, r1.datasetId, { kind: 'local', checkpoint: '/round-2-policy' });
       expect(next).toMatchObject({ round: 2, parentDatasetId: r1.datasetId, recipe: 'self-judged', n: 2, policy: { checkpoint: '/round-2-policy' }, prompts: { file: promptsFile } });
       expect(next.name).toBe(`prompts-self-judged-r2`);
-      const r2 = await runGeneration(store, next, { openSource: async () => new TestSource(), cacheRoot });
+      const src2 = new TestSource();
+      const r2 = await runGeneration(store, next, { openSource: async () => src2, cacheRoot });
+      // Same seed setting, new round: fresh draws (the same policy twice would otherwise repeat its candidates).
+      expect(src2.calls.map((c) => c.seed)).toEqual([0, 1, 2].map((i) => promptSeed(3, i, 0, 2)));
+      expect(src2.calls.map((c) => c.seed)).not.toEqual(src.calls.map((c) => c.seed));
       expect(store.generations.lineage(r2.datasetId)).toMatchObject({ round: 2, parentDatasetId: r1.datasetId });
       expect(() => nextRoundParams(store, store.datasets.create('imported').id, { kind: 'local', checkpoint: '/x' })).toThrow(/lineage/);
       await expect(runGeneration(store, base({ recipe: 'margin', n: 1 }), { openSource: async () => new TestSource(), cacheRoot })).rejects.toThrow(/at least 2 candidates/);

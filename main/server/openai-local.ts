@@ -100,6 +100,8 @@ export interface LocalBackendOptions {
   decoder: Decoder;
   scorer: TeacherForced;
   maxNewTokens?: number;
+  /** Longest prompt + continuation served (default 8192): bounds the KV cache and the prefill's attention. */
+  maxContextTokens?: number;
 }
 
 /**
@@ -114,7 +116,14 @@ export function localBackend(o: LocalBackendOptions): CompatBackend {
     id: o.id,
     maxNewTokens: o.maxNewTokens ?? 2048,
     async generate(req, k) {
+      const limit = o.maxContextTokens ?? 8192;
+      // Checked before tokenizing: BPE without a pre-tokenizer (Gemma) is slow on huge texts and blocks the server.
+      const chars = req.messages.reduce((n, m) => n + m.content.length, 0);
+      if (chars > limit * 8) throw new InputError({ field: 'messages', expected: `at most ${limit * 8} characters in all (context limit ${limit} tokens)`, got: `${chars} characters` });
       const prompt = generationPromptIds(tok, req.messages);
+      if (prompt.length + req.maxNewTokens > limit) {
+        throw new InputError({ field: 'messages', expected: `a prompt of at most ${limit - req.maxNewTokens} tokens with max_tokens ${req.maxNewTokens} (context limit ${limit})`, got: `${prompt.length} tokens` });
+      }
       const gen = await o.decoder.generateIds(Array.from({ length: req.n }, () => prompt), { ...req, streamOffset: 0 });
       const out: CompatCandidate[] = [];
       for (const g of gen) {

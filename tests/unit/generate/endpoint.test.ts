@@ -378,6 +378,10 @@ describe('endpoint client against sparserm serve --policy', () => {
     expect(((await stream.json()) as { error: { param: string } }).error.param).toBe('stop');
     const other = await post(JSON.stringify({ model: 'gpt-4', messages: [{ role: 'user', content: 'x' }] }));
     expect(other.status).toBe(404);
+    // Under the 1 MiB body limit but far over the context limit: refused before any decoding.
+    const long = await post(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'the moon '.repeat(10_000) }], max_tokens: 4 }));
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { error: { param: string; message: string } }).error).toMatchObject({ param: 'messages', message: expect.stringMatching(/context limit 8192/) });
     const big = await post(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(2 << 20) }] }));
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('request_too_large');

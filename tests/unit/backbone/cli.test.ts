@@ -102,7 +102,7 @@ describe('sparserm hidden (end to end, spawned)', () => {
       [['hidden', '--checkpoint', ckpt, '--layer', '1'], /exactly one of --ids or --text/],
       [['hidden', '--checkpoint', ckpt, '--layer', '1', '--text', 'hello'], /tokenizer\.json/],
       [['hidden', '--checkpoint', path.join(work, 'missing'), '--layer', '0', '--ids', '2'], /checkpoint folder/],
-      [['model', 'build', '--checkpoint', ckpt, '--layer', '1', '--precision', 'int4'], /--precision.*f32 or f16/],
+      [['model', 'build', '--checkpoint', ckpt, '--layer', '1', '--precision', 'int3'], /--precision.*f32 \| f16 \| int8 \| int4/],
     ];
     for (const [args, msg] of cases) {
       const r = cli(...args, '--json');

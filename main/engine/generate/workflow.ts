@@ -241,23 +241,34 @@ function concat(vs: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Scores the candidates that have no score yet through the normal feature path (cached, so resumes are cheap). */
+/** Candidates scored per feature-path call: bounds the pooled table in memory; each chunk's scores are stored at once. */
+const SCORE_CHUNK = 4096;
+
+/**
+ * Scores the candidates that have no score yet through the normal feature path (a source without captured features,
+ * or a text the capture could not cover), in chunks whose scores are stored as they finish (resumes skip them).
+ */
 async function scoreMissing(store: Store, run: GenerationRunRecord, model: RewardModel, opts: GenerateOptions): Promise<void> {
   const todo = store.generations.candidates(run.id).filter((c) => c.score === null);
   if (todo.length === 0) return;
   const prompts = store.generations.prompts(run.id);
-  const responses = todo.map((c) => ({ prompt: prompts[c.promptIndex]!.prompt, response: c.text }));
-  const feats = await pooledFor(model, responses, {
-    signal: opts.signal,
-    cacheRoot: opts.cacheRoot,
-    skipBadText: true,
-    onWarning: opts.onWarning,
-    onProgress: (x) => opts.onProgress?.({ phase: 'score', done: x.done, total: x.total ?? todo.length, tokens: 0, tokensPerSecond: null, message: `scoring candidates ${x.done}/${x.total ?? todo.length}` }),
-  });
-  const bad = new Set(feats.rejected.map((r) => r.index));
-  for (const r of feats.rejected) opts.onWarning?.(`candidate ${todo[r.index]!.id} left unscored: ${r.field ?? 'text'}: expected ${r.expected}`);
-  const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
-  store.generations.setScores(todo.flatMap((c, i) => (bad.has(i) ? [] : [{ id: c.id, score: s[i]! }])));
+  for (let from = 0; from < todo.length; from += SCORE_CHUNK) {
+    const chunk = todo.slice(from, from + SCORE_CHUNK);
+    const feats = await pooledFor(model, chunk.map((c) => ({ prompt: prompts[c.promptIndex]!.prompt, response: c.text })), {
+      signal: opts.signal,
+      cacheRoot: opts.cacheRoot,
+      skipBadText: true,
+      onWarning: opts.onWarning,
+      onProgress: (x) => {
+        const done = from + Math.round((x.done / Math.max(1, x.total ?? chunk.length)) * chunk.length);
+        opts.onProgress?.({ phase: 'score', done, total: todo.length, tokens: 0, tokensPerSecond: null, message: `scoring candidates ${done}/${todo.length}` });
+      },
+    });
+    const bad = new Set(feats.rejected.map((r) => r.index));
+    for (const r of feats.rejected) opts.onWarning?.(`candidate ${chunk[r.index]!.id} left unscored: ${r.field ?? 'text'}: expected ${r.expected}`);
+    const s = await scoreRepresentations(model, feats.table.z, feats.table.n);
+    store.generations.setScores(chunk.flatMap((c, i) => (bad.has(i) ? [] : [{ id: c.id, score: s[i]! }])));
+  }
 }
 
 async function buildPairs(store: Store, run: GenerationRunRecord, source: CandidateSource, opts: GenerateOptions): Promise<BuiltPair[]> {

@@ -4,7 +4,8 @@ export * from './config';
 export { loadCheckpoint, type Checkpoint, type TensorRef, type LayerTensorKey } from './checkpoint';
 export { clearContentHashMemory } from './content-hash';
 export { buildDecoderGraph, GRAPH_FORMAT, GRAPH_INPUT, GRAPH_OUTPUT, type Precision } from './decoder-graph';
-export { ensureBackboneGraph, graphDirName, pruneGraphCache, type GraphManifest, type EnsuredGraph, type PruneResult } from './graph-cache';
+export { ensureBackboneGraph, ensureKvGraph, graphDirName, pruneGraphCache, type GraphManifest, type EnsuredGraph, type PruneResult } from './graph-cache';
+export { buildKvGraph, KV_GRAPH_FORMAT, kvInputName, kvOutputName, type KvGraphSpec } from './kv-graph';
 export {
   openBackbone,
   backboneRunCounter,

@@ -16,6 +16,7 @@ import { loadCheckpoint, type Checkpoint } from '../backbone/checkpoint';
 import { ensureKvGraph } from '../backbone/graph-cache';
 import { KV_INPUT_EMBEDS, KV_INPUT_MASK, KV_OUTPUT_CAPTURE, KV_OUTPUT_LOGITS, kvInputName, kvOutputName } from '../backbone/kv-graph';
 import { readHeadSpec } from '../backbone/lm-head';
+import { assertMemoryFor } from '../backbone/memory';
 import type { Precision } from '../backbone/linear-weights';
 import { loadTokenizer, type ChatTokenizer } from '../backbone/tokenizer';
 import { candidateRng, checkSamplingParams, chooseToken, logProbOf } from './sampler';
@@ -90,6 +91,8 @@ export async function openDecoder(opts: OpenDecoderOptions): Promise<Decoder> {
       throw new InputError({ file: ckpt.dir, field: 'captureLayer', expected: `a block index 0..${c.numLayers - 1}`, got: String(opts.captureLayer) });
     }
     const head = readHeadSpec(ckpt);
+    // Before hashing and building: refuse up front rather than be OOM-killed (blocks only; the LM head comes on top).
+    assertMemoryFor(c, c.numLayers - 1, precision, ckpt.dir);
     const graph = await ensureKvGraph(ckpt, { depth: 'full', logits: 'last', captureLayer: opts.captureLayer, precision, cacheDir: opts.cacheDir, onProgress: opts.onProgress, signal: opts.signal });
     throwIfAborted(opts.signal);
     ort = await createSession(graph.graphPath, { ep: opts.ep ?? 'auto', intraOpThreads: opts.intraOpThreads });

@@ -13,6 +13,7 @@ import { loadCheckpoint, type Checkpoint } from '../backbone/checkpoint';
 import { ensureKvGraph } from '../backbone/graph-cache';
 import { KV_INPUT_EMBEDS, KV_INPUT_MASK, KV_OUTPUT_RESID, kvInputName, kvOutputName } from '../backbone/kv-graph';
 import type { Precision } from '../backbone/linear-weights';
+import { assertMemoryFor } from '../backbone/memory';
 import { noteBackboneRun } from '../backbone/session';
 import { throwIfAborted } from '../errors';
 import { createSession, type EpRequest, type OrtSession, type TensorValue } from '../runtime/ort';
@@ -63,6 +64,7 @@ export async function openPrefixShared(opts: PrefixSharedOptions): Promise<Prefi
   let ort: OrtSession | undefined;
   try {
     const precision = opts.precision ?? 'f32';
+    assertMemoryFor(ckpt.config, opts.layer, precision, ckpt.dir);
     const graph = await ensureKvGraph(ckpt, { depth: opts.layer, precision, cacheDir: opts.cacheDir, signal: opts.signal });
     ort = await createSession(graph.graphPath, { ep: opts.ep ?? 'auto', worker: opts.worker, intraOpThreads: opts.intraOpThreads });
     return makeShared(ckpt, ort, opts);

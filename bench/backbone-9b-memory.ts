@@ -4,8 +4,11 @@
  * 3584, 16/8 heads, head_dim 256, ffn 14336, vocab 256000; config says 42 blocks, only blocks 0..31 + the
  * embedding are written, as bf16, streamed: ~14.7 GB on disk). f32 (~32 GB) is not run: the estimate and the up-front
  * refusal on this machine are reported instead. Everything written is deleted at the end.
+ * BENCH_9B_LAYERS=3,7 measures shallower truncations instead (only blocks up to the deepest are written) and
+ * extrapolates peak RSS linearly to layer 31: building streams tensor by tensor (its peak does not grow with depth),
+ * running holds the graph's weights (linear in blocks). Used when the machine is too loaded for the full run.
  *
- *   npx tsx bench/backbone-9b-memory.ts          (BENCH_9B_PRECISIONS=int4,int8  BENCH_9B_DIR=/tmp)
+ *   npx tsx bench/backbone-9b-memory.ts   (BENCH_9B_PRECISIONS=int4,int8  BENCH_9B_LAYERS=31  BENCH_9B_DIR=/tmp)
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +22,8 @@ import { gemma2Config, randomIds, rng, shapeOf } from '../tests/unit/backbone/ra
 
 const self = fileURLToPath(import.meta.url);
 const LAYER = GEMMA2_9B_L31.layer;
+const LAYERS = (process.env.BENCH_9B_LAYERS ?? String(LAYER)).split(',').map(Number);
+const WRITTEN = Math.max(...LAYERS);
 const cfg = gemma2Config({
   hidden_size: 3584,
   intermediate_size: 14336,
@@ -34,7 +39,7 @@ const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
 
 function tensorNames(): string[] {
   const names = ['model.embed_tokens.weight'];
-  for (let l = 0; l <= LAYER; l++) {
+  for (let l = 0; l <= WRITTEN; l++) {
     const p = `model.layers.${l}.`;
     names.push(
       ...['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((n) => `${p}${n}.weight`),
@@ -97,26 +102,26 @@ function peakRss(): number {
 }
 
 /** Child: 'build' (graph only) or 'run' (open the cached graph, one forward of 2 × 64 tokens). Prints JSON. */
-async function child(mode: 'build' | 'run', dir: string, precision: Precision, cacheDir: string): Promise<void> {
+async function child(mode: 'build' | 'run', dir: string, precision: Precision, cacheDir: string, layer: number): Promise<void> {
   const t0 = performance.now();
   if (mode === 'build') {
     const ckpt = await loadCheckpoint(dir);
     try {
-      const g = await ensureBackboneGraph(ckpt, { layer: LAYER, precision, cacheDir });
+      const g = await ensureBackboneGraph(ckpt, { layer, precision, cacheDir });
       const bytes = Object.values(g.manifest.files).reduce((a, b) => a + b, 0);
-      console.log(JSON.stringify({ mode, precision, seconds: (performance.now() - t0) / 1000, peakRss: peakRss(), graphBytes: bytes }));
+      console.log(JSON.stringify({ mode, precision, layer, seconds: (performance.now() - t0) / 1000, peakRss: peakRss(), graphBytes: bytes }));
     } finally {
       ckpt.close();
     }
     return;
   }
-  const s = await openBackbone({ checkpoint: dir, layer: LAYER, precision, ep: 'cpu', cacheDir });
+  const s = await openBackbone({ checkpoint: dir, layer, precision, ep: 'cpu', cacheDir });
   try {
     const opened = (performance.now() - t0) / 1000;
     const t1 = performance.now();
     const y = await s.hidden([randomIds(64, cfg.vocab_size, 1), randomIds(64, cfg.vocab_size, 2)]);
     const finite = y.every((a) => a.every(Number.isFinite));
-    console.log(JSON.stringify({ mode, precision, openSeconds: opened, runSeconds: (performance.now() - t1) / 1000, tokens: 128, finite, reused: s.info.graphReused, peakRss: peakRss() }));
+    console.log(JSON.stringify({ mode, precision, layer, openSeconds: opened, runSeconds: (performance.now() - t1) / 1000, tokens: 128, finite, reused: s.info.graphReused, peakRss: peakRss() }));
   } finally {
     await s.close();
   }
@@ -149,17 +154,30 @@ async function main(): Promise<void> {
   try {
     const t0 = performance.now();
     const bytes = writeCheckpoint(path.join(work, 'ckpt'));
-    console.log(`wrote ${gb(bytes)} of bf16 weights (embedding + blocks 0..${LAYER}) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`wrote ${gb(bytes)} of bf16 weights (embedding + blocks 0..${WRITTEN}) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     const env = { ...process.env, SPARSERM_CACHE: path.join(work, 'cache') };
     for (const p of precisions) {
-      for (const mode of ['build', 'run'] as const) {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, path.join(work, 'ckpt'), p, path.join(work, 'graphs')], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
-        if (r.status !== 0) {
-          console.log(`${p} ${mode}: FAILED (exit ${r.status ?? r.signal}): ${r.stderr.slice(-800)}`);
-          continue;
+      const peaks: Record<string, Array<[number, number]>> = { build: [], run: [] };
+      for (const layer of LAYERS) {
+        for (const mode of ['build', 'run'] as const) {
+          const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', mode, path.join(work, 'ckpt'), p, path.join(work, 'graphs'), String(layer)], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
+          if (r.status !== 0) {
+            console.log(`${p} L${layer} ${mode}: FAILED (exit ${r.status ?? r.signal}): ${r.stderr.slice(-800)}`);
+            continue;
+          }
+          const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | boolean | string>;
+          peaks[mode].push([layer, res.peakRss as number]);
+          console.log(`${p} L${layer} ${mode}: peak RSS ${gb(res.peakRss as number)} — ${JSON.stringify(res)}`);
         }
-        const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | boolean | string>;
-        console.log(`${p} ${mode}: peak RSS ${gb(res.peakRss as number)} — ${JSON.stringify(res)}`);
+        fs.rmSync(path.join(work, 'graphs'), { recursive: true, force: true }); // disk: one graph at a time
+      }
+      for (const mode of ['build', 'run'] as const) {
+        const pts = peaks[mode];
+        if (pts.length < 2 || pts.some(([l]) => l === LAYER)) continue;
+        // Linear in the number of blocks through the two deepest points.
+        const [[l0, r0], [l1, r1]] = pts.slice(-2);
+        const at31 = r1 + ((r1 - r0) / (l1 - l0)) * (LAYER - l1);
+        console.log(`${p} ${mode}: extrapolated peak RSS at layer ${LAYER}: ${gb(at31)} (${gb((r1 - r0) / (l1 - l0))} per block from L${l0}/L${l1})`);
       }
     }
   } finally {
@@ -167,5 +185,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--child') await child(process.argv[3] as 'build' | 'run', process.argv[4], process.argv[5] as Precision, process.argv[6]);
+if (process.argv[2] === '--child') await child(process.argv[3] as 'build' | 'run', process.argv[4], process.argv[5] as Precision, process.argv[6], Number(process.argv[7]));
 else await main();

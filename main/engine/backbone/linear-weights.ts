@@ -27,13 +27,13 @@ export function parsePrecision(v: unknown, field = 'precision'): Precision {
   return v;
 }
 
-/** Weights per quantization block along K (32: finest ORT supports, best accuracy; see bench/backbone-quantized.ts). */
+/** Weights per quantization block along K: 32, the usual choice (ORT takes 16 and up; smaller = more scales). */
 export const QUANT_BLOCK = 32;
 /**
  * MatMulNBits accuracy_level 4 = activations quantized to int8 per block, int8 dot products (ORT's fast CPU path);
  * 0 = dequantize to f32 then f32 GEMM. Measured in bench/backbone-quantized.ts.
  */
-export const QUANT_ACCURACY_LEVEL = Number(process.env.SPARSERM_QUANT_ACCURACY_LEVEL ?? 4);
+export const QUANT_ACCURACY_LEVEL = ['0', '1', '2', '3', '4'].includes(process.env.SPARSERM_QUANT_ACCURACY_LEVEL ?? '') ? Number(process.env.SPARSERM_QUANT_ACCURACY_LEVEL) : 4;
 
 const FLOAT16 = 10;
 const FLOAT = 1;

@@ -174,3 +174,8 @@ export async function selfJudgedPairs(
   }
   return out;
 }
+
+/** Pairs whose two responses differ: identical texts teach DPO nothing (e.g. two empty answers). */
+export function distinctPairs(pairs: readonly BuiltPair[]): BuiltPair[] {
+  return pairs.filter((p) => p.chosen.text !== p.rejected.text);
+}

@@ -20,7 +20,7 @@ import type { GenerationRunRecord, NewCandidate, Store } from '../store';
 import { GenerationSamplingSchema, PolicySpecSchema, RecipeName, type PolicySpec } from '../store/generations';
 import { presetById, type InstructionPair } from './presets';
 import { datasetPrompts, readPromptsFile, type PromptItem } from './prompts-file';
-import { bestWorstPairs, instructedPairs, marginPairs, selfJudgedPairs, VARIANTS, withInstruction, type BuiltPair, type PairableCandidate } from './recipes';
+import { bestWorstPairs, distinctPairs, instructedPairs, marginPairs, selfJudgedPairs, VARIANTS, withInstruction, type BuiltPair, type PairableCandidate } from './recipes';
 import type { CandidateSource } from './types';
 
 export const GenerateParams = z.object({
@@ -168,7 +168,7 @@ export async function runGeneration(store: Store, params: GenerateParams, opts: 
     opts.onRun?.(run.id);
     const gen = await generateAll(store, run, source, model, opts);
     await scoreMissing(store, run, model, opts);
-    const pairs = await buildPairs(store, run, source, opts);
+    const pairs = distinctPairs(await buildPairs(store, run, source, opts));
     const final = writeDataset(store, run, pairs, model, p.name);
     const result = summary(store, final, started, gen);
     const rate = result.tokensPerSecond !== null ? ` · ${result.tokensPerSecond.toFixed(1)} tokens/s` : '';

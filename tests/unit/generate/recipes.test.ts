@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../main/engine/errors';
 import { PRESETS, presetById } from '../../../main/engine/generate/presets';
 import { readPromptsFile } from '../../../main/engine/generate/prompts-file';
-import { bestWorstPairs, instructedPairs, judgePair, judgeMessages, marginPairs, selfJudgedPairs, withInstruction, type PairableCandidate } from '../../../main/engine/generate/recipes';
+import { bestWorstPairs, distinctPairs, instructedPairs, judgePair, judgeMessages, marginPairs, selfJudgedPairs, withInstruction, type PairableCandidate } from '../../../main/engine/generate/recipes';
 import { tempDir } from '../../helpers/paths';
 import { TestSource } from './test-source';
 
@@ -20,6 +20,12 @@ describe('pairing recipes', () => {
       [0, 'w0', 'l0', 'instruction'],
       [0, 'w1', 'l1', 'instruction'],
     ]);
+  });
+
+  it('pairs of two identical responses are left out (they teach DPO nothing)', () => {
+    const pairs = instructedPairs([cand(0, 0, '', 1, 'chosen'), cand(0, 0, '', 0, 'rejected'), cand(1, 0, 'yes', 1, 'chosen'), cand(1, 0, 'no', 0, 'rejected')]);
+    expect(pairs).toHaveLength(2);
+    expect(distinctPairs(pairs).map((p) => p.promptIndex)).toEqual([1]);
   });
 
   it('best-worst: highest against lowest score per prompt; all-equal prompts give no pair', () => {

@@ -36,8 +36,8 @@ export interface CompatBackend {
   readonly id: string;
   /** Largest max_tokens accepted. */
   readonly maxNewTokens: number;
-  /** `topLogprobs`: alternatives wanted per position (0 = none). */
-  generate(req: GenerateRequest, topLogprobs: number): Promise<CompatCandidate[]>;
+  /** `logprobs`: null = not wanted; else per-token logprobs with `top` alternatives per position (0 = none). */
+  generate(req: GenerateRequest, logprobs: { top: number } | null): Promise<CompatCandidate[]>;
   /** Text of each token id (the tokenizer's pieces, decoded). */
   tokenText(ids: number[]): string[];
   promptTokens(messages: ChatMessage[]): number;
@@ -205,7 +205,7 @@ export async function handleOpenAi(backend: CompatBackend, req: http.IncomingMes
       maxNewTokens: r.max_tokens!,
       signal: abort.signal,
       },
-      r.logprobs ? (r.top_logprobs ?? 0) : 0,
+      r.logprobs ? { top: r.top_logprobs ?? 0 } : null,
     );
     send(res, 200, completionBody(backend, r, cands), h.headers);
   } catch (err) {

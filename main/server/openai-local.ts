@@ -26,11 +26,19 @@ function logSoftmax(logits: Float32Array): Float64Array {
   return Float64Array.from(logits, (v) => v - lse);
 }
 
-/** The k most likely ids (ties to the lower id). */
-function topK(lp: Float64Array, k: number): TopToken[] {
-  if (k <= 0) return [];
-  const order = Array.from(lp.keys()).sort((a, b) => lp[b]! - lp[a]! || a - b);
-  return order.slice(0, k).map((id) => ({ id, logprob: lp[id]! }));
+/** The k most likely ids (ties to the lower id), by insertion into a k-long list: O(V·k), no full sort of V. */
+export function topK(lp: Float64Array, k: number): TopToken[] {
+  const best: TopToken[] = [];
+  if (k <= 0) return best;
+  for (let id = 0; id < lp.length; id++) {
+    const v = lp[id]!;
+    if (best.length === k && v <= best[k - 1]!.logprob) continue; // equal value: the earlier (lower) id stays
+    let at = best.length;
+    while (at > 0 && best[at - 1]!.logprob < v) at--;
+    best.splice(at, 0, { id, logprob: v });
+    if (best.length > k) best.pop();
+  }
+  return best;
 }
 
 export class TeacherForced {
@@ -98,7 +106,8 @@ export class TeacherForced {
 export interface LocalBackendOptions {
   id: string;
   decoder: Decoder;
-  scorer: TeacherForced;
+  /** Opened on the first request that asks for logprobs (a second full-depth session: memory only when used). */
+  openScorer: () => Promise<TeacherForced>;
   maxNewTokens?: number;
   /** Longest prompt + continuation served (default 8192): bounds the KV cache and the prefill's attention. */
   maxContextTokens?: number;
@@ -112,10 +121,11 @@ export interface LocalBackendOptions {
 export function localBackend(o: LocalBackendOptions): CompatBackend {
   const tok = o.decoder.tokenizer;
   if (!tok?.hasChatTemplate) throw new InputError({ file: o.decoder.info.checkpointDir, field: 'chat_template', expected: 'a tokenizer with a chat template to serve chat completions' });
+  let scorer: Promise<TeacherForced> | null = null;
   return {
     id: o.id,
     maxNewTokens: o.maxNewTokens ?? 2048,
-    async generate(req, k) {
+    async generate(req, logprobs) {
       const limit = o.maxContextTokens ?? 8192;
       // Checked before tokenizing: BPE without a pre-tokenizer (Gemma) is slow on huge texts and blocks the server.
       const chars = req.messages.reduce((n, m) => n + m.content.length, 0);
@@ -126,6 +136,7 @@ export function localBackend(o: LocalBackendOptions): CompatBackend {
       }
       const gen = await o.decoder.generateIds(Array.from({ length: req.n }, () => prompt), { ...req, streamOffset: 0 });
       const out: CompatCandidate[] = [];
+      const tf = logprobs ? await (scorer ??= o.openScorer()) : null;
       for (const g of gen) {
         const scored = [...g.tokens, ...(g.stopToken !== undefined ? [g.stopToken] : [])];
         out.push({
@@ -134,7 +145,7 @@ export function localBackend(o: LocalBackendOptions): CompatBackend {
           logprob: g.logprob,
           finishReason: g.finishReason,
           stopToken: g.stopToken,
-          tokenLogprobs: await o.scorer.tokenLogprobs(prompt, scored, k, req.signal),
+          ...(tf ? { tokenLogprobs: await tf.tokenLogprobs(prompt, scored, logprobs!.top, req.signal) } : {}),
         });
       }
       return out;
@@ -144,7 +155,7 @@ export function localBackend(o: LocalBackendOptions): CompatBackend {
     promptTokens: (messages) => generationPromptIds(tok, messages).length,
     async close() {
       await o.decoder.close();
-      await o.scorer.close();
+      if (scorer) await (await scorer).close();
     },
   };
 }
@@ -152,6 +163,5 @@ export function localBackend(o: LocalBackendOptions): CompatBackend {
 /** `sparserm serve --policy DIR`: the checkpoint's KV-cache decoder and teacher-forced logprobs behind one model id. */
 export async function openPolicyBackend(dir: string, opts: { id?: string; ep?: EpRequest } = {}): Promise<CompatBackend> {
   const decoder = await openDecoder({ checkpoint: dir, ep: opts.ep ?? 'cpu' });
-  const scorer = await TeacherForced.open(dir, opts.ep ?? 'cpu');
-  return localBackend({ id: opts.id ?? path.basename(path.resolve(dir)), decoder, scorer });
+  return localBackend({ id: opts.id ?? path.basename(path.resolve(dir)), decoder, openScorer: () => TeacherForced.open(dir, opts.ep ?? 'cpu') });
 }

@@ -17,7 +17,7 @@ import { deriveSeed, endpointSource, chatCompletionsUrl } from '../../../main/en
 import { EndpointUnavailable } from '../../../main/engine/generate/endpoint-transport';
 import type { CandidateSource, GenerateRequest } from '../../../main/engine/generate/types';
 import { generationPromptIds, localSource } from '../../../main/engine/generate/local-source';
-import { TeacherForced } from '../../../main/server/openai-local';
+import { TeacherForced, topK } from '../../../main/server/openai-local';
 import { startServe, type Served } from '../../e2e/harness';
 import { tempDir } from '../../helpers/paths';
 
@@ -389,5 +389,14 @@ describe('endpoint client against sparserm serve --policy', () => {
     const err = (await src.generate(base()).catch((e) => e)) as InputError;
     expect(err).toBeInstanceOf(InputError);
     expect(err.details.field).toBe('model');
+  });
+});
+
+describe('top_logprobs selection', () => {
+  it('equals a full sort (descending, ties to the lower id)', () => {
+    // Values on a coarse grid so there are many ties.
+    const lp = Float64Array.from({ length: 500 }, (_, i) => -Math.floor(((i * 7919) % 101) / 3));
+    const full = Array.from(lp.keys()).sort((a, b) => lp[b]! - lp[a]! || a - b);
+    for (const k of [0, 1, 5, 20]) expect(topK(lp, k).map((t) => t.id)).toEqual(full.slice(0, k));
   });
 });

@@ -2,11 +2,14 @@
 import type { JobRunner } from '../engine/jobs';
 import { compareModels, disagreementIds, latentLabels, latestRunOf } from '../engine/sparserm/compare-models';
 import { dedupeDataset, ensurePromptGroups } from '../engine/sparserm/dedupe';
+import { DEFAULT_NEAR_DUP_THRESHOLD, NEAR_DUP_SCHEME } from '../engine/sparserm/near-duplicates';
 import type { Store } from '../engine/store';
 import type { ApiHandlers } from './contract';
 import { intId } from './store-mapping';
 
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
+/** Above this many pairs, promptGroup does not group a dataset inline (dedupeDataset does, on request). */
+const INLINE_GROUPING_MAX_PAIRS = 20_000;
 
 export function createCompareOps(ctx: {
   store: Store;
@@ -77,7 +80,13 @@ export function createCompareOps(ctx: {
     },
     promptGroup: async ({ pairId }) => {
       const p = store.pairs.get(intId(pairId, 'pairId'));
-      const g = ensurePromptGroups(store, p.datasetId);
+      // Grouping a large dataset takes seconds to minutes and would hold up the API here: only on request there.
+      const set = store.promptGroups.set(p.datasetId);
+      const fresh = !!set && set.scheme === NEAR_DUP_SCHEME && store.promptGroups.groupOf(p.id) !== undefined;
+      if (!fresh && store.pairs.count({ datasetId: p.datasetId }) > INLINE_GROUPING_MAX_PAIRS) {
+        return { groupId: null, count: 0, threshold: set?.threshold ?? DEFAULT_NEAR_DUP_THRESHOLD, members: [] };
+      }
+      const g = fresh ? set! : ensurePromptGroups(store, p.datasetId);
       const groupId = store.promptGroups.groupOf(p.id)!;
       const { count, members } = store.promptGroups.members(groupId, 50);
       return { groupId: String(groupId), count, threshold: g.threshold, members: members.map((m) => ({ id: String(m.id), prompt: m.prompt.slice(0, 500), effective: m.effective })) };

@@ -714,11 +714,11 @@ export const contract = {
     }),
   ),
   promptGroup: op(
-    "A pair's near-duplicate prompt group: its id, size and members (groups are computed first when missing or stale).",
+    "A pair's near-duplicate prompt group: its id, size and members. Missing or stale groups are computed first for datasets up to 20,000 pairs; larger ones answer groupId null until dedupeDataset (or `sparserm dedupe`) ran.",
     z.object({ pairId: Id }),
     z.object({
-      groupId: Id,
-      count: z.number().int().positive(),
+      groupId: Id.nullable(),
+      count: z.number().int().nonnegative(),
       members: z.array(z.object({ id: Id, prompt: z.string(), effective: z.string() })),
       threshold: z.number(),
     }),

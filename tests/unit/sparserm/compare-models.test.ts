@@ -96,3 +96,40 @@ describe('compareModels', () => {
     store.close();
   });
 });
+
+describe('API: compareModels, promptGroup and the pair-set review filters', () => {
+  it('answers the comparison, scores a model with no run as a job, and filters Review by group and pair ids', async () => {
+    const { createHandlers } = await import('../../../main/api/handlers');
+    const started: { datasetId: number; rewardModelId: string }[] = [];
+    const engine = { explanation: () => null, listRuns: () => [], startScore: (i: { datasetId: number; rewardModelId: string }) => (started.push(i), 'job-x') };
+    const h = createHandlers({ dbPath: ':memory:', actor: 't', engine: () => engine as never });
+    try {
+      const ds = seedPairs(h.store, 'api', 30);
+      const mA = Array.from({ length: 30 }, (_, k) => (k % 3) - 1);
+      const mB = Array.from({ length: 30 }, (_, k) => (k % 4) - 1.5);
+      addRun(h.store, ds, 'rm-a', 'sae-1', (k) => mA[k], () => [{ latent: 1, c: 1 }]);
+      addRun(h.store, ds, 'rm-b', 'sae-1', (k) => mB[k], () => [{ latent: 1, c: 2 }]);
+      const r = await h.compareModels({ datasetId: String(ds), modelA: 'rm-a', modelB: 'rm-b' });
+      expect(r.status).toBe('ready');
+      const engineSide = compareModels({ store: h.store, datasetId: ds, modelA: 'rm-a', modelB: 'rm-b' });
+      expect(r.comparison).toMatchObject({ n: 30, agree: engineSide.agree, agreement: engineSide.agreement });
+      expect(r.comparison!.latents[0]).toMatchObject({ latent: 1, meanAbsDiff: 1, label: null });
+      // The disagreeing pairs as a Review filter.
+      const page = await h.queryPairs({ datasetId: String(ds), filter: { decision: 'any', verdict: 'any', pairIds: r.comparison!.disagreements.pairIds }, sort: { by: 'index', dir: 'asc' }, offset: 0, limit: 100 });
+      expect(page.total).toBe(r.comparison!.disagreements.total);
+      // A model that never scored the dataset: a score job is started and the answer says so.
+      h.store.models.upsertRewardModel({ id: 'rm-c', name: 'c', folder: '/tmp/c', manifestHash: 'c' });
+      const s = await h.compareModels({ datasetId: String(ds), modelA: 'rm-a', modelB: 'rm-c' });
+      expect(s).toEqual({ status: 'scoring', jobIds: ['job-x'], comparison: null });
+      expect(started).toEqual([{ datasetId: ds, rewardModelId: 'rm-c' }]);
+      // seedPairs prompts "question number i about apples|oranges": distinct texts, so each pair is its own group.
+      const ids = h.store.pairs.ids({ datasetId: ds });
+      const g = await h.promptGroup({ pairId: String(ids[3]) });
+      expect(g).toMatchObject({ groupId: String(ids[3]), threshold: 0.8 });
+      const inGroup = await h.queryPairs({ datasetId: String(ds), filter: { decision: 'any', verdict: 'any', promptGroup: g.groupId! }, sort: { by: 'index', dir: 'asc' }, offset: 0, limit: 100 });
+      expect(inGroup.rows.map((x) => x.id)).toEqual(g.members.map((m) => m.id));
+    } finally {
+      h.close();
+    }
+  });
+});

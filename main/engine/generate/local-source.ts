@@ -25,6 +25,11 @@ export interface CaptureSpec {
   layer: number;
   backboneHash: string;
   pooling: Pooling;
+  /** The precision its features were made with (default f32): captured only when the decoder runs at it. */
+  precision?: Precision;
+  /** Its max tokens per sequence (default 1,024): a longer prompt + response is cut by the two-pass path, so it is
+   *  not captured (the workflow's second pass scores it as the feature path would). */
+  maxTokens?: number;
 }
 
 export interface LocalSourceOptions {
@@ -60,7 +65,7 @@ export function generationPromptIds(tokenizer: ChatTokenizer, messages: readonly
 
 export async function localSource(opts: LocalSourceOptions): Promise<CandidateSource> {
   let captureLayer: number | undefined;
-  if (opts.capture) {
+  if (opts.capture && (opts.capture.precision ?? 'f32') === (opts.precision ?? 'f32')) {
     const ckpt = await loadCheckpoint(opts.checkpoint);
     try {
       if (opts.capture.layer < ckpt.config.numLayers && (await ckpt.contentHash(opts.capture.layer, { signal: opts.signal })) === opts.capture.backboneHash) {
@@ -81,6 +86,11 @@ export async function localSource(opts: LocalSourceOptions): Promise<CandidateSo
     description: { kind: 'local', policy: dec.info.checkpointHash, label: dec.info.checkpointDir },
     async generate(req: GenerateRequest): Promise<Candidate[]> {
       const prompt = generationPromptIds(tok, req.messages);
+      // Tokens the template puts after the response (end-of-turn, newline): the two-pass sequence's length is
+      // prompt + response + tail, cut when above the reward model's max tokens.
+      const empty = tok.encodeConversation(chatTurns(req.messages), '');
+      const tail = empty.ids.length - empty.responseStart;
+      const maxTokens = opts.capture?.maxTokens ?? 1024;
       const out: Candidate[] = [];
       for (let i = 0; i < req.n; i += batchSize) {
         throwIfAborted(req.signal);
@@ -92,7 +102,9 @@ export async function localSource(opts: LocalSourceOptions): Promise<CandidateSo
             tokens: g.tokens,
             logprob: g.logprob,
             finishReason: g.finishReason,
-            ...(g.captured && opts.capture ? { captured: poolCaptured(g.captured, dec.info.hiddenSize, opts.capture.pooling) } : {}),
+            ...(g.captured && opts.capture && prompt.length + g.tokens.length + tail <= maxTokens
+              ? { captured: poolCaptured(g.captured, dec.info.hiddenSize, opts.capture.pooling) }
+              : {}),
           });
         }
       }
@@ -118,8 +130,14 @@ export async function localSource(opts: LocalSourceOptions): Promise<CandidateSo
 /** The generation workflow's opener for a local policy: features are captured when the policy checkpoint is the
  *  reward model's backbone (same content hash through its layer). */
 export function openLocalPolicy(checkpoint: string, ctx: { rewardModel: RewardModel; signal?: AbortSignal }): Promise<CandidateSource> {
-  const b = ctx.rewardModel.manifest.backbone;
-  return localSource({ checkpoint, capture: { layer: b.layer, backboneHash: b.contentHash, pooling: ctx.rewardModel.manifest.pooling }, signal: ctx.signal });
+  const m = ctx.rewardModel.manifest;
+  const b = m.backbone;
+  return localSource({
+    checkpoint,
+    precision: b.precision,
+    capture: { layer: b.layer, backboneHash: b.contentHash, pooling: m.pooling, precision: b.precision, maxTokens: m.maxTokens },
+    signal: ctx.signal,
+  });
 }
 
 // Importing this module plugs the local decoder into the workflow (workflow.ts keeps no static import of it).

@@ -71,6 +71,24 @@ describe('localSource', () => {
     }
   });
 
+  it('captures nothing when the two-pass path would cut the sequence or use another precision', async () => {
+    const prompt = generationPromptIds(tok, messages);
+    const cut = await localSource({ checkpoint: kit.checkpoint, cacheDir, ep: 'cpu', capture: { layer: kit.layer, backboneHash: hash, pooling: 'mean', maxTokens: prompt.length } });
+    try {
+      const cands = await cut.generate({ ...req, n: 2 });
+      // prompt + anything + the turn's closing tokens is longer than max tokens: the feature path would cut it
+      for (const c of cands) expect(c.captured).toBeUndefined();
+    } finally {
+      await cut.close();
+    }
+    const other = await localSource({ checkpoint: kit.checkpoint, cacheDir, ep: 'cpu', capture: { layer: kit.layer, backboneHash: hash, pooling: 'mean', precision: 'f16' } });
+    try {
+      expect((await other.generate({ ...req, n: 1 }))[0].captured).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('captures nothing when the checkpoint is not the reward model\'s backbone', async () => {
     const src = await localSource({ checkpoint: kit.checkpoint, cacheDir, ep: 'cpu', capture: { layer: kit.layer, backboneHash: 'f'.repeat(64), pooling: 'mean' } });
     try {

@@ -45,9 +45,7 @@ export function logProbOf(logits: ArrayLike<number>, id: number): number {
 /** The candidate ids and their renormalised probabilities after temperature, top-k and top-p, in draw order. */
 export function filteredDistribution(logits: ArrayLike<number>, p: SamplerParams): { ids: number[]; probs: number[] } {
   const V = logits.length;
-  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
-  const k = p.topK > 0 ? Math.min(p.topK, V) : V;
-  const ids = order.slice(0, k);
+  const ids = p.topK > 0 && p.topK < V ? topK(logits, p.topK) : Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
   const m = logits[ids[0]] / p.temperature;
   const w = ids.map((i) => Math.exp(logits[i] / p.temperature - m));
   const z = w.reduce((a, b) => a + b, 0);
@@ -87,4 +85,38 @@ export function chooseToken(logits: ArrayLike<number>, p: SamplerParams, rand: (
     if (u < acc) return ids[i];
   }
   return ids[ids.length - 1];
+}
+
+/** The k best ids in (logit desc, id asc) order: a size-k heap over the vocabulary, O(V log k), not a full sort. */
+export function topK(logits: ArrayLike<number>, k: number): number[] {
+  // worse(a, b): a ranks below b. The heap keeps the worst of the kept at its root.
+  const worse = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  const heap: number[] = [];
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let w = i;
+      if (l < heap.length && worse(heap[l], heap[w])) w = l;
+      if (r < heap.length && worse(heap[r], heap[w])) w = r;
+      if (w === i) return;
+      [heap[i], heap[w]] = [heap[w], heap[i]];
+      i = w;
+    }
+  };
+  for (let id = 0; id < logits.length; id++) {
+    if (heap.length < k) {
+      heap.push(id);
+      for (let i = heap.length - 1; i > 0; ) {
+        const parent = (i - 1) >> 1;
+        if (!worse(heap[i], heap[parent])) break;
+        [heap[i], heap[parent]] = [heap[parent], heap[i]];
+        i = parent;
+      }
+    } else if (worse(heap[0], id)) {
+      heap[0] = id;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => logits[b] - logits[a] || a - b);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { InputError } from '../../../main/engine/errors';
-import { argmax, candidateRng, checkSamplingParams, chooseToken, filteredDistribution, logProbOf } from '../../../main/engine/generate/sampler';
+import { argmax, candidateRng, checkSamplingParams, chooseToken, filteredDistribution, logProbOf, topK } from '../../../main/engine/generate/sampler';
 
 const softmax = (l: number[]) => {
   const m = Math.max(...l);
@@ -30,6 +30,13 @@ describe('sampler', () => {
     const { ids, probs } = filteredDistribution(l, { temperature: 1, topP: 1, topK: 2 });
     expect(ids).toEqual([1, 2]);
     expect(probs).toEqual([0.5, 0.5]);
+  });
+
+  it('top-k selection equals a full sort (ties by lower id) on a large vocabulary', () => {
+    const rand = candidateRng(3, 0);
+    const l = Array.from({ length: 5000 }, () => Math.round(rand() * 200) / 10); // many ties
+    const sorted = l.map((_, i) => i).sort((a, b) => l[b] - l[a] || a - b);
+    for (const k of [1, 7, 50, 4999]) expect(topK(l, k)).toEqual(sorted.slice(0, k));
   });
 
   it('top-p keeps the smallest prefix whose mass reaches p (at least one token)', () => {

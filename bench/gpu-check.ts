@@ -118,7 +118,7 @@ try {
     const ref = await openBackbone({ checkpoint: dir, layer: s.layer, precision: 'f32', ep: 'cpu', cacheDir });
     const r = await time(ref);
     await ref.close();
-    const dev = await openBackbone({ checkpoint: dir, layer: s.layer, precision, ep: choice.ep, cacheDir });
+    const dev = await openBackbone({ checkpoint: dir, layer: s.layer, precision, ep: request, cacheDir }); // its epReason tells the fallback
     const d = await time(dev);
     const p = parity(r.y, d.y, s.shape.hiddenSize);
     const row = {

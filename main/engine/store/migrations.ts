@@ -385,7 +385,7 @@ CREATE TABLE dataset_lineage (
 `,
   },
   {
-    version: 10,
+    version: 9,
     description: 'near-duplicate prompt groups per dataset (MinHash + LSH), for the review group filter and one-pair-per-group export',
     // group_id = the smallest pair id of the group. prompt_group_sets records how the groups were made and for how
     // many pairs: pairs imported later have no row (the groups are stale until recomputed).

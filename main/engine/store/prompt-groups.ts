@@ -1,5 +1,5 @@
 /**
- * Near-duplicate prompt groups of a dataset (migration 10): computed by engine/sparserm/near-duplicates.ts over the
+ * Near-duplicate prompt groups of a dataset (migration 9): computed by engine/sparserm/near-duplicates.ts over the
  * dataset's prompts in id order and stored as (pair → group id = smallest pair id of the group), replaced whole.
  */
 import { z } from 'zod';

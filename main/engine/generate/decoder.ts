@@ -30,6 +30,9 @@ export interface OpenDecoderOptions {
   captureLayer?: number;
   cacheDir?: string;
   intraOpThreads?: number;
+  /** Prompt tokens per prefill run (default: as many as keep one run's attention scores under 256 MiB, ≤ 512):
+   *  long prompts are prefilled in chunks on the cache, so memory stays bounded for any prompt length. */
+  prefillChunkTokens?: number;
   onProgress?: (event: { phase: 'hash' | 'build'; done: number; total: number }) => void;
   signal?: AbortSignal;
 }
@@ -121,7 +124,7 @@ export async function openDecoder(opts: OpenDecoderOptions): Promise<Decoder> {
       epReason: ort.epReason,
       graphPath: graph.graphPath,
     };
-    return makeDecoder(ckpt, ort, info, tokenizer);
+    return makeDecoder(ckpt, ort, info, tokenizer, opts.prefillChunkTokens);
   } catch (err) {
     await ort?.close();
     ckpt.close();
@@ -131,7 +134,7 @@ export async function openDecoder(opts: OpenDecoderOptions): Promise<Decoder> {
 
 type Cache = Record<string, TensorValue>;
 
-function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, tokenizer: ChatTokenizer | undefined): Decoder {
+function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, tokenizer: ChatTokenizer | undefined, chunkTokens?: number): Decoder {
   const c = ckpt.config;
   const H = c.hiddenSize;
   const V = c.vocabSize;
@@ -171,6 +174,21 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
 
   const grow = (mask: Uint8Array[], cols: number[]) => mask.map((m, r) => Uint8Array.from([...m, cols[r]]));
 
+  /** Runs left-padded prompts [B × T] (null = padding) in chunks on the cache; returns the last chunk's outputs. */
+  async function prefill(ids: Array<Array<number | null>>, mask: Uint8Array[], signal?: AbortSignal) {
+    const B = ids.length;
+    const T = ids[0].length;
+    const budget = 256 * 1024 * 1024;
+    const C = Math.max(1, chunkTokens ?? Math.min(512, Math.floor(budget / (B * c.numHeads * T * 4))));
+    let res: Record<string, TensorValue> | undefined;
+    for (let s = 0; s < T; s += C) {
+      throwIfAborted(signal);
+      const e = Math.min(T, s + C);
+      res = await run(ids.map((row) => row.slice(s, e)), mask.map((m) => m.subarray(0, e)), res, signal);
+    }
+    return res!;
+  }
+
   return {
     info,
     tokenizer,
@@ -187,10 +205,9 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
       const rows: number[][][] = promptIds.map(() => []); // captured resid rows per candidate (as number arrays)
       const active = promptIds.map(() => true);
       let mask = promptIds.map((p) => Uint8Array.from({ length: Tp }, (_, t) => (t >= Tp - p.length ? 1 : 0)));
-      let res = await run(
+      let res = await prefill(
         promptIds.map((p) => [...Array<null>(Tp - p.length).fill(null), ...p]),
         mask,
-        undefined,
         params.signal,
       );
       let fed: Array<number | null> = promptIds.map(() => null); // what the last run fed per row (for capture)
@@ -241,10 +258,10 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
       continuations.forEach((cont, i) => checkIds(cont, `continuations[${i}]`));
       const out: number[] = [];
       const base = [Uint8Array.from(promptIds, () => 1)];
-      const prefill = await run([promptIds], base, undefined, signal); // the prompt once, shared by every continuation
+      const pre = await prefill([promptIds], base, signal); // the prompt once, shared by every continuation
       for (const cont of continuations) {
         let mask = base;
-        let res = prefill;
+        let res = pre;
         let lp = 0;
         for (let t = 0; t < cont.length; t++) {
           lp += logProbOf(res[KV_OUTPUT_LOGITS].data as Float32Array, cont[t]);

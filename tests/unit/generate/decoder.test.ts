@@ -51,6 +51,26 @@ describe('decoder', () => {
     }
   });
 
+  it('a prompt prefilled in chunks on the cache (2 tokens per run) decodes the same', async () => {
+    const chunked = await openDecoder({ checkpoint: dir, captureLayer: LAYER, cacheDir, ep: 'cpu', prefillChunkTokens: 2 });
+    try {
+      for (const params of [greedy, sampled]) {
+        const a = await dec.generateIds(prompts, params);
+        const b = await chunked.generateIds(prompts, params);
+        expect(b.map((g) => g.tokens)).toEqual(a.map((g) => g.tokens));
+        b.forEach((g, i) => expect(g.logprob).toBeCloseTo(a[i].logprob, 4));
+      }
+      const lp = await dec.continuationLogprobs(prompts[0], [[5, 6, 7], [8]]);
+      const lq = await chunked.continuationLogprobs(prompts[0], [[5, 6, 7], [8]]);
+      lq.forEach((v, i) => expect(v).toBeCloseTo(lp[i], 4));
+      // teacher-forced log-probability of a greedy continuation = the log-probability generation summed
+      const [g] = await dec.generateIds([prompts[0]], { ...greedy, maxNewTokens: 3 });
+      if (g.finishReason === 'length') expect((await chunked.continuationLogprobs(prompts[0], [g.tokens]))[0]).toBeCloseTo(g.logprob, 4);
+    } finally {
+      await chunked.close();
+    }
+  });
+
   it('seeded sampling is reproducible; another seed gives other tokens', async () => {
     const a = await dec.generateIds(prompts, sampled);
     const b = await dec.generateIds(prompts, sampled);

@@ -7,6 +7,7 @@ import { databasePath, projectRoot } from '../../engine/paths';
 import { createHandlers } from '../../api/handlers';
 import { startServer } from '../../server';
 import { openPolicyBackend } from '../../server/openai-local';
+import { EP_REQUESTS, type EpRequest } from '../../engine/runtime/ort';
 
 /**
  * `sparserm serve`: the desktop UI over HTTP on 127.0.0.1 (headless GPU boxes, browser tests). The first stdout line
@@ -26,8 +27,10 @@ export function register(program: Command): void {
     .option('--json', 'first stdout line is JSON {openUrl, url, port, token, db} instead of the bare URL')
     .option('--policy <dir>', 'also serve this checkpoint\'s decoding as OpenAI-compatible /v1/chat/completions and /v1/models (same token)')
     .option('--served-model-name <name>', 'model id of --policy on /v1 (default: the folder name)')
+    .option('--ep <ep>', 'compute device for --policy: auto | cuda | webgpu | cpu', 'auto')
     .action(
-      action(async (opts: { port?: number; db?: string; renderer?: string; json?: boolean; policy?: string; servedModelName?: string }) => {
+      action(async (opts: { port?: number; db?: string; renderer?: string; json?: boolean; policy?: string; servedModelName?: string; ep: string }) => {
+        if (!(EP_REQUESTS as readonly string[]).includes(opts.ep)) throw new InputError({ field: '--ep', expected: 'auto, cuda, webgpu or cpu', got: JSON.stringify(opts.ep) });
         const rendererDir = path.resolve(opts.renderer ?? path.join(projectRoot, 'out', 'renderer'));
         if (!fs.existsSync(path.join(rendererDir, 'index.html'))) {
           throw new InputError({ file: rendererDir, expected: 'a built renderer with index.html (run `npm run build` first)' });
@@ -35,7 +38,7 @@ export function register(program: Command): void {
         const dbPath = databasePath(opts.db);
         fs.mkdirSync(path.dirname(dbPath), { recursive: true });
         const handlers = createHandlers({ dbPath });
-        const openAi = opts.policy ? await openPolicyBackend(path.resolve(opts.policy), { id: opts.servedModelName }) : undefined;
+        const openAi = opts.policy ? await openPolicyBackend(path.resolve(opts.policy), { id: opts.servedModelName, ep: opts.ep as EpRequest }) : undefined;
         const server = await startServer({ handlers, rendererDir, port: opts.port ?? 0, openAi });
         if (opts.json) printJson({ openUrl: server.openUrl, url: server.url, port: server.port, token: server.token, db: dbPath });
         else process.stdout.write(server.openUrl + '\n');

@@ -32,7 +32,7 @@ beforeAll(async () => {
   const renderer = path.join(home, 'renderer');
   fs.mkdirSync(renderer);
   fs.writeFileSync(path.join(renderer, 'index.html'), '<!doctype html>');
-  served = await startServe({ db: path.join(home, 'serve.sqlite'), args: ['--json', '--renderer', renderer, '--policy', kit.checkpoint, '--served-model-name', 'demo-policy'] });
+  served = await startServe({ db: path.join(home, 'serve.sqlite'), args: ['--json', '--renderer', renderer, '--policy', kit.checkpoint, '--served-model-name', 'demo-policy', '--ep', 'cpu'] });
   const info = JSON.parse(served.url) as { url: string; token: string };
   url = `${info.url}v1`;
   // The key travels in the environment, never on the command line.

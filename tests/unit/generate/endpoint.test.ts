@@ -77,7 +77,7 @@ beforeAll(async () => {
   const renderer = path.join(dir, 'renderer');
   fs.mkdirSync(renderer);
   fs.writeFileSync(path.join(renderer, 'index.html'), '<!doctype html><title>t</title>');
-  served = await startServe({ db: path.join(dir, 'db.sqlite'), args: ['--json', '--renderer', renderer, '--policy', kit.checkpoint, '--served-model-name', MODEL] });
+  served = await startServe({ db: path.join(dir, 'db.sqlite'), args: ['--json', '--renderer', renderer, '--policy', kit.checkpoint, '--served-model-name', MODEL, '--ep', 'cpu'] });
   const info = JSON.parse(served.url) as { url: string; token: string };
   token = info.token;
   serveUrl = info.url;
@@ -134,7 +134,7 @@ describe('endpoint client against sparserm serve --policy', () => {
     const renderer = path.join(dir, 'renderer');
     fs.mkdirSync(renderer);
     fs.writeFileSync(path.join(renderer, 'index.html'), '<!doctype html>');
-    const second = await startServe({ db: path.join(dir, 'db.sqlite'), args: ['--json', '--renderer', renderer, '--policy', policy] });
+    const second = await startServe({ db: path.join(dir, 'db.sqlite'), args: ['--json', '--renderer', renderer, '--policy', policy, '--ep', 'cpu'] });
     const stopLocal = await localSource({ checkpoint: policy, ep: 'cpu' });
     try {
       const info = JSON.parse(second.url) as { url: string; token: string };

@@ -94,6 +94,7 @@ export const useGenerateStore = defineStore('generate', {
       const p = this.parsed;
       const needed: NumberKey[] = ['n', 'temperature', 'topP', 'topK', 'seed', 'maxNewTokens', ...(this.recipe === 'margin' ? (['delta'] as NumberKey[]) : [])];
       if (needed.some((k) => p[k].value === null)) return null;
+      if (this.recipe !== 'instructed' && p.n.value! < 2) return null;
       const prompts = this.promptSource === 'dataset' ? (this.promptsDatasetId ? { datasetId: this.promptsDatasetId } : null) : this.promptsPath.trim() ? { path: this.promptsPath.trim() } : null;
       if (!prompts) return null;
       const policy = this.policyKind === 'local' ? (this.checkpointId ? { kind: 'local' as const, checkpointId: this.checkpointId } : null) : this.endpointUrl.trim() && this.endpointModel.trim() ? { kind: 'endpoint' as const, url: this.endpointUrl.trim(), model: this.endpointModel.trim() } : null;

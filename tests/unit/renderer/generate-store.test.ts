@@ -79,6 +79,14 @@ describe('Generate store', () => {
     expect(gen.request()).toBeNull();
     gen.recipe = 'self-judged';
     expect(gen.request()).not.toBeNull();
+    // One candidate per prompt: only instructed pairs can pair it (the other rules compare a prompt's candidates).
+    gen.text.n = '1';
+    expect(gen.request()).toBeNull();
+    gen.recipe = 'instructed';
+    gen.chosenInstruction = 'Be truthful.';
+    expect(contract.startGeneration.input.parse(gen.request()).n).toBe(1);
+    gen.recipe = 'self-judged';
+    gen.text.n = '2';
     gen.policyKind = 'endpoint';
     expect(gen.request()).toBeNull();
   });

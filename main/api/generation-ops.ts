@@ -39,6 +39,17 @@ export function lineageOf(store: Store, datasetId: number): DatasetLineage | und
   return l ? toLineage(l) : undefined;
 }
 
+/**
+ * A run left 'running' by a process that died shows its job's fate instead (the job is 'interrupted' after
+ * recoverInterrupted; resumeJob continues it). A run driven by another live process keeps 'running'.
+ */
+function liveStatus(store: Store, r: GenerationRunRecord): GenerationRun['status'] {
+  if (r.status !== 'running' || !r.jobId) return r.status;
+  const job = store.jobs.find(r.jobId);
+  if (!job || job.status === 'running' || job.status === 'queued') return r.status;
+  return job.status === 'cancelled' ? 'cancelled' : job.status === 'done' ? 'done' : 'failed';
+}
+
 function toRun(store: Store, r: GenerationRunRecord): GenerationRun & { lineage: DatasetLineage | null } {
   const id = (n: number | null) => (n === null ? null : String(n));
   return {
@@ -56,7 +67,7 @@ function toRun(store: Store, r: GenerationRunRecord): GenerationRun & { lineage:
     round: r.round,
     parentDatasetId: id(r.parentDatasetId),
     datasetId: id(r.datasetId),
-    status: r.status,
+    status: liveStatus(store, r),
     promptsTotal: r.promptsTotal,
     promptsDone: r.promptsDone,
     tokens: r.tokens,

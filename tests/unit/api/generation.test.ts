@@ -113,6 +113,17 @@ describe('generation API', () => {
     expect((await h.listGenerationRuns({})).runs.find((r) => r.id === run.id)).toMatchObject({ status: 'done', promptsDone: 16 });
   }, 300_000);
 
+  it('a run whose process died shows its job as failed (resumable), not forever running', async () => {
+    h.store.jobs.create({ id: 'dead-job', kind: 'generate', params: {}, total: null });
+    h.store.jobs.setStatus('dead-job', 'interrupted');
+    const run = h.store.generations.create(
+      { name: 'dead', policyKind: 'local', policy: 'h', policyLabel: 'p', policySpec: { kind: 'local', checkpoint: kit.checkpoint }, sampling: { temperature: 1, topP: 1, topK: 0, seed: 0, maxNewTokens: 4 }, n: 2, promptsSource: prompts, recipe: 'best-worst', jobId: 'dead-job' },
+      [{ prompt: 'Q', messages: [{ role: 'user', content: 'Q' }] }],
+    );
+    expect(h.store.generations.get(run.id).status).toBe('running');
+    expect((await h.listGenerationRuns({})).runs.find((r) => r.id === String(run.id))!.status).toBe('failed');
+  });
+
   it('refuses unknown checkpoints and reward models, and a next round of an imported dataset', async () => {
     await expect(start(h, { prompts: { path: prompts }, policy: { kind: 'local', checkpointId: 'nope' }, sampling: {}, n: 2, recipe: 'best-worst', rewardModelId })).rejects.toThrow(/checkpointId|registered checkpoint/);
     await expect(start(h, { prompts: { path: prompts }, policy: { kind: 'local', checkpointId }, sampling: {}, n: 2, recipe: 'best-worst', rewardModelId: 'nope' })).rejects.toThrow(/reward model/);

@@ -147,6 +147,8 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await page.click('[data-testid="gen-cancel"]');
     await page.waitForSelector('[data-testid="gen-progress"][data-state="cancelled"]', { timeout: 30_000 });
     expect(await page.isDisabled('[data-testid="gen-start"]')).toBe(false);
+    // The cancelled run's candidates so far are listed (those of the first prompt at least).
+    await page.waitForSelector('[data-testid="gen-candidate"]');
     await shot('03-cancelled');
     await page.click('[data-testid="gen-resume"]');
     await untilOrError('[data-testid="gen-done"]', 240_000);

@@ -11,7 +11,7 @@ import { InputError } from '../engine/errors';
 import { architectureFor, loadCheckpoint, ensureBackboneGraph, readModelConfig, llama8bMemoryLine, LLAMA31_8B_L15, GEMMA2_9B_L31, precisionMemoryLine, PRECISIONS, type Precision } from '../engine/backbone';
 import { resolveMaxTokens } from '../engine/sparserm/length-policy';
 import { loadSae, checkSaeForBackbone } from '../engine/sae';
-import { probeCuda, selectExecutionProvider } from '../engine/runtime';
+import { probeGpus, selectExecutionProvider } from '../engine/runtime';
 import { registerDataJobs, checkExportTargets, exportRecord, importLabels, toolVersion, FORMATS, type ImportResult, type ExportResult } from '../engine/data';
 import { ensureDemoKit, readKit, DEMO_LABEL } from '../engine/demo/kit';
 import { ensureDemoDataset, ensureDemoLabels, ensureDemoModels } from '../engine/demo/demo-store';
@@ -376,7 +376,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
 
   return {
     async doctor() {
-      const probe = probeCuda();
+      const probe = await probeGpus('auto');
       const choice = selectExecutionProvider('auto', probe);
       const kit = readKit();
       return {
@@ -388,6 +388,7 @@ export function createEngineOps(ctx: EngineContext): EngineOps {
         checks: [
           { name: 'ONNX Runtime CUDA provider', ok: !!probe.providerLibrary, detail: probe.providerLibrary ?? 'not installed (CPU only)' },
           { name: 'NVIDIA GPU', ok: !!probe.gpu, detail: probe.gpu ?? 'none visible' },
+          { name: 'WebGPU adapter', ok: !!probe.webgpuAvailable, detail: probe.webgpuAvailable ? 'available (--ep webgpu)' : (probe.webgpuError ?? (probe.cudaAvailable ? 'not probed (CUDA is used)' : 'not available')) },
           { name: 'demo kit', ok: !!kit, detail: kit ? `${kit.dir} (${DEMO_LABEL})` : 'not generated yet' },
           { name: `memory for ${LLAMA31_8B_L15.label}`, ...llama8bMemoryLine() },
           { name: `memory for ${GEMMA2_9B_L31.label}`, ok: precisionMemoryLine(GEMMA2_9B_L31.shape, GEMMA2_9B_L31.layer).ok, detail: precisionMemoryLine(GEMMA2_9B_L31.shape, GEMMA2_9B_L31.layer).detail },

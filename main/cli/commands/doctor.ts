@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { backboneMemoryNeed, GEMMA2_9B_L31, LLAMA31_8B_L15, llama8bMemoryLine, precisionMemoryLine, systemMemory } from '../../engine/backbone/memory';
 import { GraphBuilder } from '../../engine/onnx/graph-builder';
 import { cacheDirs, cacheHome, dataHome, databasePath } from '../../engine/paths';
-import { createSession, ortInfo, probeCuda, selectExecutionProvider } from '../../engine/runtime/ort';
+import { createSession, ortInfo, probeGpus, selectExecutionProvider } from '../../engine/runtime/ort';
 import { action, printJson } from '../output';
 
 function sizeOf(p: string): { path: string; exists: boolean; sizeBytes: number; entries: number } {
@@ -102,16 +102,17 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { json?: boolean }) => {
         const info = ortInfo();
-        const probe = probeCuda(true);
+        const probe = await probeGpus('auto', true);
         const report = {
           node: process.version,
           platform: `${process.platform}-${process.arch}`,
           onnxruntime: { version: info.version, backends: info.backends, binaryDir: info.binaryDir ?? null },
           executionProvider: {
-            available: ['cpu', ...(probe.cudaAvailable ? ['cuda'] : [])],
+            available: ['cpu', ...(probe.cudaAvailable ? ['cuda'] : []), ...(probe.webgpuAvailable ? ['webgpu'] : [])],
             auto: selectExecutionProvider('auto', probe),
             live: await liveSessionCheck(),
             cuda: { available: probe.cudaAvailable, providerLibrary: probe.providerLibrary ?? null, reason: probe.cudaError ?? null },
+            webgpu: { available: probe.webgpuAvailable ?? null, reason: probe.webgpuError ?? null },
           },
           gpu: {
             nvidiaSmi: nvidiaSmi(),

@@ -1,7 +1,7 @@
 /**
  * How much memory a truncated backbone session needs, and a refusal with a clear message (instead of an OOM kill)
  * when the machine does not have it. The estimate is the graph's weights (blocks 0..L; the embedding stays on disk,
- * rows are read per batch) × 1.25 for ONNX Runtime's own copies (pre-packed matmul weights) + 256 MiB of activations
+ * rows are read per batch) × RUNTIME_OVERHEAD (ONNX Runtime's pre-packed copies; 1.25, int4 1.45) + 256 MiB of activations
  * and runtime. Skipped with SPARSERM_IGNORE_MEMORY_CHECK=1 (e.g. a CUDA machine whose host RAM only stages weights).
  */
 import fs from 'node:fs';
@@ -43,10 +43,17 @@ export const BYTES_PER_WEIGHT: Record<Precision, number> = {
   int4: quantizedBytes(1, 64 * QUANT_BLOCK, 4) / (64 * QUANT_BLOCK), // (a long row: 4-bit zero points pack two blocks a byte)
 };
 
+/**
+ * Peak RSS of an open session per byte of graph weights (ORT's pre-packed copies, arena): 1.25 measured for f32
+ * (issue 11); bench/backbone-9b-memory.ts at Gemma-2-9B shapes measured 1.22 per added block for int8 and 1.39 for
+ * int4 (MatMulNBits re-packs 4-bit blocks with extra per-block sums), hence 1.45 for int4.
+ */
+const RUNTIME_OVERHEAD: Record<Precision, number> = { f32: 1.25, f16: 1.25, int8: 1.25, int4: 1.45 };
+
 export function backboneMemoryNeed(c: Shape, layer: number, precision: Precision): MemoryNeed {
   const parameters = blockParameters(c, layer);
   const weightBytes = Math.ceil(parameters * BYTES_PER_WEIGHT[precision]);
-  return { parameters, weightBytes, needBytes: Math.ceil(weightBytes * 1.25) + RUNTIME_BYTES };
+  return { parameters, weightBytes, needBytes: Math.ceil(weightBytes * RUNTIME_OVERHEAD[precision]) + RUNTIME_BYTES };
 }
 
 /** What every precision needs for blocks 0..layer, cheapest last. */

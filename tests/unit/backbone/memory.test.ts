@@ -43,7 +43,7 @@ describe('backbone memory estimate', () => {
     expect(err!.message).toMatch(/\/m, field "layer": expected memory for blocks 0\.\.15 \(3\.49 B parameters, f32\): ~17\.7 GB; precision f16 needs ~9\.0 GB, which fits .*got 12\.0 GB available of 16\.0 GB/);
     expect(() => assertMemoryFor(c, 15, 'f16', '/m', { total: 16 * GB, available: 12 * GB })).not.toThrow();
     expect(() => assertMemoryFor(c, 15, 'f16', '/m', { total: 8 * GB, available: 6 * GB })).toThrow(/f16\): ~9\.0 GB; precision int8 needs ~5\.3 GB, which fits/);
-    expect(() => assertMemoryFor(c, 15, 'int8', '/m', { total: 8 * GB, available: 4 * GB })).toThrow(/precision int4 needs ~3\.1 GB, which fits/);
+    expect(() => assertMemoryFor(c, 15, 'int8', '/m', { total: 8 * GB, available: 4 * GB })).toThrow(/precision int4 needs ~3\.5 GB, which fits/);
     expect(() => assertMemoryFor(c, 15, 'int4', '/m', { total: 4 * GB, available: 2 * GB })).toThrow(/try an earlier layer/);
     process.env.SPARSERM_IGNORE_MEMORY_CHECK = '1';
     try {
@@ -64,6 +64,9 @@ describe('backbone memory estimate', () => {
     expect(all.f32.weightBytes).toBe(32 * perBlock * 4);
     expect(all.int4.weightBytes).toBe(Math.ceil(32 * perBlock * BYTES_PER_WEIGHT.int4));
     expect(all.int4.needBytes).toBeLessThan(8 * GB);
+    // bench/backbone-9b-memory.ts measured (L1/L5, extrapolated) 5.8 GB peak RSS running int4, 9.2 GB int8: the estimate is not below
+    expect(all.int4.needBytes).toBeGreaterThan(5.8 * GB);
+    expect(all.int8.needBytes).toBeGreaterThan(9.2 * GB);
     expect(all.int8.needBytes).toBeGreaterThan(all.int4.needBytes);
     expect(all.f32.needBytes).toBeGreaterThan(24 * GB); // refused on a 24 GB machine
     expect(precisionNeedsLine(shape, layer)).toMatch(/^f32 ~\d+\.\d GB, f16 ~\d+\.\d GB, int8 ~\d+\.\d GB, int4 ~\d+\.\d GB$/);

@@ -10,6 +10,7 @@ import {
   llama8bMemoryLine,
   memoryByPrecision,
   parseModelConfig,
+  precisionMemoryLine,
   precisionNeedsLine,
 } from '../../../main/engine/backbone';
 import { InputError } from '../../../main/engine/errors';
@@ -73,5 +74,16 @@ describe('backbone memory estimate', () => {
     const c = parseModelConfig(gemma2Config({ hidden_size: 3584, intermediate_size: 14336, num_hidden_layers: 42, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 256, query_pre_attn_scalar: 256, sliding_window: 4096, vocab_size: 256000 }), '/g/config.json');
     expect(() => assertMemoryFor(c, 31, 'f32', '/g', { total: 24 * GB, available: 22 * GB })).toThrow(/f32\): ~3\d\.\d GB; precision f16 needs ~\d+\.\d GB, which fits/);
     expect(() => assertMemoryFor(c, 31, 'int4', '/g', { total: 24 * GB, available: 22 * GB })).not.toThrow();
+  });
+
+  it('doctor / Models screen line: every precision with what fits this machine', () => {
+    const { shape, layer } = GEMMA2_9B_L31;
+    const line = precisionMemoryLine(shape, layer, { total: 24 * GB, available: 8 * GB });
+    expect(line.ok).toBe(true);
+    expect(line.detail).toMatch(/^6\.34 B parameters: f32 ~32\.0 GB, f16 ~16\.1 GB, int8 ~9\.4 GB, int4 ~6\.2 GB; fits here: int4 \(8\.0 GB available of 24\.0 GB\)$/);
+    expect(line.needs.int4).toBe(backboneMemoryNeed(shape, layer, 'int4').needBytes);
+    const none = precisionMemoryLine(shape, layer, { total: 4 * GB, available: 2 * GB });
+    expect(none.ok).toBe(false);
+    expect(none.detail).toMatch(/no precision fits here/);
   });
 });

@@ -1,9 +1,11 @@
 /**
- * The backend of `sparserm serve --policy DIR`'s OpenAI endpoint: candidates from a CandidateSource on the
- * checkpoint (the local KV-cache decoder), and per-token log-probabilities + the first token's top alternatives
- * from a teacher-forced pass (the full-depth backbone session over prompt + candidate, then final norm, LM head
- * and final softcap here). The second pass is independent of the decoder, so the logprobs an endpoint client
- * sums are the policy's temperature-1 distribution whatever sampling produced the tokens.
+ * The backend of `sparserm serve --policy DIR`'s OpenAI endpoint: candidates from the KV-cache decoder
+ * (decoder.ts, exactly as localSource makes them), and — when a request asks for logprobs — per-token
+ * log-probabilities and the top alternatives at each position from a teacher-forced pass (the full-depth backbone
+ * session over prompt + candidate, then final norm, LM head and final softcap here). That pass is independent of the
+ * decoder, so the logprobs a client sums are the policy's temperature-1 distribution whatever sampling produced the
+ * tokens. Known cost: the LM head runs in plain TypeScript (fine for the demo kit; ~V·H MACs per token, about a
+ * second per token for Gemma-2's 256k × 2304 head), so logprobs on real checkpoints are slow.
  */
 import path from 'node:path';
 

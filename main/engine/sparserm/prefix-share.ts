@@ -158,7 +158,14 @@ function makeShared(ckpt: Checkpoint, ort: OrtSession, opts: PrefixSharedOptions
           };
           const res = await run(embedRows(sb.map((r) => seqs[r.m].slice(start[r.m])), T), B, T, mask, S, past, [KV_OUTPUT_RESID], signal);
           const y = res[KV_OUTPUT_RESID].data as Float32Array;
-          sb.forEach((r, b) => out[r.m].set(y.subarray(b * T * H, (b * T + r.len) * H), start[r.m] * H));
+          sb.forEach((r, b) => {
+            const rowsOut = y.subarray(b * T * H, (b * T + r.len) * H);
+            // 16-bit matmuls can overflow on Gemma's large activations: never hand on Inf/NaN as features.
+            if (opts.precision === 'f16' && !rowsOut.every(Number.isFinite)) {
+              throw new Error(`the f16 graph produced NaN/Inf in resid_post of block ${L} (sequence ${r.m}): activations overflow float16 on this input; use precision f32`);
+            }
+            out[r.m].set(rowsOut, start[r.m] * H);
+          });
         }
       }
       return out;

@@ -220,7 +220,11 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
           if (!active[r]) continue;
           const row = logits.subarray(r * V, (r + 1) * V);
           const id = chooseToken(row, params, rngs[r]);
-          out[r].logprob += logProbOf(row, id);
+          const lp = logProbOf(row, id);
+          if (!Number.isFinite(lp)) {
+            throw new Error(`the ${info.precision} decoder produced non-finite logits (candidate ${r}, step ${out[r].tokens.length}): activations overflow at this precision; use f32`);
+          }
+          out[r].logprob += lp;
           produced++;
           if (stopIds.has(id)) {
             out[r].finishReason = 'stop';

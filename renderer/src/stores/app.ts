@@ -5,16 +5,17 @@ import type { ApiClient, DatasetSummary, Job, ModelInfo, OpOutput } from '@api/c
 import { createConnection, tokenInHash, type FileTransfer } from '../api/client';
 
 export type Screen = 'models' | 'datasets' | 'train' | 'review' | 'export' | 'charts' | 'generate' | 'compare';
-export const screens: { id: Screen; label: string; key: string }[] = [
-  { id: 'models', label: 'Models', key: '1' },
-  { id: 'datasets', label: 'Datasets', key: '2' },
-  { id: 'train', label: 'Train', key: '3' },
-  { id: 'review', label: 'Review', key: '4' },
-  { id: 'export', label: 'Export', key: '5' },
-  { id: 'charts', label: 'Charts', key: '6' },
+/** `short` is the collapsed sidebar's label: unique, so two screens never look alike there. */
+export const screens: { id: Screen; label: string; key: string; short: string }[] = [
+  { id: 'models', label: 'Models', key: '1', short: 'M' },
+  { id: 'datasets', label: 'Datasets', key: '2', short: 'D' },
+  { id: 'train', label: 'Train', key: '3', short: 'T' },
+  { id: 'review', label: 'Review', key: '4', short: 'R' },
+  { id: 'export', label: 'Export', key: '5', short: 'E' },
+  { id: 'charts', label: 'Charts', key: '6', short: 'Ch' },
   // Last so Alt+1…6 keep their screens.
-  { id: 'generate', label: 'Generate', key: '7' },
-  { id: 'compare', label: 'Compare', key: '8' },
+  { id: 'generate', label: 'Generate', key: '7', short: 'G' },
+  { id: 'compare', label: 'Compare', key: '8', short: 'Co' },
 ];
 
 export interface Toast {

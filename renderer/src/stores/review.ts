@@ -79,6 +79,8 @@ export const useReviewStore = defineStore('review', {
     generation: 0,
     selected: -1,
     detail: null as PairDetail | null,
+    /** The dataset the list was last loaded for: a selection never carries over to another dataset. */
+    listDataset: null as string | null,
     canUndo: false,
     canRedo: false,
     busy: false,
@@ -128,7 +130,8 @@ export const useReviewStore = defineStore('review', {
      */
     async reload() {
       const app = useAppStore();
-      const keepId = this.detail?.id;
+      const keepId = this.listDataset === app.datasetId ? this.detail?.id : undefined;
+      this.listDataset = app.datasetId;
       this.generation++;
       this.pages.clear();
       loading.clear();

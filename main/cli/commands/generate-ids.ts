@@ -53,7 +53,10 @@ export async function runGenerateIds(opts: GenerateIdsOptions): Promise<{ tokens
   }
   const dec = await openDecoder({ checkpoint: opts.checkpoint, precision: parsePrecision(opts.precision, '--precision'), ep: parseEp(opts.ep), onProgress: openProgress() });
   try {
-    const [g] = await dec.generateIds([prompt], params);
+    const [g] = await dec.generateIds([prompt], params).catch((err: unknown) => {
+      if (err instanceof InputError && err.details.field === 'maxNewTokens') throw new InputError({ ...err.details, field: '--max-new-tokens' });
+      throw err;
+    });
     const result = { tokens: g.tokens, finishReason: g.finishReason, logprob: g.logprob };
     if (opts.json) printJson({ tokens: g.tokens, finishReason: g.finishReason, logprob: g.logprob, stopToken: g.stopToken ?? null });
     else process.stdout.write(`${g.tokens.join(',')}\n`);

@@ -199,6 +199,16 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
       const B = promptIds.length;
       if (B === 0) return [];
       const Tp = Math.max(...promptIds.map((p) => p.length));
+      // The cache grows by one position per token: bound it by what the checkpoint was trained for.
+      const maxPos = c.maxPositionEmbeddings ?? 131072;
+      if (Tp + params.maxNewTokens > maxPos) {
+        throw new InputError({
+          file: ckpt.dir,
+          field: 'maxNewTokens',
+          expected: `prompt (${Tp} tokens) + max new tokens at most ${maxPos} (max_position_embeddings${c.maxPositionEmbeddings ? '' : ', or 131072 when absent'})`,
+          got: String(params.maxNewTokens),
+        });
+      }
       const rngs = promptIds.map((_, i) => candidateRng(params.seed, (params.streamOffset ?? 0) + i));
       const out: GeneratedIds[] = promptIds.map(() => ({ tokens: [], logprob: 0, finishReason: 'length' as FinishReason }));
       const capture = info.captureLayer !== undefined;

@@ -74,5 +74,9 @@ describe('generate --ids input errors', () => {
     const ids = await runCli('generate', '--checkpoint', dir, '--ids', '2,99999');
     expect(ids.code).toBe(2);
     expect(ids.err).toMatch(/vocab_size/);
+    // the cache is bounded by what the checkpoint was trained for (here no max_position_embeddings: 131072)
+    const long = await runCli('generate', '--checkpoint', dir, '--ids', '2,5', '--max-new-tokens', '1000000000');
+    expect(long.code).toBe(2);
+    expect(long.err).toContain('--max-new-tokens');
   });
 });

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { dataDir, repoRoot, tempDir } from '../helpers/paths';
 
 const required = process.env.SPARSERM_E2E_REQUIRED === '1';
@@ -95,11 +95,7 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
     port = await freePort();
     served = await startServe({ db, env, args: ['--port', String(port)] });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, consoleErrors, { acceptDownloads: true });
     await page.goto(served.url);
     await page.waitForSelector('[data-testid="dataset-select"]');
   }, 120_000);

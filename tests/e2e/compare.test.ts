@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { dataDir, repoRoot, tempDir } from '../helpers/paths';
 import { runDemo } from '../../main/engine/demo/run-demo';
 import { DEMO_DATASET } from '../../main/engine/demo/demo-store';
@@ -72,11 +72,7 @@ describe.skipIf(!haveChromium && !required)('compare two reward models in a brow
     ensureRendererBuilt();
     served = await startServe({ db, env: { SPARSERM_HOME: home } });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, consoleErrors);
     await page.goto(served.url);
     const sel = page.locator('[data-testid="dataset-select"]');
     await sel.waitFor();

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { repoRoot, tempDir } from '../helpers/paths';
 import { ensureDemoKit } from '../../main/engine/demo/kit';
 import { openSafetensors, writeSafetensors } from '../../main/engine/formats/safetensors';
@@ -79,11 +79,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     // The studio's endpoint client sends this key (the policy server's per-launch token) as its Bearer token.
     served = await startServe({ db, env: { ...env, SPARSERM_ENDPOINT_KEY: /token=([\w-]+)/.exec(policyUrl.hash)![1] } });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, consoleErrors);
     await page.goto(served.url);
     await page.waitForSelector('[data-testid="dataset-select"]');
   }, 180_000);

@@ -17,7 +17,7 @@ import { openStore } from '../../main/engine/store';
 import { registerCheckpoint, registerSae } from '../../main/engine/sparserm/registry';
 import { scoreDatasetIntoStore, trainOnDataset } from '../../main/engine/sparserm/service';
 import { curatorAgreement } from '../../main/engine/sparserm/curator-agreement';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { repoRoot, tempDir } from '../helpers/paths';
 
 const required = process.env.SPARSERM_E2E_REQUIRED === '1';
@@ -68,9 +68,7 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     }
     served = await startServe({ db, env: { SPARSERM_HOME: home, SPARSERM_ACTOR: 'curator-e2e' } });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, errors);
     await page.goto(served.url);
     await page.click('[data-screen="review"]');
     await page.waitForSelector('[data-testid="review-toolbar"]');

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { openStore } from '../../main/engine/store';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { repoRoot, tempDir } from '../helpers/paths';
 
 const required = process.env.SPARSERM_E2E_REQUIRED === '1';
@@ -111,9 +111,7 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
     total = seed(db);
     served = await startServe({ db, env: { SPARSERM_HOME: home, SPARSERM_ACTOR: 'os-user' } });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, errors);
     await page.goto(served.url);
     await page.waitForSelector('[data-testid="pair-view"]');
   }, 120_000);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { chromiumAvailable, ensureRendererBuilt, launchBrowser, startServe, type Served } from './harness';
+import { chromiumAvailable, ensureRendererBuilt, launchBrowser, openPage, startServe, type Served } from './harness';
 import { dataDir, repoRoot, tempDir } from '../helpers/paths';
 
 const required = process.env.SPARSERM_E2E_REQUIRED === '1';
@@ -51,11 +51,7 @@ describe.skipIf(!haveChromium && !required)('SparseRM Studio in a browser (serve
     ensureRendererBuilt();
     served = await startServe({ db: path.join(home, 'studio.db'), env: { SPARSERM_HOME: home } });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page = await openPage(browser, consoleErrors);
   }, 300_000);
 
   afterAll(async () => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { openBackbone, type Precision } from '../main/engine/backbone';
-import { gemma2Config, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
+import { gemma2Config, GEMMA2_2B_BLOCK_SHAPES, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SEQS = Number(process.env.BENCH_SEQS ?? 4);
@@ -72,17 +72,7 @@ const lastJson = (text: string) => JSON.parse(text.trim().split('\n').filter((l)
 async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sparserm-bench-quant-'));
   try {
-    const cfg = gemma2Config({
-      hidden_size: 2304,
-      intermediate_size: 9216,
-      num_hidden_layers: BLOCKS,
-      num_attention_heads: 8,
-      num_key_value_heads: 4,
-      head_dim: 256,
-      query_pre_attn_scalar: 256,
-      sliding_window: 4096,
-      vocab_size: 1000,
-    });
+    const cfg = gemma2Config({ ...GEMMA2_2B_BLOCK_SHAPES, num_hidden_layers: BLOCKS });
     const dir = writeRandomCheckpoint(path.join(work, 'ckpt'), cfg, { dtype: 'BF16', seed: 3 });
     const ids = Array.from({ length: SEQS }, (_, i) => randomIds(LEN, cfg.vocab_size, 10 + i));
     const idsFile = path.join(work, 'ids.json');

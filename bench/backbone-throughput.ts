@@ -10,21 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { openBackbone } from '../main/engine/backbone';
-import { gemma2Config, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
+import { gemma2Config, GEMMA2_2B_BLOCK_SHAPES, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sparserm-bench-tput-'));
 try {
-  const cfg = gemma2Config({
-    hidden_size: 2304,
-    intermediate_size: 9216,
-    num_hidden_layers: 2,
-    num_attention_heads: 8,
-    num_key_value_heads: 4,
-    head_dim: 256,
-    query_pre_attn_scalar: 256,
-    sliding_window: 4096,
-    vocab_size: 1000,
-  });
+  const cfg = gemma2Config({ ...GEMMA2_2B_BLOCK_SHAPES, num_hidden_layers: 2 });
   const dir = writeRandomCheckpoint(path.join(work, 'ckpt'), cfg, { dtype: 'BF16', seed: 3 });
   console.log(`# ${new Date().toISOString()} — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}`);
   for (const threads of [1, 2]) {

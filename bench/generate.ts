@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 import { ensureDemoKit } from '../main/engine/demo/kit';
 import { openDecoder } from '../main/engine/generate/decoder';
-import { gemma2Config, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
+import { gemma2Config, GEMMA2_2B_BLOCK_SHAPES, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const threads = Number(process.env.THREADS ?? 1);
@@ -103,17 +103,7 @@ try {
     console.log('PyTorch not found (set PYTHON to a python3 with torch; Debian: apt install python3-torch libopenblas0-pthread): engine numbers only');
   }
   const kit = await ensureDemoKit();
-  const cfg2b = gemma2Config({
-    hidden_size: 2304,
-    intermediate_size: 9216,
-    num_hidden_layers: 2,
-    num_attention_heads: 8,
-    num_key_value_heads: 4,
-    head_dim: 256,
-    query_pre_attn_scalar: 256,
-    sliding_window: 4096,
-    vocab_size: 1000,
-  });
+  const cfg2b = gemma2Config({ ...GEMMA2_2B_BLOCK_SHAPES, num_hidden_layers: 2 });
   const dir2b = writeRandomCheckpoint(path.join(work, 'ckpt-2b'), cfg2b, { dtype: 'BF16', seed: 3 });
   const cases: Case[] = [
     { name: 'demo kit (hidden 64, 6 blocks)', checkpoint: kit.checkpoint, batch: 4, promptTokens: 64, newTokens: 32, vocab: 1024 },

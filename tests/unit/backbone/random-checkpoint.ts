@@ -28,6 +28,18 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** Gemma-2-2B's block shapes (hidden 2304, 8/4 heads of 256, ffn 9216, window 4096) with a small vocabulary: the benches' real-size blocks. */
+export const GEMMA2_2B_BLOCK_SHAPES = {
+  hidden_size: 2304,
+  intermediate_size: 9216,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 256,
+  query_pre_attn_scalar: 256,
+  sliding_window: 4096,
+  vocab_size: 1000,
+} as const;
+
 export function gemma2Config(over: Partial<RefConfig> = {}): RefConfig & Record<string, unknown> {
   return {
     architectures: ['Gemma2ForCausalLM'],

@@ -15,10 +15,8 @@ import { InputError, throwIfAborted } from '../errors';
 import type { EpRequest } from '../runtime/ort';
 import type { Pooling } from '../sparserm/features';
 import { chatTurns } from '../sparserm/prompt-encoding';
-import type { RewardModel } from '../sparserm/model-folder';
 import { openDecoder, type Decoder } from './decoder';
 import type { Candidate, CandidateSource, GenerateRequest } from './types';
-import { setLocalPolicyOpener } from './workflow';
 
 export interface CaptureSpec {
   /** The reward model's layer, backbone content hash and pooling (its manifest). */
@@ -126,19 +124,3 @@ export async function localSource(opts: LocalSourceOptions): Promise<CandidateSo
     close: () => dec.close(),
   };
 }
-
-/** The generation workflow's opener for a local policy: features are captured when the policy checkpoint is the
- *  reward model's backbone (same content hash through its layer). */
-export function openLocalPolicy(checkpoint: string, ctx: { rewardModel: RewardModel; signal?: AbortSignal }): Promise<CandidateSource> {
-  const m = ctx.rewardModel.manifest;
-  const b = m.backbone;
-  return localSource({
-    checkpoint,
-    precision: b.precision,
-    capture: { layer: b.layer, backboneHash: b.contentHash, pooling: m.pooling, precision: b.precision, maxTokens: m.maxTokens },
-    signal: ctx.signal,
-  });
-}
-
-// Importing this module plugs the local decoder into the workflow (workflow.ts keeps no static import of it).
-setLocalPolicyOpener(openLocalPolicy);

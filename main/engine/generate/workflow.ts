@@ -400,7 +400,7 @@ export function nextRoundParams(store: Store, datasetId: number, policy: PolicyS
 /**
  * The real sources: an OpenAI-compatible endpoint (endpoint-source.ts) or this engine's own decoder on a checkpoint
  * folder (local-source.ts), which captures SparseRM features while decoding when its checkpoint is the reward model's
- * backbone. Imported lazily: local-source.ts imports this module (and loads ONNX Runtime only when needed).
+ * backbone. Imported lazily, so ONNX Runtime loads only when a local policy is used.
  */
 export const openPolicySource: OpenSource = async (spec, ctx) => {
   if (spec.kind === 'endpoint') {
@@ -413,11 +413,9 @@ export const openPolicySource: OpenSource = async (spec, ctx) => {
     checkpoint: spec.checkpoint,
     precision: parsePrecision(spec.precision, 'precision'),
     ep: spec.ep,
-    capture: { layer: b.layer, backboneHash: b.contentHash, pooling: ctx.rewardModel.manifest.pooling },
+    // The capture spec names what the two-pass path would do (precision, max tokens), so captured = second pass.
+    capture: { layer: b.layer, backboneHash: b.contentHash, pooling: ctx.rewardModel.manifest.pooling, precision: b.precision, maxTokens: ctx.rewardModel.manifest.maxTokens },
     signal: ctx.signal,
   });
 };
 
-/** local-source.ts calls this on import (its default opener); openPolicySource reaches localSource directly, with
- *  the policy's recorded precision and execution provider, so the registration has nothing left to change. */
-export function setLocalPolicyOpener(_fn: (checkpoint: string, ctx: Parameters<OpenSource>[1]) => Promise<CandidateSource>): void {}

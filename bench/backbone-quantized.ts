@@ -5,7 +5,7 @@
  * resid_post vs the f32 graph. MatMulNBits accuracy_level 0 (dequantize → f32 GEMM) and 4 (int8 activations,
  * int8 dot products) are both measured: each variant runs in a child process with SPARSERM_QUANT_ACCURACY_LEVEL.
  *
- *   npx tsx bench/backbone-quantized.ts            (BENCH_THREADS=2 BENCH_SEQS=4 BENCH_LEN=256 BENCH_BLOCKS=2)
+ *   npx tsx bench/backbone-quantized.ts            (BENCH_THREADS=2 BENCH_SEQS=4 BENCH_LEN=256 BENCH_BLOCKS=2 BENCH_INIT=test|hf)
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +20,8 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SEQS = Number(process.env.BENCH_SEQS ?? 4);
 const LEN = Number(process.env.BENCH_LEN ?? 256);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 2);
+/** Weight distribution (random-checkpoint.ts RandomCheckpointOptions.init): 'test' (uniform, peaked attention) or 'hf'. */
+const INIT = (process.env.BENCH_INIT ?? 'test') as 'test' | 'hf';
 const self = fileURLToPath(import.meta.url);
 
 interface ChildResult {
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sparserm-bench-quant-'));
   try {
     const cfg = gemma2Config({ ...GEMMA2_2B_BLOCK_SHAPES, num_hidden_layers: BLOCKS });
-    const dir = writeRandomCheckpoint(path.join(work, 'ckpt'), cfg, { dtype: 'BF16', seed: 3 });
+    const dir = writeRandomCheckpoint(path.join(work, 'ckpt'), cfg, { dtype: 'BF16', seed: 3, init: INIT });
     const ids = Array.from({ length: SEQS }, (_, i) => randomIds(LEN, cfg.vocab_size, 10 + i));
     const idsFile = path.join(work, 'ids.json');
     fs.writeFileSync(idsFile, JSON.stringify(ids));

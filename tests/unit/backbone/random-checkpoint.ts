@@ -13,6 +13,13 @@ export interface RandomCheckpointOptions {
   dtype?: FloatDtype;
   shards?: number;
   seed?: number;
+  /**
+   * 'test' (default): uniform weights scaled so each linear keeps unit variance, queries/keys doubled (peaked
+   * attention) and norm gains far from their neutral value, so a wrong formula shows. 'hf': what transformers'
+   * `_init_weights` gives a fresh model, normal(0, initializer_range = 0.02) for every linear and the embedding,
+   * norms at their neutral value: the other common meaning of "random weights".
+   */
+  init?: 'test' | 'hf';
 }
 
 export function rng(seed: number): () => number {
@@ -144,10 +151,29 @@ export function shapeOf(cfg: AnyConfig, name: string): number[] {
 }
 
 /** Writes config.json + weights; returns the folder. */
+/** transformers' initialisation of a fresh model (see RandomCheckpointOptions.init): same tensor names as randomTensors. */
+export function hfInitTensors(cfg: AnyConfig, seed = 1): Record<string, Float32Array> {
+  const u = rng(seed);
+  const std = 0.02;
+  const normal = (): number => {
+    // Box–Muller on the xorshift stream (u() is uniform in [-1, 1)).
+    const a = (u() + 1) / 2 || Number.MIN_VALUE;
+    const b = (u() + 1) / 2;
+    return Math.sqrt(-2 * Math.log(a)) * Math.cos(2 * Math.PI * b);
+  };
+  const t = randomTensors(cfg, seed);
+  for (const name of Object.keys(t)) {
+    const v = t[name];
+    if (name.endsWith('norm.weight')) v.fill(isLlama(cfg) ? 1 : 0); // neutral gain: Llama stores w, Gemma stores w − 1
+    else for (let k = 0; k < v.length; k++) v[k] = normal() * std;
+  }
+  return t;
+}
+
 export function writeRandomCheckpoint(dir: string, config: AnyConfig & Record<string, unknown>, opts: RandomCheckpointOptions = {}): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  const tensors = randomTensors(config, opts.seed ?? 1);
+  const tensors = opts.init === 'hf' ? hfInitTensors(config, opts.seed ?? 1) : randomTensors(config, opts.seed ?? 1);
   const dtype = opts.dtype ?? 'F32';
   const names = Object.keys(tensors);
   const shards = opts.shards ?? 1;

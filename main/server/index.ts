@@ -96,8 +96,9 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
 }
 
 /**
- * After a 413: keep reading (and dropping) what the client is still sending, so closing the socket does not
- * reset it before the client has read the reply; a client that keeps sending is cut off after a bound.
+ * After a 413: keep reading (and dropping) what the client is still sending, so the client reads the reply instead
+ * of a reset (no `Connection: close`: Node would destroy the socket while the client is still writing, and the client
+ * would see EPIPE); a client that keeps sending is cut off after a bound.
  */
 function drainThenClose(req: http.IncomingMessage): void {
   let drained = 0;
@@ -138,7 +139,6 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
             return sendJson(res, 200, { ok: true, value: { path: file } });
           } catch (err) {
             if (err instanceof TooLarge) {
-              res.setHeader('Connection', 'close');
               drainThenClose(req);
               return refuse(res, 413, 'input', err.message);
             }
@@ -173,7 +173,6 @@ export function startServer(opts: ServeOptions): Promise<RunningServer> {
           input = text.length ? JSON.parse(text) : {};
         } catch (err) {
           if (err instanceof BodyTooLarge) {
-            res.setHeader('Connection', 'close');
             drainThenClose(req);
             return refuse(res, 413, 'input', err.message);
           }

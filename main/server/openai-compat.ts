@@ -180,7 +180,6 @@ export async function handleOpenAi(backend: CompatBackend, req: http.IncomingMes
     raw = JSON.parse((await h.readBody()) || 'null');
   } catch (err) {
     if (h.isTooLarge(err)) {
-      res.setHeader('Connection', 'close');
       h.onTooLarge();
       return fail(new OpenAiError(413, err instanceof Error ? err.message : String(err), 'invalid_request_error', null, 'request_too_large'));
     }

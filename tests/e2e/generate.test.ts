@@ -22,7 +22,8 @@ import { readDemoPairs } from '../../main/engine/demo/demo-data';
 const required = process.env.SPARSERM_E2E_REQUIRED === '1';
 const haveChromium = chromiumAvailable();
 const artifacts = path.join(repoRoot, 'tests', '.artifacts');
-const PROMPTS = 4;
+// Enough work (prompts × tokens) that the cancel lands mid-run even on a quiet machine (~800 tokens/s here).
+const PROMPTS = 10;
 const N = 2;
 
 describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve + CLI demo)', () => {
@@ -125,7 +126,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await page.check('[data-testid="gen-policy-local"]');
     expect(await page.$eval('[data-testid="gen-checkpoint"] option:checked', (o) => (o as unknown as { textContent: string }).textContent)).toMatch(/demo/);
     await page.fill('[data-testid="gen-n"]', String(N));
-    await page.fill('[data-testid="gen-maxNewTokens"]', '24');
+    await page.fill('[data-testid="gen-maxNewTokens"]', '48');
     await page.fill('[data-testid="gen-temperature"]', '1');
     await page.fill('[data-testid="gen-seed"]', '7');
     runName = 'gen-e2e-r1';

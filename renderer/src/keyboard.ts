@@ -30,6 +30,7 @@ export const reviewShortcuts: Shortcut[] = [
   { keys: 'r / Ctrl+Shift+Z / Ctrl+Y', what: 'redo' },
   { keys: '/', what: 'search' },
   { keys: 'g / G', what: 'first / last pair' },
+  { keys: 'q', what: '"Review next": walk the queue of the pairs a decision would teach the model most (q or Esc leaves it)' },
   { keys: 'Alt+1…8', what: 'switch screen' },
   { keys: '?', what: 'this cheat sheet' },
 ];

@@ -74,6 +74,18 @@ export interface ExtractOptions {
    * (`--no-prefix-share`, for comparison).
    */
   prefixShare?: boolean;
+  /**
+   * Stream z instead of returning it: rows are read from the cache `rows` at a time into one reused buffer and handed
+   * to `each` (row order; rows without features are zeros), and table.z comes back empty. For scoring, whose only use
+   * of z is the head: materialising 100k × 2304 floats is 879 MiB of fresh memory, and on a VM faulting it in costs
+   * seconds before any work (bench/README.md). Not with an SAE (its latents are computed from the whole table).
+   */
+  zChunks?: ZChunks;
+}
+
+export interface ZChunks {
+  rows: number;
+  each: (first: number, count: number, z: Float32Array) => Promise<void>;
 }
 
 export interface RejectedResponse {
@@ -146,6 +158,25 @@ function eta(start: number, done: number, total: number): number | undefined {
   if (done === 0) return undefined;
   const rate = done / ((Date.now() - start) / 1000);
   return rate > 0 ? (total - done) / rate : undefined;
+}
+
+/** Reads the cached z of `keys` in chunks of rows through one reused buffer (ExtractOptions.zChunks). */
+async function streamZ(zStore: AppendStore, keys: Array<string | undefined>, hiddenSize: number, chunks: ZChunks, signal?: AbortSignal): Promise<void> {
+  const rows = Math.max(1, Math.floor(chunks.rows));
+  const buf = new Float32Array(Math.min(rows, keys.length) * hiddenSize);
+  for (let first = 0; first < keys.length; first += rows) {
+    throwIfAborted(signal);
+    const count = Math.min(rows, keys.length - first);
+    const view = buf.subarray(0, count * hiddenSize);
+    const items: Array<{ key: string; at: number }> = [];
+    for (let i = first; i < first + count; i++) {
+      const k = keys[i];
+      if (k !== undefined) items.push({ key: k, at: (i - first) * hiddenSize * 4 });
+      else view.fill(0, (i - first) * hiddenSize, (i - first + 1) * hiddenSize);
+    }
+    zStore.readInto(items, new Uint8Array(view.buffer, view.byteOffset, view.byteLength), hiddenSize * 4);
+    await chunks.each(first, count, view);
+  }
 }
 
 export async function extractFeatures(responses: ResponseText[], opts: ExtractOptions): Promise<ExtractResult> {
@@ -275,11 +306,15 @@ export async function extractFeatures(responses: ResponseText[], opts: ExtractOp
     });
     textStore.putInline(newText);
 
-    const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(responses.length * hiddenSize), latents: [] };
-    // One pass in file order straight into the table (feature-store.ts readInto): the re-scoring hot path.
-    const zItems: Array<{ key: string; at: number }> = [];
-    keys.forEach((k, i) => k !== undefined && zItems.push({ key: k, at: i * hiddenSize * 4 }));
-    zStore.readInto(zItems, new Uint8Array(table.z.buffer, table.z.byteOffset, table.z.byteLength), hiddenSize * 4);
+    const streamed = opts.zChunks !== undefined && !sae;
+    const table: FeatureTable = { hiddenSize, n: responses.length, z: new Float32Array(streamed ? 0 : responses.length * hiddenSize), latents: [] };
+    if (streamed) await streamZ(zStore, keys, hiddenSize, opts.zChunks!, signal);
+    else {
+      // One pass in file order straight into the table (feature-store.ts readInto): the re-scoring hot path.
+      const zItems: Array<{ key: string; at: number }> = [];
+      keys.forEach((k, i) => k !== undefined && zItems.push({ key: k, at: i * hiddenSize * 4 }));
+      zStore.readInto(zItems, new Uint8Array(table.z.buffer, table.z.byteOffset, table.z.byteLength), hiddenSize * 4);
+    }
 
     // 2) active latents of z for this SAE.
     if (!sae || !latStore) {

@@ -9,7 +9,7 @@ import { parsePrecision, type Precision } from '../backbone';
 import { InputError } from '../errors';
 import { createSession, type EpRequest } from '../runtime/ort';
 import { loadSae, type Sae } from '../sae';
-import { extractFeatures, type Progress, type RejectedResponse } from './features';
+import { extractFeatures, type Progress, type RejectedResponse, type ZChunks } from './features';
 import type { Truncation } from './length-policy';
 import type { PairRef } from './fit';
 import { standardize, toParamsT } from './head';
@@ -30,6 +30,8 @@ export interface JobHooks {
   onSkip?: (s: SkippedPair) => void;
   /** Feature extraction runs a prompt shared by responses once (default true; features.ts, prefix-share.ts). */
   prefixShare?: boolean;
+  /** Stream z in chunks instead of materialising the table (features.ts ExtractOptions.zChunks). */
+  zChunks?: ZChunks;
 }
 
 /** A pair left out of a job (the rest go on): its position, ids, and what is wrong with it. */
@@ -99,6 +101,23 @@ export function responsesOf(pairs: PairInput[]) {
 /** Feature-table rows of pairs (2i chosen, 2i + 1 rejected), for the given pair indices (default all). */
 export function pairRefs(pairs: PairInput[], indices: number[] = pairs.map((_, i) => i)): PairRef[] {
   return indices.map((i) => ({ chosen: 2 * i, rejected: 2 * i + 1, prompt: pairs[i].prompt, source: pairs[i].source }));
+}
+
+/** Rows of z per streamed chunk when scoring (16,384 × 2304 floats = 151 MB, reused). */
+export const SCORE_CHUNK_ROWS = 16384;
+
+/**
+ * zChunks that score each chunk with the head into `scores` (row order) and hand it to `also` (e.g. contributions):
+ * scoring never materialises every response's z (features.ts ExtractOptions.zChunks).
+ */
+export function scoringChunks(model: RewardModel, scores: Float32Array, opts: { worker?: boolean } = {}, also?: ZChunks['each']): ZChunks {
+  return {
+    rows: SCORE_CHUNK_ROWS,
+    each: async (first, count, z) => {
+      scores.set(await scoreRepresentations(model, z, count, opts), first);
+      await also?.(first, count, z);
+    },
+  };
 }
 
 /**
@@ -185,6 +204,7 @@ export async function pooledFor(model: RewardModel, responses: Array<{ prompt: s
     skipBadText: hooks.skipBadText,
     maxTokens: m.maxTokens,
     prefixShare: hooks.prefixShare,
+    zChunks: hooks.zChunks,
   });
   if (feats.backboneHash !== m.backbone.contentHash) {
     throw new InputError({

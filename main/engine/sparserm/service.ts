@@ -26,7 +26,7 @@ import { registerRewardModel } from './registry';
 import { recordSeenPrompts } from './seen-prompts';
 import { decisionTrainingSet, type DecisionPoint, type LabelOptions } from './decision-labels';
 
-import { allContributions, keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, scoreRepresentations, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
+import { allContributions, keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, scoringChunks, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
 
 export type { PairInput } from './pairs-file';
 export { allContributions, scoreRepresentations, skipMessage, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
@@ -237,9 +237,9 @@ export interface ScoreRequest extends JobHooks {
 /** Scores every pair the tokenizer accepts; the others are reported through onSkip / onWarning and left out. */
 export async function scorePairs(req: ScoreRequest): Promise<PairScore[]> {
   const model = await readRewardModel(req.modelDir);
-  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, skipBadText: true });
+  const s = new Float32Array(2 * req.pairs.length);
+  const feats = await pooledFor(model, responsesOf(req.pairs), { ...req, skipBadText: true, zChunks: scoringChunks(model, s, { worker: req.worker }) });
   const skipped = skippedPairs(req.pairs, feats.rejected, req);
-  const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   return keptPairs(req.pairs.length, skipped).map((i) => {
     const p = req.pairs[i];
     const margin = s[2 * i] - s[2 * i + 1];
@@ -351,21 +351,24 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
   const { store } = req;
   const ds = datasetPairs(store, req.dataset);
   if (!store.models.rewardModel(m.id)) registerRewardModel(store, model.dir, m);
-  const feats = await pooledFor(model, responsesOf(ds.pairs), { ...req, skipBadText: true });
+  const inDim = m.head.inDim;
+  const s = new Float32Array(2 * ds.pairs.length);
+  // Exact contributions of every response (ORT GEMMs), chunk by chunk as z streams past the head.
+  const contrib = new Float32Array(2 * ds.pairs.length * inDim);
+  const feats = await pooledFor(model, responsesOf(ds.pairs), {
+    ...req,
+    skipBadText: true,
+    zChunks: scoringChunks(model, s, { worker: req.worker }, async (first, count, z) => contrib.set(await allContributions(model, z, count), first * inDim)),
+  });
   // A pair whose text cannot be encoded is left unscored (and reported); the others are scored.
   const skipped = skippedPairs(ds.pairs, feats.rejected, req, ds.pairIds);
   const kept = keptPairs(ds.pairs.length, skipped);
   if (kept.length === 0) throw new InputError({ field: 'dataset', expected: 'pairs the tokenizer accepts', got: `none of ${ds.pairs.length} (${skipMessage(skipped[0])})` });
-  const s = await scoreRepresentations(model, feats.table.z, feats.table.n, { worker: req.worker });
   const run = store.runs.create({ datasetId: ds.datasetId, rewardModelId: m.id, params: { modelDir: model.dir, pooling: m.pooling, layer: m.backbone.layer } });
   let correct = 0;
   let ties = 0;
   try {
-    const inDim = m.head.inDim;
     const top = req.topLatents ?? 8;
-    // Exact contributions of every response at once (ORT GEMMs; the per-response TypeScript path was O(hidden·2K)
-    // scalar work per response, far too slow for 100k-pair datasets).
-    const contrib = await allContributions(model, feats.table.z, feats.table.n);
     const contributionsOf = (row: number) => contrib.subarray(row * inDim, (row + 1) * inDim);
     const batch: NewScore[] = [];
     for (const [k, i] of kept.entries()) {

@@ -122,4 +122,28 @@ describe('feature extraction', () => {
     expect(Array.from(b.table.z)).toEqual(Array.from(a.table.z));
     expect(b.table.latents.map((l) => Array.from(l.idx))).toEqual(a.table.latents.map((l) => Array.from(l.idx)));
   });
+
+  it('streams z in chunks through one buffer (zChunks) equal to the materialised table', async () => {
+    const root = tempDir();
+    const opts = { checkpoint: kit.checkpoint, layer: kit.layer, pooling: 'mean' as const, cacheRoot: root, ep: 'cpu' as const, skipBadText: true };
+    const some = responses.slice(0, 13);
+    const whole = await extractFeatures(some, opts);
+    const H = whole.table.hiddenSize;
+    const seen: Array<[number, number]> = [];
+    const streamed = new Float32Array(some.length * H).fill(Number.NaN);
+    const res = await extractFeatures(some, {
+      ...opts,
+      zChunks: {
+        rows: 4,
+        each: async (first, count, z) => {
+          expect(z.length).toBe(count * H);
+          seen.push([first, count]);
+          streamed.set(z, first * H);
+        },
+      },
+    });
+    expect(res.table.z.length).toBe(0);
+    expect(seen).toEqual([[0, 4], [4, 4], [8, 4], [12, 1]]);
+    expect(Array.from(streamed)).toEqual(Array.from(whole.table.z));
+  });
 });

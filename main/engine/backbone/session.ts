@@ -22,7 +22,7 @@ export interface OpenBackboneOptions {
   ep?: EpRequest;
   /** Graph cache folder (default cacheDirs.graphs()). */
   cacheDir?: string;
-  /** ORT threads per op (default: ORT's choice, all cores). */
+  /** ORT threads per op (default: every core the OS gives this process, runtime/ort.ts). */
   intraOpThreads?: number;
   /**
    * Run ONNX Runtime in a worker thread so forward passes don't block this thread's event loop (Electron main,

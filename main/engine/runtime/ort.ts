@@ -17,6 +17,7 @@
  *   event loop stays free during long runs (Electron main process IPC, `sparserm serve`).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -241,7 +242,7 @@ export interface TensorValue {
 
 export interface SessionOptions {
   ep?: EpRequest;
-  /** Threads for one op (ORT default: all cores). */
+  /** Threads for one op (default: os.availableParallelism(); ORT left to itself ran one on these VMs). */
   intraOpThreads?: number;
   /** Share one session per (file, mtime, options). Default true for paths; byte models are never cached. */
   cache?: boolean;
@@ -384,7 +385,8 @@ async function createShared(model: string | Uint8Array, opts: SessionOptions, ke
   const base: OrtCreateOptions = {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+    // Unset, ORT 1.30 ran one thread on these 2-core VMs (its core detection): use the cores the OS gives us.
+    intraOpNumThreads: opts.intraOpThreads || os.availableParallelism(),
   };
   const make = (ep: Ep) => {
     const options = { ...base, executionProviders: providerConfig(ep) as never };

@@ -11,6 +11,9 @@ import { InputError } from '../errors';
 import type { Store } from '../store';
 import { RewardModelManifest } from './manifest';
 import { wilsonInterval } from './metrics';
+import { pearson, spearman } from './correlation';
+
+export { averageRanks, pearson, spearman } from './correlation';
 
 export interface CompareRequest {
   store: Store;
@@ -67,50 +70,6 @@ export interface Comparison {
   latentSource: string;
   /** Margins of both models for the scatter (at most 5,000 pairs, every k-th, in pair id order). */
   scatter: { pairId: number; a: number; b: number }[];
-}
-
-/** Pearson correlation (NaN when either side is constant or n < 2). */
-export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  const n = x.length;
-  if (n < 2) return NaN;
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += x[i];
-    my += y[i];
-  }
-  mx /= n;
-  my /= n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx;
-    const dy = y[i] - my;
-    sxy += dx * dy;
-    sxx += dx * dx;
-    syy += dy * dy;
-  }
-  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : NaN;
-}
-
-/** 1-based ranks, ties get their average rank (what Spearman's rho with ties needs). */
-export function averageRanks(x: ArrayLike<number>): Float64Array {
-  const idx = Array.from({ length: x.length }, (_, i) => i).sort((a, b) => x[a] - x[b]);
-  const r = new Float64Array(x.length);
-  for (let i = 0; i < idx.length; ) {
-    let j = i;
-    while (j + 1 < idx.length && x[idx[j + 1]] === x[idx[i]]) j++;
-    const avg = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) r[idx[k]] = avg;
-    i = j + 1;
-  }
-  return r;
-}
-
-/** Spearman's rho: Pearson of the average ranks. */
-export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  return pearson(averageRanks(x), averageRanks(y));
 }
 
 /** The latest finished scoring run of `model` on the dataset, or undefined. */

@@ -15,6 +15,9 @@ import type { EpRequest } from '../runtime/ort';
 import { keptPairs, modelSae, pooledFor, responsesOf, scoreRepresentations, skippedPairs, type JobHooks, type SkippedPair } from './pair-jobs';
 import { readRewardModel } from './model-folder';
 import type { PairInput } from './pairs-file';
+import { spearman } from './correlation';
+
+export { averageRanks, spearman } from './correlation';
 
 export interface PrecisionCheckRequest extends JobHooks {
   modelDir: string;
@@ -57,41 +60,6 @@ export interface PrecisionCheckReport {
   };
   skipped: SkippedPair[];
   seconds: number;
-}
-
-/** Average ranks (1-based), ties sharing the mean of their positions. */
-export function averageRanks(x: ArrayLike<number>): Float64Array {
-  const n = x.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => x[a] - x[b]);
-  const r = new Float64Array(n);
-  for (let i = 0; i < n; ) {
-    let j = i + 1;
-    while (j < n && x[order[j]] === x[order[i]]) j++;
-    const rank = (i + j + 1) / 2; // mean of positions i+1 .. j
-    for (let k = i; k < j; k++) r[order[k]] = rank;
-    i = j;
-  }
-  return r;
-}
-
-/** Spearman's ρ: Pearson correlation of the average ranks (correct with ties). NaN when either side is constant. */
-export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`spearman: ${a.length} vs ${b.length} values`);
-  const ra = averageRanks(a);
-  const rb = averageRanks(b);
-  const n = a.length;
-  const mean = (n + 1) / 2; // ranks always average to this, ties or not
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = ra[i] - mean;
-    const db = rb[i] - mean;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
 }
 
 export function cosine(a: Float32Array, b: Float32Array): number {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 import { openBackbone, type Precision } from '../main/engine/backbone';
 import { gemma2Config, GEMMA2_2B_BLOCK_SHAPES, randomIds, writeRandomCheckpoint } from '../tests/unit/backbone/random-checkpoint';
+import { relativeError } from '../main/engine/sparserm/precision-check';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SEQS = Number(process.env.BENCH_SEQS ?? 4);
@@ -59,15 +60,8 @@ async function child(dir: string, precision: Precision, idsFile: string, out: st
   }
 }
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+/** ‖a − b‖ / ‖b‖ (b the f32 reference): the precision check's measure. */
+const relErr = (a: Float32Array, b: Float32Array): number => relativeError(b, a);
 
 const lastJson = (text: string) => JSON.parse(text.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
 

@@ -14,6 +14,7 @@ import { openBackbone } from '../main/engine/backbone';
 import { writeDemoCheckpoint, type DemoModelShape } from '../main/engine/demo/checkpoint-builder';
 import { mulberry32 } from '../main/engine/sparserm/rng';
 import { openPrefixShared } from '../main/engine/sparserm/prefix-share';
+import { machine } from './lib/machine';
 
 const PAIRS = Number(process.env.PAIRS ?? 32);
 const PROMPT = Number(process.env.PROMPT ?? 400);
@@ -86,11 +87,7 @@ try {
       target: '≤ 0.6',
       maxAbsDiff: maxErr,
       rounds: ROUNDS,
-      cpus: os.cpus().length,
-      cpu: os.cpus()[0]?.model,
-      load: os.loadavg().map((l) => +l.toFixed(2)),
-      node: process.version,
-      date: new Date().toISOString(),
+      ...machine(),
     }),
   );
 } finally {

@@ -11,6 +11,7 @@ import { ensureDemoKit } from '../main/engine/demo/kit';
 import { loadSae } from '../main/engine/sae';
 import { extractFeatures } from '../main/engine/sparserm/features';
 import { readPairsJsonl } from '../main/engine/sparserm/pairs-file';
+import { machine } from './lib/machine';
 
 const limit = Number(process.env.PAIRS ?? 400);
 const kit = await ensureDemoKit();
@@ -40,9 +41,6 @@ console.log(
     tokensPerSecond: Math.round(cold.tokensComputed / coldS),
     cachedSeconds: +warmS.toFixed(3),
     cachedResponsesComputed: warm.responsesComputed,
-    cpus: os.cpus().length,
-    cpu: os.cpus()[0]?.model,
-    node: process.version,
-    date: new Date().toISOString(),
+    ...machine(),
   }),
 );

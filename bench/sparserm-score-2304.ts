@@ -28,6 +28,7 @@ import { PROMPT_ENCODING_VERSION } from '../main/engine/sparserm/prompt-encoding
 import { gaussian, mulberry32 } from '../main/engine/sparserm/rng';
 import { pooledFor, responsesOf, SCORE_CHUNK_ROWS, scoreRepresentations } from '../main/engine/sparserm/pair-jobs';
 import { readRewardModel, scorePairs, trainRewardModel } from '../main/engine/sparserm/service';
+import { machine } from './lib/machine';
 
 const N_PAIRS = Number(process.env.PAIRS ?? 50_000);
 const H = 2304;
@@ -144,11 +145,7 @@ try {
       responsesPerSecond: Math.round((2 * N_PAIRS) / s),
       peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
       checked: scores.length === N_PAIRS && scores.every((x) => Number.isFinite(x.margin)),
-      cpus: os.cpus().length,
-      cpu: os.cpus()[0]?.model,
-      load: os.loadavg().map((l) => +l.toFixed(2)),
-      node: process.version,
-      date: new Date().toISOString(),
+      ...machine(),
     }),
   );
 } finally {

@@ -17,6 +17,7 @@ import { readPairsJsonl } from '../main/engine/sparserm/pairs-file';
 import { PROMPT_ENCODING_VERSION } from '../main/engine/sparserm/prompt-encoding';
 import { scorePairs, trainRewardModel } from '../main/engine/sparserm/service';
 import { mulberry32, gaussian } from '../main/engine/sparserm/rng';
+import { machine } from './lib/machine';
 
 const N_PAIRS = Number(process.env.PAIRS ?? 50_000);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'srm-bench-score-'));
@@ -72,9 +73,6 @@ console.log(
     seconds: +s.toFixed(3),
     responsesPerSecond: Math.round((2 * N_PAIRS) / s),
     checked: scores.length === N_PAIRS && scores.every((x) => Number.isFinite(x.margin)),
-    cpus: os.cpus().length,
-    cpu: os.cpus()[0]?.model,
-    node: process.version,
-    date: new Date().toISOString(),
+    ...machine(),
   }),
 );

@@ -3,9 +3,9 @@
  * of the default configuration (K = 128 → 256 inputs, 512 hidden), hidden size 2304 (Gemma-2-2B), SAE 16k wide.
  * Times selection + projection + training (what a re-train with cached features does), not feature extraction.
  */
-import os from 'node:os';
 import { fitSparseRm, type FeatureTable, type PairRef } from '../main/engine/sparserm/fit';
 import { mulberry32, gaussian } from '../main/engine/sparserm/rng';
+import { machine } from './lib/machine';
 
 const pairs = 1000;
 const dIn = Number(process.env.HIDDEN ?? 2304);
@@ -29,4 +29,4 @@ const refs: PairRef[] = Array.from({ length: pairs }, (_, p) => ({ chosen: 2 * p
 const t0 = performance.now();
 const fit = await fitSparseRm(table, refs, { dIn, dSae, W_dec }, { k: 128, seed: 0 });
 const ms = performance.now() - t0;
-console.log(JSON.stringify({ bench: 'sparserm-train', pairs, hidden: dIn, dSae, k: 128, epochsRun: fit.epochsRun, bestEpoch: fit.bestEpoch, seconds: +(ms / 1000).toFixed(3), testAccuracy: fit.metrics.test.accuracy, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, date: new Date().toISOString() }));
+console.log(JSON.stringify({ bench: 'sparserm-train', pairs, hidden: dIn, dSae, k: 128, epochsRun: fit.epochsRun, bestEpoch: fit.bestEpoch, seconds: +(ms / 1000).toFixed(3), testAccuracy: fit.metrics.test.accuracy, ...machine() }));

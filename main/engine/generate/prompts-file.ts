@@ -24,10 +24,10 @@ export const MAX_PROMPTS_FILE_BYTES = 64 * 1024 * 1024;
 export const MAX_PROMPTS = 100_000;
 
 const Msg = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
-const Row = z.union([
-  z.object({ prompt: z.union([z.string().min(1), z.array(Msg).min(1)]) }),
-  z.object({ messages: z.array(Msg).min(1) }),
-]);
+// One object schema (not a union of two) so an error names the field that is wrong, e.g. line 2, field "prompt".
+const Row = z
+  .object({ prompt: z.union([z.string().min(1), z.array(Msg).min(1)]).optional(), messages: z.array(Msg).min(1).optional() })
+  .refine((r) => r.prompt !== undefined || r.messages !== undefined, { message: 'a "prompt" (text or messages) or a "messages" list', path: ['prompt'] });
 
 function fromMessages(messages: Message[], file: string, line: number): PromptItem {
   // A conversation that ends with the assistant's answer: the prompt is what came before it.
@@ -76,8 +76,8 @@ export function readPromptsFile(file: string): PromptItem[] {
       const r = Row.safeParse(value);
       if (!r.success) throw new InputError({ file, line, ...zodIssueDetails(r.error, value) });
       const d = r.data;
-      if ('prompt' in d) item = typeof d.prompt === 'string' ? { prompt: d.prompt, messages: textToPromptMessages(d.prompt) } : fromMessages(d.prompt, file, line);
-      else item = fromMessages(d.messages, file, line);
+      if (d.prompt !== undefined) item = typeof d.prompt === 'string' ? { prompt: d.prompt, messages: textToPromptMessages(d.prompt) } : fromMessages(d.prompt, file, line);
+      else item = fromMessages(d.messages!, file, line);
     } else {
       const p = raw.trim();
       item = { prompt: p, messages: [{ role: 'user', content: p }] };

@@ -121,9 +121,11 @@ describe('prompts files', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(InputError);
       const d = (e as InputError).details;
-      expect([d.file, d.line]).toEqual([f, 2]);
+      expect([d.file, d.line, d.field]).toEqual([f, 2, 'prompt']);
       expect((e as Error).message).toMatch(/prompt/);
     }
+    expect(() => readPromptsFile(write('norole.jsonl', JSON.stringify({ messages: [{ role: 'bot', content: 'x' }] })))).toThrow(/field "messages\.0\.role"/);
+    expect(() => readPromptsFile(write('nokey.jsonl', JSON.stringify({ text: 'x' })))).toThrow(/line 1, field "prompt": expected a "prompt" \(text or messages\) or a "messages" list/);
     expect(() => readPromptsFile(write('bad2.jsonl', '{"prompt": "a"}\n{oops\n'))).toThrow(/line 2/);
     expect(() => readPromptsFile(write('empty.txt', '\n\n'))).toThrow(/empty/);
     expect(() => readPromptsFile(path.join(dir, 'missing.txt'))).toThrow(InputError);

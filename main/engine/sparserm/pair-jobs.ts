@@ -146,10 +146,26 @@ export async function scoreRepresentations(model: RewardModel, z: Float32Array, 
 
 /** Exact per-latent contributions [n × 2K] for raw z rows (the batch form of `decompose`). */
 export async function allContributions(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
+  const { head } = model;
+  return contributionsBatch(toParamsT(head), head.W1, await standardizedProjections(model, z, n), n);
+}
+
+/**
+ * Scores and exact contributions of z rows from ONE projection z·Dᵀ (the costly GEMM: hidden × 2K per row), for
+ * dataset scoring, which stores both; scoring alone goes through scoreRepresentations.
+ */
+export async function scoresAndContributions(model: RewardModel, z: Float32Array, n: number): Promise<{ scores: Float32Array; contributions: Float32Array }> {
+  const { head } = model;
+  const x = await standardizedProjections(model, z, n);
+  const params = toParamsT(head);
+  return { scores: await forwardScores(params, x, n), contributions: await contributionsBatch(params, head.W1, x, n) };
+}
+
+async function standardizedProjections(model: RewardModel, z: Float32Array, n: number): Promise<Float32Array> {
   const H = model.manifest.backbone.hiddenSize;
   const { head } = model;
   const p = await matmul(z, n, H, transpose(model.directions, head.inDim, H), head.inDim);
-  return contributionsBatch(toParamsT(head), head.W1, standardize(p, head.inDim, head.mean, head.std), n);
+  return standardize(p, head.inDim, head.mean, head.std);
 }
 
 const folded = new WeakMap<RewardModel, HeadParamsT>();

@@ -26,7 +26,7 @@ import { registerRewardModel } from './registry';
 import { recordSeenPrompts } from './seen-prompts';
 import { decisionTrainingSet, type DecisionPoint, type LabelOptions } from './decision-labels';
 
-import { allContributions, keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, scoringChunks, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
+import { keptPairs, modelSae, pairRefs, pairTruncation, pooledFor, responsesOf, SCORE_CHUNK_ROWS, scoresAndContributions, scoringChunks, skipMessage, skippedPairs, truncatedCount, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
 
 export type { PairInput } from './pairs-file';
 export { allContributions, scoreRepresentations, skipMessage, type JobHooks, type PairTruncation, type SkippedPair } from './pair-jobs';
@@ -353,12 +353,19 @@ export async function scoreDatasetIntoStore(req: ScoreDatasetRequest): Promise<A
   if (!store.models.rewardModel(m.id)) registerRewardModel(store, model.dir, m);
   const inDim = m.head.inDim;
   const s = new Float32Array(2 * ds.pairs.length);
-  // Exact contributions of every response (ORT GEMMs), chunk by chunk as z streams past the head.
+  // Scores and exact contributions of every response from one projection per chunk, as z streams past.
   const contrib = new Float32Array(2 * ds.pairs.length * inDim);
   const feats = await pooledFor(model, responsesOf(ds.pairs), {
     ...req,
     skipBadText: true,
-    zChunks: scoringChunks(model, s, { worker: req.worker }, async (first, count, z) => contrib.set(await allContributions(model, z, count), first * inDim)),
+    zChunks: {
+      rows: SCORE_CHUNK_ROWS,
+      each: async (first, count, z) => {
+        const r = await scoresAndContributions(model, z, count);
+        s.set(r.scores, first);
+        contrib.set(r.contributions, first * inDim);
+      },
+    },
   });
   // A pair whose text cannot be encoded is left unscored (and reported); the others are scored.
   const skipped = skippedPairs(ds.pairs, feats.rejected, req, ds.pairIds);

@@ -97,6 +97,13 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
       throw new Error(`${sel} never matched ${re}; it reads: ${JSON.stringify(await page.evaluate(`document.querySelector(${JSON.stringify(sel)})?.textContent ?? null`))}`);
     }
   };
+  // A filter or sort change reloads the list; the listbox is aria-busy until the new rows and selection are in.
+  // Waiting on the count alone raced: two filters in a row can match the same number of pairs.
+  const settled = () => until(`document.querySelector('[data-testid="pair-list"]')?.getAttribute('aria-busy') === 'false'`);
+  const choose = async (sel: string, value: string | { label: string }) => {
+    await page.selectOption(sel, value);
+    await settled();
+  };
   const matchCount = async () => Number((await text('[data-testid="match-count"] b')).replace(/,/g, ''));
   const search = async (q: string) => {
     await page.fill('[data-testid="search"]', q);
@@ -200,6 +207,7 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
     await shot('1440-empty');
     await page.click('[data-testid="clear-filters"]');
     await waitText('[data-testid="match-count"] b', new RegExp(`^${total}$`));
+    await settled();
     await page.waitForSelector('[data-testid="pair-view"]');
     expect(await text('[data-testid="reviewed"]')).toMatch(/reviewed 0 of/);
   }, 60_000);
@@ -207,16 +215,16 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
   it('a filter or sort change keeps the same pair selected when still listed, else clears it', async () => {
     await page.locator('#pair-row-5').click();
     await waitText('[data-testid="pair-header"] h3', /Pair #6$/);
-    await page.selectOption('[data-testid="sort-by"]', 'margin');
+    await choose('[data-testid="sort-by"]', 'margin');
     await page.waitForTimeout(300);
     await waitText('[data-testid="pair-header"] h3', /Pair #6$/);
     expect(await page.locator('.pair-row.selected .idx').textContent()).toBe('#6');
     expect(await page.locator('.pair-row.selected').getAttribute('data-index')).not.toBe('5');
     // pair 6 (k = 5) has margin 0.25: uncertain. Filtering to keep verdicts hides it → the selection clears.
-    await page.selectOption('[data-testid="filter-verdict"]', 'keep');
+    await choose('[data-testid="filter-verdict"]', 'keep');
     await until(`!document.querySelector('[data-testid="pair-view"]') && !document.querySelector('.pair-row.selected')`);
-    await page.selectOption('[data-testid="filter-verdict"]', 'any');
-    await page.selectOption('[data-testid="sort-by"]', 'index');
+    await choose('[data-testid="filter-verdict"]', 'any');
+    await choose('[data-testid="sort-by"]', 'index');
     await waitText('[data-testid="match-count"] b', new RegExp(`^${total}$`));
   }, 60_000);
 
@@ -237,14 +245,14 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
     await page.keyboard.press('s'); // pair 5: margin 0, uncertain → decided-uncertain
     await waitText('[data-testid="reviewed"]', new RegExp(`reviewed 3 of ${total}`));
 
-    await page.selectOption('[data-testid="filter-curated"]', 'overrides');
+    await choose('[data-testid="filter-curated"]', 'overrides');
     await waitText('[data-testid="match-count"] b', /^1$/);
     expect(await page.locator('.pair-row .idx').allTextContents()).toEqual(['#2']);
     expect(await text('[data-testid="reviewed"]')).toMatch(/reviewed 1 of 1/);
-    await page.selectOption('[data-testid="filter-curated"]', 'decided-uncertain');
+    await choose('[data-testid="filter-curated"]', 'decided-uncertain');
     await waitText('[data-testid="match-count"] b', /^1$/);
     expect(await page.locator('.pair-row .idx').allTextContents()).toEqual(['#5']);
-    await page.selectOption('[data-testid="filter-curated"]', { label: 'all pairs' });
+    await choose('[data-testid="filter-curated"]', { label: 'all pairs' });
     await waitText('[data-testid="match-count"] b', new RegExp(`^${total}$`));
   }, 60_000);
 
@@ -290,7 +298,7 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
   }, 60_000);
 
   it('bulk swap: the dialog restates the filter and count, and Enter does not confirm', async () => {
-    await page.selectOption('[data-testid="filter-verdict"]', 'uncertain');
+    await choose('[data-testid="filter-verdict"]', 'uncertain');
     await until(`document.querySelector('[data-testid="match-count"] b')?.textContent !== ${JSON.stringify(String(total))}`);
     const n = await matchCount();
     expect(n).toBeGreaterThan(3);
@@ -311,7 +319,7 @@ describe.skipIf(!haveChromium && !required)('review flow in a browser (serve)', 
     const shown = await page.locator('[data-testid="row-decision"]').allTextContents();
     expect(shown.length).toBeGreaterThan(3);
     expect(new Set(shown)).toEqual(new Set(['swap']));
-    await page.selectOption('[data-testid="filter-verdict"]', 'any');
+    await choose('[data-testid="filter-verdict"]', 'any');
     await waitText('[data-testid="match-count"] b', new RegExp(`^${total}$`));
   }, 60_000);
 

@@ -84,6 +84,8 @@ export const useReviewStore = defineStore('review', {
     canUndo: false,
     canRedo: false,
     busy: false,
+    /** A reload (filter, sort or dataset change) has not settled yet: the listbox says aria-busy meanwhile. */
+    listing: false,
     /** After keep / drop / swap, go to the next pair (a setting, on by default). */
     advance: stored(ADVANCE_KEY) !== 'off',
     /** Name decisions are recorded under; null = the OS user of the engine (`osCurator`). */
@@ -130,22 +132,30 @@ export const useReviewStore = defineStore('review', {
      */
     async reload() {
       const app = useAppStore();
-      const keepId = this.listDataset === app.datasetId ? this.detail?.id : undefined;
+      // The selected row, not the detail: the detail lags a click by one request.
+      const keepId = this.listDataset === app.datasetId ? (this.selectedRow?.id ?? this.detail?.id) : undefined;
       this.listDataset = app.datasetId;
-      this.generation++;
+      const gen = ++this.generation;
       this.pages.clear();
       loading.clear();
       if (!app.datasetId) {
         this.total = 0;
         this.reviewed = 0;
         this.clearSelection();
+        this.listing = false;
         return;
       }
-      const located = await this.loadPage(0, keepId);
-      if (this.total === 0) this.clearSelection();
-      else if (keepId === undefined) await this.select(0);
-      else if (located === null || located === undefined) this.clearSelection();
-      else await this.select(located);
+      this.listing = true;
+      try {
+        const located = await this.loadPage(0, keepId);
+        if (gen !== this.generation) return; // a newer reload owns the list (and the busy flag) now
+        if (this.total === 0) this.clearSelection();
+        else if (keepId === undefined) await this.select(0);
+        else if (located === null || located === undefined) this.clearSelection();
+        else await this.select(located);
+      } finally {
+        if (gen === this.generation) this.listing = false;
+      }
     },
     clearSelection() {
       this.selected = -1;

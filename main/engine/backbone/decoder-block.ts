@@ -25,7 +25,19 @@ export interface BlockEmitter {
   block(
     i: number,
     x: string,
-    opts: { cos: string; sin: string; mask: string; outName: string; keysValues?: (k: string, v: string) => { k: string; v: string } },
+    opts: {
+      cos: string;
+      sin: string;
+      mask: string;
+      outName: string;
+      keysValues?: (k: string, v: string) => { k: string; v: string };
+      /**
+       * An i64 [1] tensor q: keys and values come from every new token, but queries, attention output and MLP only
+       * from new tokens q.. (the output has T − q rows). A prefix run that needs only this block's keys/values
+       * passes T − 1 and skips almost all of the block's work.
+       */
+      queryFrom?: string;
+    },
   ): Promise<string>;
 }
 
@@ -78,28 +90,30 @@ export function blockEmitter(b: GraphBuilder, ckpt: Checkpoint, precision: Preci
     rmsNorm,
     rope,
     async block(i, x, o) {
+      const fromQuery = (t: string, axis: number) => (o.queryFrom ? b.op('Slice', [t, o.queryFrom, b.constI64([2 ** 53]), b.constI64([axis])]) : t);
       const xn = rmsNorm(x, await normInit(weightName('inputNorm', i)));
-      const q = await heads(xn, 'q', i, nH);
+      const q = await heads(fromQuery(xn, 1), 'q', i, nH);
       const kNew = rope(await heads(xn, 'k', i, nKV), o.cos, o.sin);
       const vNew = await heads(xn, 'v', i, nKV);
       const { k, v } = o.keysValues ? o.keysValues(kNew, vNew) : { k: kNew, v: vNew };
       // GQA without materialising repeated keys: query head h = kv·groups + r uses kv head h // groups.
-      const qg = b.op('Reshape', [rope(q, o.cos, o.sin), b.constI64([0, nKV, groups, -1, hd])]); // [B,nKV,g,T,hd]
+      const qg = b.op('Reshape', [rope(q, fromQuery(o.cos, 2), fromQuery(o.sin, 2)), b.constI64([0, nKV, groups, -1, hd])]); // [B,nKV,g,T,hd]
       const kT = b.op('Unsqueeze', [b.op('Transpose', [k], { perm: [0, 1, 3, 2] }), b.constI64([2])]); // [B,nKV,1,hd,S]
       let s = b.op('Mul', [b.op('MatMul', [qg, kT]), scoreScale]); // [B,nKV,g,T,S]
       if (softcap) s = b.op('Mul', [b.op('Tanh', [b.op('Div', [s, softcap])]), softcap]); // before the mask
-      const p = b.op('Softmax', [b.op('Where', [o.mask, s, masked])], { axis: -1 });
+      const p = b.op('Softmax', [b.op('Where', [fromQuery(o.mask, 3), s, masked])], { axis: -1 });
       const att = b.op('MatMul', [p, b.op('Unsqueeze', [v, b.constI64([2])])]); // [B,nKV,g,T,hd]
       const merged = b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [att, b.constI64([0, nH, -1, hd])])], { perm: perm0213 }), b.constI64([0, 0, nH * hd])]);
       let attn = await linear(merged, 'o', i);
       let h: string;
       let mlpIn: string;
+      const xq = fromQuery(x, 1);
       if (arch.sandwichNorms) {
         attn = rmsNorm(attn, await normInit(weightName('postAttnNorm', i)));
-        h = b.op('Add', [x, attn]);
+        h = b.op('Add', [xq, attn]);
         mlpIn = rmsNorm(h, await normInit(weightName('preFfnNorm', i)));
       } else {
-        h = b.op('Add', [x, attn]);
+        h = b.op('Add', [xq, attn]);
         mlpIn = rmsNorm(h, await normInit(weightName('postAttnNorm', i)));
       }
       const gate = await linear(mlpIn, 'gate', i);

@@ -10,10 +10,12 @@
  *   inputs_embeds   f32 [B, T, H]        raw embedding rows of the T new tokens (the graph applies the embedding scale)
  *   attention_mask  i64 [B, P + T]       1 = real token, 0 = padding, over past + new positions
  *   past.{i}.key    f32 [B, nKV, P, hd]  keys after RoPE of the P past positions (P may be 0); past.{i}.value alike
+ *   query_from      i64 [1]              truncated depth only: block L computes queries, attention output and MLP for
+ *                                        new tokens query_from.. (0 = all); its keys/values still cover every token
  * Graph outputs:
  *   present.{i}.key / present.{i}.value  f32 [B, nKV, P + T, hd]  (past ++ new: feed back as the next past)
  *   logits          f32 [B, T or 1, V]   full depth only; 'last' = only the last new position (left-padded batches)
- *   resid_post      f32 [B, T, H]        truncated depth: output of block L
+ *   resid_post      f32 [B, T − query_from, H]  truncated depth: output of block L
  *   resid_capture   f32 [B, T, H]        full depth with captureLayer: output of that block (score while generating)
  * Positions are cumsum(attention_mask) − 1 (transformers' convention), so left padding, right padding and padding
  * in the middle of a cache (a row that stopped) all give each real token its true position. Key j is visible to
@@ -35,6 +37,7 @@ import { emitLinear, type Precision } from './linear-weights';
 export const KV_GRAPH_FORMAT = 'decoder-kv-v1';
 export const KV_INPUT_EMBEDS = GRAPH_INPUT;
 export const KV_INPUT_MASK = 'attention_mask';
+export const KV_INPUT_QUERY_FROM = 'query_from';
 export const KV_OUTPUT_LOGITS = 'logits';
 export const KV_OUTPUT_RESID = GRAPH_OUTPUT;
 export const KV_OUTPUT_CAPTURE = 'resid_capture';
@@ -68,7 +71,7 @@ export function lastBlock(ckpt: Checkpoint, spec: Pick<KvGraphSpec, 'depth'>): n
 
 /** A short, file-name-safe id of the spec (part of the cache folder name). */
 export function kvVariant(spec: KvGraphSpec): string {
-  if (spec.depth !== 'full') return `kvL${spec.depth}`;
+  if (spec.depth !== 'full') return `kvL${spec.depth}q`; // q: takes query_from (graphs before it lack the input)
   return `kvfull-${spec.logits ?? 'last'}${spec.captureLayer !== undefined ? `-c${spec.captureLayer}` : ''}`;
 }
 
@@ -132,6 +135,8 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
     sliding = b.op('Unsqueeze', [b.op('And', [visible, inWindow]), maskAxes], {}, 'mask_sliding');
   }
   const blocks = blockEmitter(b, ckpt, precision, tick);
+  // A prefix run needs only block L's keys/values: query_from lets it skip the rest of block L (prefix-share.ts).
+  const queryFrom = full ? undefined : b.input(KV_INPUT_QUERY_FROM, 'int64', [1]);
 
   let x = x0;
   if (arch.embeddingScale === 'sqrt_hidden') x = b.op('Mul', [x0, b.constF32([Math.fround(Math.sqrt(H))], [], 'embed_scale')]);
@@ -143,6 +148,7 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
       sin,
       mask: sliding && isSlidingLayer(arch, i) ? sliding : causal,
       outName,
+      queryFrom: i === last ? queryFrom : undefined,
       keysValues: (kNew, vNew) => {
         for (const kind of ['key', 'value'] as const) b.input(kvInputName(i, kind), 'float32', ['batch', nKV, 'past', hd]);
         return {
@@ -168,7 +174,7 @@ async function buildInto(b: GraphBuilder, ckpt: Checkpoint, opts: BuildKvGraphOp
     b.op('Identity', [logits], {}, KV_OUTPUT_LOGITS);
     b.output(KV_OUTPUT_LOGITS, 'float32', ['batch', (opts.logits ?? 'last') === 'last' ? 1 : 'seq', c.vocabSize]);
   } else {
-    b.output(KV_OUTPUT_RESID, 'float32', ['batch', 'seq', H]);
+    b.output(KV_OUTPUT_RESID, 'float32', ['batch', 'rows', H]);
   }
 
   const modelPath = path.join(opts.dir, 'model.onnx');

@@ -2,7 +2,8 @@
  * Prefix sharing for feature extraction (issue 13 item 3): responses that share a prompt (the two of a pair, all
  * candidates of a prompt) run that prompt once. Each distinct prefix goes through the truncated-depth KV-cache graph
  * (kv-graph.ts, depth L) and only the responses run on its keys/values; resid_post(L) of the response tokens is what
- * the unshared path computes (same blocks, same positions: tests hold it within 1e-4).
+ * the unshared path computes (same blocks, same positions: tests hold it within 1e-4). The prefix run sets the
+ * graph's query_from to its last token: of block L it needs only keys and values, not attention output or MLP.
  *
  * Batching, length-bucketed: prefixes are sorted by length and run right-padded in batches (the padded slots stay
  * masked for good: attention_mask 0, positions are cumsum(mask) − 1); the responses of one prefix batch then run in
@@ -11,7 +12,7 @@
  */
 import { loadCheckpoint, type Checkpoint } from '../backbone/checkpoint';
 import { ensureKvGraph } from '../backbone/graph-cache';
-import { KV_INPUT_EMBEDS, KV_INPUT_MASK, KV_OUTPUT_RESID, kvInputName, kvOutputName } from '../backbone/kv-graph';
+import { KV_INPUT_EMBEDS, KV_INPUT_MASK, KV_INPUT_QUERY_FROM, KV_OUTPUT_RESID, kvInputName, kvOutputName } from '../backbone/kv-graph';
 import type { Precision } from '../backbone/linear-weights';
 import { assertMemoryFor } from '../backbone/memory';
 import { noteBackboneRun } from '../backbone/session';
@@ -93,9 +94,13 @@ function makeShared(ckpt: Checkpoint, ort: OrtSession, opts: PrefixSharedOptions
   const presentNames = Array.from({ length: L + 1 }, (_, i) => [kvOutputName(i, 'key'), kvOutputName(i, 'value')]).flat();
   /** One run; `outputs`: only these come back (the prefix run needs the keys/values, a response run resid_post). */
   async function run(embeds: Float32Array, B: number, T: number, mask: BigInt64Array, S: number, past: (i: number, kind: 'key' | 'value') => TensorValue, outputs: string[], signal?: AbortSignal) {
+    // The prefix run wants only keys/values: block L then computes its queries, attention output and MLP for one
+    // token instead of the whole prompt (ORT runs every node whatever outputs are asked for).
+    const queryFrom = outputs.includes(KV_OUTPUT_RESID) ? 0 : T - 1;
     const feeds: Record<string, TensorValue> = {
       [KV_INPUT_EMBEDS]: { type: 'float32', data: embeds, dims: [B, T, H] },
       [KV_INPUT_MASK]: { type: 'int64', data: mask, dims: [B, S] },
+      [KV_INPUT_QUERY_FROM]: { type: 'int64', data: BigInt64Array.of(BigInt(queryFrom)), dims: [1] },
     };
     for (let i = 0; i <= L; i++) for (const kind of ['key', 'value'] as const) feeds[kvInputName(i, kind)] = past(i, kind);
     noteBackboneRun();

@@ -8,7 +8,9 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { openBackbone } from '../../../main/engine/backbone';
+import { ensureKvGraph, loadCheckpoint, openBackbone } from '../../../main/engine/backbone';
+import { KV_INPUT_EMBEDS, KV_INPUT_MASK, KV_INPUT_QUERY_FROM, KV_OUTPUT_RESID, kvInputName, kvOutputName } from '../../../main/engine/backbone/kv-graph';
+import { createSession, type TensorValue } from '../../../main/engine/runtime/ort';
 import { ensureDemoKit } from '../../../main/engine/demo/kit';
 import { readDemoPairs } from '../../../main/engine/demo/demo-data';
 import { extractFeatures } from '../../../main/engine/sparserm/features';
@@ -76,5 +78,49 @@ describe('feature extraction with prefix sharing (demo kit)', () => {
     const again = await extractFeatures(responses, { ...common, cacheRoot: path.join(work, 'fs-shared'), prefixShare: false });
     expect(again.responsesComputed).toBe(0);
     expect(Array.from(again.table.z)).toEqual(Array.from(shared.table.z));
+  });
+});
+
+describe('query_from of the truncated KV graph', () => {
+  it('block L computes only rows query_from.. (equal to those rows of a full run); keys and values still cover every token', async () => {
+    const cfg = gemma2Config({ sliding_window: 3, num_hidden_layers: 3 });
+    const dir = writeRandomCheckpoint(path.join(work, 'qf'), cfg as never, { seed: 21 });
+    const ckpt = await loadCheckpoint(dir);
+    const layer = 1;
+    const T = 7;
+    const H = cfg.hidden_size;
+    try {
+      const graph = await ensureKvGraph(ckpt, { depth: layer, precision: 'f32', cacheDir: path.join(work, 'qf-graphs') });
+      const ort = await createSession(graph.graphPath, { ep: 'cpu', cache: false });
+      try {
+        const runFrom = (q: number) => {
+          const feeds: Record<string, TensorValue> = {
+            [KV_INPUT_EMBEDS]: { type: 'float32', data: ckpt.embeddingRows(randomIds(T, cfg.vocab_size, 5)), dims: [1, T, H] },
+            [KV_INPUT_MASK]: { type: 'int64', data: new BigInt64Array(T).fill(1n), dims: [1, T] },
+            [KV_INPUT_QUERY_FROM]: { type: 'int64', data: BigInt64Array.of(BigInt(q)), dims: [1] },
+          };
+          for (let i = 0; i <= layer; i++) for (const kind of ['key', 'value'] as const) feeds[kvInputName(i, kind)] = { type: 'float32', data: new Float32Array(0), dims: [1, cfg.num_key_value_heads, 0, cfg.head_dim] };
+          return ort.run(feeds);
+        };
+        const all = await runFrom(0);
+        for (const q of [3, T - 1]) {
+          const part = await runFrom(q);
+          expect(part[KV_OUTPUT_RESID].dims).toEqual([1, T - q, H]);
+          const want = (all[KV_OUTPUT_RESID].data as Float32Array).subarray(q * H);
+          const got = part[KV_OUTPUT_RESID].data as Float32Array;
+          let err = 0;
+          for (let k = 0; k < want.length; k++) err = Math.max(err, Math.abs(got[k] - want[k]));
+          expect(err).toBeLessThan(1e-5);
+          for (const kind of ['key', 'value'] as const) {
+            expect(part[kvOutputName(layer, kind)].dims).toEqual([1, cfg.num_key_value_heads, T, cfg.head_dim]);
+            expect(Array.from(part[kvOutputName(layer, kind)].data as Float32Array)).toEqual(Array.from(all[kvOutputName(layer, kind)].data as Float32Array));
+          }
+        }
+      } finally {
+        await ort.close();
+      }
+    } finally {
+      ckpt.close();
+    }
   });
 });

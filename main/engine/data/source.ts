@@ -4,6 +4,12 @@ import zlib from 'node:zlib';
 import type { Readable } from 'node:stream';
 
 import { InputError } from '../errors';
+import { binaryReason } from './binary-detect';
+import { firstInvalidUtf8 } from './utf8';
+
+// Moved to their own modules; re-exported so importers of source.ts keep working.
+export { binaryReason, looksBinary } from './binary-detect';
+export { firstInvalidUtf8 } from './utf8';
 
 /** One record cut from the source: its text, or why it could not be read. `line` is 1-based (see `container`). */
 export type RawRecord = { line: number; text: string } | { line: number; error: string };
@@ -419,37 +425,6 @@ export class SourceReader {
   }
 }
 
-/**
- * Why the start of a file is binary data rather than text with a few bad bytes, or null when it looks like text.
- * Suspicious bytes are NULs, control characters JSON text never holds raw (anything below 0x20 except tab, LF, CR,
- * FF, BS and ESC) and bytes of invalid UTF-8 sequences. Binary = more than 10 % of the sample and at least 8 of them
- * (random bytes score ~50 %, UTF-16 ~50 % NULs); a text file with a few invalid sequences or a stray NUL is read
- * line by line and those lines are reported.
- */
-export function binaryReason(buf: Buffer): string | null {
-  if (buf.length === 0) return null;
-  let nul = 0;
-  let ctrl = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const c = buf[i]!;
-    if (c === 0) nul++;
-    else if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c && c !== 0x08 && c !== 0x1b) ctrl++;
-  }
-  // A chunk boundary can cut the last character: do not count an incomplete sequence at the very end.
-  const invalid = countInvalidUtf8(buf, true);
-  const suspicious = nul + ctrl + invalid;
-  if (suspicious >= 8 && suspicious > buf.length * 0.1) {
-    const what = [nul ? `${nul} NUL bytes` : '', ctrl ? `${ctrl} control characters` : '', invalid ? `${invalid} invalid UTF-8 sequences` : ''].filter(Boolean).join(', ');
-    return what;
-  }
-  return null;
-}
-
-/** Kept for callers of the old name: true when binaryReason finds binary data. */
-export function looksBinary(buf: Buffer): boolean {
-  return binaryReason(buf) !== null;
-}
-
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function decode(bytes: Buffer, line: number): RawRecord {
@@ -461,76 +436,6 @@ function decode(bytes: Buffer, line: number): RawRecord {
     if (at < 0) return { line, error: `the line (${formatBytes(bytes.length)}) could not be decoded (${(err as Error).message}): expected a shorter line of UTF-8 text` };
     return { line, error: `invalid UTF-8 at byte ${at + 1} of the line: expected UTF-8 text` };
   }
-}
-
-/**
- * Length of the valid UTF-8 sequence starting at `i` (1–4), or 0 when the bytes there are not one (the WHATWG /
- * TextDecoder rules: no overlongs, no surrogates, nothing above U+10FFFF); -1 when the sequence is cut by the end of
- * the buffer but valid so far.
- */
-function utf8SeqLen(b: Uint8Array, i: number): number {
-  const c = b[i]!;
-  if (c < 0x80) return 1;
-  let need: number;
-  let lo = 0x80;
-  let hi = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) need = 1;
-  else if (c >= 0xe0 && c <= 0xef) {
-    need = 2;
-    if (c === 0xe0) lo = 0xa0;
-    else if (c === 0xed) hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    need = 3;
-    if (c === 0xf0) lo = 0x90;
-    else if (c === 0xf4) hi = 0x8f;
-  } else return 0;
-  for (let k = 1; k <= need; k++) {
-    if (i + k >= b.length) return -1;
-    const d = b[i + k]!;
-    if (d < lo || d > hi) return 0;
-    lo = 0x80;
-    hi = 0xbf;
-  }
-  return need + 1;
-}
-
-/** 0-based offset of the first byte that starts an invalid UTF-8 sequence, or -1 when it is all valid. Linear. */
-export function firstInvalidUtf8(b: Uint8Array): number {
-  const n = b.length;
-  let i = 0;
-  while (i < n) {
-    if (b[i]! < 0x80) {
-      i++;
-      continue;
-    }
-    const len = utf8SeqLen(b, i);
-    if (len <= 0) return i;
-    i += len;
-  }
-  return -1;
-}
-
-/** Number of invalid UTF-8 sequences (each maximal bad run counted once per bad lead). Linear. */
-function countInvalidUtf8(b: Uint8Array, allowCutAtEnd: boolean): number {
-  let bad = 0;
-  let i = 0;
-  const n = b.length;
-  while (i < n) {
-    if (b[i]! < 0x80) {
-      i++;
-      continue;
-    }
-    const len = utf8SeqLen(b, i);
-    if (len > 0) i += len;
-    else if (len < 0) {
-      if (!allowCutAtEnd) bad++;
-      break;
-    } else {
-      bad++;
-      i++;
-    }
-  }
-  return bad;
 }
 
 function isBlank(b: Buffer): boolean {

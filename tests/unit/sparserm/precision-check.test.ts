@@ -132,4 +132,21 @@ describe('precisionCheck on the demo kit', () => {
     expect(bad.err).toContain('--precision');
     expect(bad.err).toContain('int3');
   });
+
+  it('score warns once when asked for another precision than the model was trained at, and not at its own', async () => {
+    const data = path.join(home, 'pairs-warn.jsonl');
+    fs.writeFileSync(data, pairs.slice(0, 4).map((p) => JSON.stringify(p)).join('\n') + '\n');
+    process.env.SPARSERM_CACHE = path.join(home, 'cache');
+    const warning = /warning: reward model \S+ was trained on f32 backbone features; scoring at f16/g;
+    const other = await runCli('score', '--model', modelDir, '--data', data, '--precision', 'f16', '--ep', 'cpu', '--json');
+    expect(other.code).toBe(0);
+    expect(other.err.match(warning)).toHaveLength(1);
+    const own = await runCli('score', '--model', modelDir, '--data', data, '--ep', 'cpu', '--json');
+    expect(own.code).toBe(0);
+    expect(own.err).not.toMatch(/was trained on/);
+    // Same pairs, other numbers: the f16 scores really came from f16 features.
+    const scores = (r: { out: string }) => (JSON.parse(r.out) as { pairs: Array<{ margin: number }> }).pairs.map((x) => x.margin);
+    expect(scores(other)).toHaveLength(4);
+    expect(scores(other)).not.toEqual(scores(own));
+  });
 });

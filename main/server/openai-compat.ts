@@ -15,6 +15,7 @@ import type { ChatMessage } from '../engine/backbone/chat-template';
 import { CancelledError, InputError } from '../engine/errors';
 import { zodIssueDetails } from '../engine/zod-issue';
 import type { Candidate, GenerateRequest } from '../engine/generate/types';
+import type { TokenLogprob } from '../engine/generate/token-logprobs';
 
 /** A candidate with, per token, its log-probability and the most likely alternatives at that position
  *  (temperature-1 distribution), when the backend knows them. */
@@ -22,12 +23,7 @@ export interface CompatCandidate extends Candidate {
   /** The stop token that ended it (finish_reason "stop"): the last logprobs entry, not part of the text. */
   stopToken?: number;
   /** Per token of tokens ++ [stopToken]. */
-  tokenLogprobs?: { logprob: number; top: TopToken[] }[];
-}
-
-export interface TopToken {
-  id: number;
-  logprob: number;
+  tokenLogprobs?: TokenLogprob[];
 }
 
 /** What the endpoint serves: one policy behind a model id. */

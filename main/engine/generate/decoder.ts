@@ -20,6 +20,7 @@ import { assertMemoryFor } from '../backbone/memory';
 import type { Precision } from '../backbone/linear-weights';
 import { loadTokenizer, type ChatTokenizer } from '../backbone/tokenizer';
 import { candidateRng, checkSamplingParams, chooseToken, logProbOf } from './sampler';
+import { logSoftmax, topK, type TokenLogprob } from './token-logprobs';
 import type { FinishReason, SamplingParams } from './types';
 
 export interface OpenDecoderOptions {
@@ -81,6 +82,11 @@ export interface Decoder {
   generateIds(promptIds: number[][], params: GenerateIdsParams): Promise<GeneratedIds[]>;
   /** Sum of log p(continuation tokens | prompt) per continuation (teacher-forced). */
   continuationLogprobs(promptIds: number[], continuations: number[][], signal?: AbortSignal): Promise<number[]>;
+  /**
+   * Teacher-forced, per token of `tokens`: log p(token | prompt + the tokens before it) at temperature 1 and the k
+   * likeliest ids there, from the decoder's own KV-cache graph (one step per token, no second session).
+   */
+  tokenLogprobs(promptIds: number[], tokens: number[], k: number, signal?: AbortSignal): Promise<TokenLogprob[]>;
   close(): Promise<void>;
 }
 
@@ -284,6 +290,23 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
           res = await run([[cont[t]]], mask, res, signal);
         }
         out.push(lp);
+      }
+      return out;
+    },
+    async tokenLogprobs(promptIds, tokens, k, signal) {
+      if (closed) throw new Error('decoder is closed');
+      checkIds(promptIds, 'promptIds');
+      if (tokens.length === 0) return [];
+      checkIds(tokens, 'tokens');
+      let mask = [Uint8Array.from(promptIds, () => 1)];
+      let res = await prefill([promptIds], mask, signal);
+      const out: TokenLogprob[] = [];
+      for (let t = 0; t < tokens.length; t++) {
+        const lp = logSoftmax(res[KV_OUTPUT_LOGITS].data as Float32Array);
+        out.push({ logprob: lp[tokens[t]]!, top: topK(lp, k) });
+        if (t === tokens.length - 1) break;
+        mask = grow(mask, [1]);
+        res = await run([[tokens[t]]], mask, res, signal);
       }
       return out;
     },

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadCheckpoint, type Checkpoint } from '../../../main/engine/backbone';
-import { buildKvGraph, kvInputName, kvOutputName, type KvGraphSpec } from '../../../main/engine/backbone/kv-graph';
+import { buildKvGraph, KV_INPUT_QUERY_FROM, kvInputName, kvOutputName, type KvGraphSpec } from '../../../main/engine/backbone/kv-graph';
 import { createSession, type OrtSession, type TensorValue } from '../../../main/engine/runtime/ort';
 import { gemma2Config, llamaConfig, randomIds, writeRandomCheckpoint } from '../backbone/random-checkpoint';
 import { referenceLogits, referenceResidPost } from '../backbone/reference-forward';
@@ -44,6 +44,8 @@ async function step(ckpt: Checkpoint, s: OrtSession, ids: number[][], mask: numb
     inputs_embeds: { type: 'float32', data: emb, dims: [B, T, H] },
     attention_mask: { type: 'int64', data: BigInt64Array.from(mask.flat().map(BigInt)), dims: [B, mask[0].length] },
   };
+  // Truncated graphs take query_from (0: every new token through block L); full-depth graphs have no such input.
+  if (s.inputNames.includes(KV_INPUT_QUERY_FROM)) feeds[KV_INPUT_QUERY_FROM] = { type: 'int64', data: BigInt64Array.of(0n), dims: [1] };
   for (let i = 0; i < layers; i++) {
     for (const kind of ['key', 'value'] as const) {
       feeds[kvInputName(i, kind)] = past?.[kvOutputName(i, kind)] ?? { type: 'float32', data: new Float32Array(0), dims: [B, c.numKvHeads, 0, c.headDim] };

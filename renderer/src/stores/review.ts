@@ -86,6 +86,8 @@ export const useReviewStore = defineStore('review', {
     busy: false,
     /** A reload (filter, sort or dataset change) has not settled yet: the listbox says aria-busy meanwhile. */
     listing: false,
+    /** A typed search waits out its debounce: the list does not reflect the search box yet (aria-busy too). */
+    searchPending: false,
     /** After keep / drop / swap, go to the next pair (a setting, on by default). */
     advance: stored(ADVANCE_KEY) !== 'off',
     /** Name decisions are recorded under; null = the OS user of the engine (`osCurator`). */
@@ -134,6 +136,8 @@ export const useReviewStore = defineStore('review', {
       const app = useAppStore();
       // The selected row, not the detail: the detail lags a click by one request.
       const keepId = this.listDataset === app.datasetId ? (this.selectedRow?.id ?? this.detail?.id) : undefined;
+      // Another dataset: drop the old pair now, or it stays on screen (actions disabled) until the new one loads.
+      if (this.listDataset !== app.datasetId) this.clearSelection();
       this.listDataset = app.datasetId;
       const gen = ++this.generation;
       this.pages.clear();

@@ -30,6 +30,10 @@ describe.skipIf(!haveChromium && !required)('compare two reward models in a brow
   let datasetId = '';
   let nearDatasetId = '';
 
+  // A filter or dataset change reloads the Review list; the listbox is aria-busy until the new rows and selection
+  // are in (a count or an element from the previous list can already match before then).
+  const settled = () => page.waitForSelector('[data-testid="pair-list"][aria-busy="false"]', { timeout: 30_000 });
+
   /** The same API the page uses, over HTTP with the launch token. */
   async function api<T>(op: string, input: unknown): Promise<T> {
     const u = new URL(served.url);
@@ -114,7 +118,10 @@ describe.skipIf(!haveChromium && !required)('compare two reward models in a brow
     // The opened pair is the one shown (its header names its index), and it is in the filtered list.
     const detail = await api<{ id: string; index: number }>('getPair', { pairId });
     await page.waitForSelector(`[data-testid="pair-view"][aria-label="Pair #${detail.index}"]`, { timeout: 30_000 });
-    expect(await page.locator('[data-testid="not-listed"]').count()).toBe(0);
+    await settled();
+    // Until its page of the list is in, the opened pair reads "not in the current filter"; then it must not.
+    await page.waitForSelector('[data-testid="not-listed"]', { state: 'detached', timeout: 30_000 });
+    expect(await page.getAttribute('[data-testid="pair-view"]', 'aria-label')).toBe(`Pair #${detail.index}`);
     const r = await api<{ comparison: { disagreements: { total: number } } }>('compareModels', { datasetId, modelA, modelB });
     await page.waitForFunction((n) => ((globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('[data-testid="match-count"]')?.textContent ?? '').replace(/[^\d]/g, '') === String(n), r.comparison.disagreements.total, { timeout: 30_000 });
     await page.waitForSelector('[data-testid="prompt-group"]');
@@ -124,8 +131,11 @@ describe.skipIf(!haveChromium && !required)('compare two reward models in a brow
     await page.click('[data-testid="set-filter-clear"]');
     await page.selectOption('[data-testid="dataset-select"]', nearDatasetId);
     await page.waitForFunction(() => ((globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('[data-testid="match-count"]')?.textContent ?? '').replace(/[^\d]/g, '') === '24', undefined, { timeout: 30_000 });
+    // The count alone is reached before the new list's first pair is selected and its group loaded; until then the
+    // group shown can be the previous pair's (the panel is aria-busy meanwhile).
+    await settled();
     await page.keyboard.press('g');
-    await page.waitForSelector('[data-testid="prompt-group-count"]', { timeout: 30_000 });
+    await page.waitForSelector('[data-testid="prompt-group"][aria-busy="false"] [data-testid="prompt-group-count"]', { timeout: 30_000 });
     expect(await page.textContent('[data-testid="prompt-group-count"]')).toBe('2');
     await page.click('[data-testid="prompt-group-filter"]');
     await page.waitForSelector('[data-testid="set-filter"]');

@@ -45,6 +45,17 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await page.waitForSelector(`[data-screen="${screen}"].active`);
   };
   const text = async (sel: string) => ((await page.textContent(sel)) ?? '').replace(/\s+/g, ' ').trim();
+  /** Waits until `read()` satisfies `ok`, and returns it: for values an action changes in a later task than its own. */
+  const until = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeout = 30_000): Promise<T> => {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await read();
+      if (ok(v)) return v;
+      if (Date.now() - t0 > timeout) throw new Error(`timed out waiting for ${what}; last read: ${JSON.stringify(v)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const candidates = () => page.locator('[data-testid="gen-candidate"]').count();
   /** Waits for `selector`, failing at once (with the error shown) if an error toast appears. */
   const untilOrError = async (selector: string, timeout: number) => {
     const hit = await page.waitForSelector(`${selector}, .toast.error, .job.failed`, { timeout });
@@ -107,9 +118,9 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     expect(await page.getByRole('textbox', { name: 'max new tokens', exact: true }).count()).toBe(1);
     await page.getByRole('radio', { name: 'Instructed pairs', exact: true }).check();
     await page.selectOption('[data-testid="gen-preset"]', 'saferlhf');
-    expect(await page.inputValue('[data-testid="gen-rejected-instruction"]')).toMatch(/regardless/i);
+    await until(() => page.inputValue('[data-testid="gen-rejected-instruction"]'), (v) => /regardless/i.test(v), 'the saferlhf instructions');
     await page.selectOption('[data-testid="gen-preset"]', 'truthfulqa');
-    expect(await page.inputValue('[data-testid="gen-rejected-instruction"]')).toMatch(/misconception/i);
+    await until(() => page.inputValue('[data-testid="gen-rejected-instruction"]'), (v) => /misconception/i.test(v), 'the truthfulqa instructions');
     // A bad number: said beside the field, Start disabled with the reason.
     await page.fill('[data-testid="gen-topP"]', '1.5');
     await page.waitForSelector('.field-error >> text=top-p: expected a number from 0.01 to 1, got 1.5');
@@ -150,14 +161,15 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await page.click('[data-testid="gen-resume"]');
     await untilOrError('[data-testid="gen-done"]', 240_000);
     expect(await page.getAttribute('[data-testid="gen-progress"]', 'data-state')).toBe('done');
-    expect(await text('[data-testid="gen-done"]')).toMatch(new RegExp(`Made dataset ${runName} · \\d+ pairs · round 1`));
+    // "Made dataset" shows as the job ends; its name, size and round follow once the dataset list has reloaded.
+    await until(() => text('[data-testid="gen-done"]'), (t) => new RegExp(`Made dataset ${runName} · \\d+ pairs · round 1`).test(t), 'the new dataset named in the report');
     await shot('04-done');
   }, 300_000);
 
   it('shows the candidates with their SparseRM scores', async () => {
-    await page.waitForSelector('[data-testid="gen-candidate"]');
-    // Instructed: N candidates under each of the two instructions, per prompt.
-    expect(await page.locator('[data-testid="gen-candidate"]').count()).toBe(PROMPTS * N * 2);
+    // Instructed: N candidates under each of the two instructions, per prompt. The cancelled run's partial list is
+    // on screen until the last page reloads, so wait for the whole count, not for the first row.
+    await until(candidates, (c) => c === PROMPTS * N * 2, `${PROMPTS * N * 2} candidates`);
     const scores = await page.locator('[data-testid="gen-candidate-score"]').allTextContents();
     expect(scores.every((s) => /^-?\d+\.\d{3}$/.test(s.trim()))).toBe(true);
     await page.locator('[data-testid="gen-candidates"]').scrollIntoViewIfNeeded();
@@ -171,6 +183,7 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     await page.waitForSelector('[data-screen="review"].active');
     expect(await page.$eval('[data-testid="dataset-select"] option:checked', (o) => (o as unknown as { textContent: string }).textContent)).toContain(runName);
     try {
+      await page.waitForSelector('[data-testid="pair-list"][aria-busy="false"]', { timeout: 30_000 });
       await page.waitForSelector(`[data-testid="match-count"] b:text-is("${pairs}")`);
       // Review opens on the new dataset's first pair: a prompt with its two generated answers, SparseRM's margin.
       await page.waitForSelector('[data-testid="pair-view"]');
@@ -230,8 +243,8 @@ describe.skipIf(!haveChromium && !required)('Generate screen in a browser (serve
     const pairs = Number(/· (\d+) pairs/.exec(await text('[data-testid="gen-done"]'))![1]);
     expect(pairs).toBeGreaterThan(0);
     expect(pairs).toBeLessThanOrEqual(PROMPTS);
-    await page.waitForSelector('[data-testid="gen-candidate"]');
-    expect(await page.locator('[data-testid="gen-candidate"]').count()).toBe(PROMPTS * 2);
+    // Round 1's 40 candidates may still be listed while this run's page loads: wait for this run's count.
+    await until(candidates, (c) => c === PROMPTS * 2, `${PROMPTS * 2} candidates of the endpoint run`);
     await shot('09-endpoint-done');
     await nav('datasets');
     const row = page.locator('[data-testid="lineage-row"]', { hasText: 'gen-e2e-endpoint' });

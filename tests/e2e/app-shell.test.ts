@@ -256,9 +256,12 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
       await page.selectOption('[data-testid="dataset-select"]', { label: 'demo-truthfulqa · demo' });
       for (const [screen, sels] of Object.entries(checks)) {
         await nav(screen);
-        await page.waitForSelector(sels[0], { timeout: 30_000 });
-        if (screen === 'review') await page.waitForSelector('[data-testid="latent-table"]', { timeout: 60_000 });
-        await page.waitForTimeout(200);
+        // Every checked element, not just the first: parts of a screen come from their own requests (Export's counts
+        // after its button, Review's pair after its list), and a fixed sleep does not promise they are in.
+        for (const sel of sels) await page.waitForSelector(sel, { timeout: 60_000 });
+        if (screen === 'review') await page.waitForSelector('[data-testid="pair-list"][aria-busy="false"]', { timeout: 30_000 });
+        // Two frames: the layout (and what resize observers re-render) is settled before it is measured.
+        await page.evaluate(() => new Promise<void>((r) => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => r()))));
         const problems = await layoutProblems(sels);
         if (problems.length) console.error(`${screen} at ${w}×${h}:`, problems);
         expect(problems, `${screen} at ${w}×${h}`).toEqual([]);

@@ -30,6 +30,19 @@ describe.skipIf(!haveChromium && !required)('explanations in a browser (serve + 
   const consoleErrors: string[] = [];
   const home = tempDir('sparserm-explain-e2e-');
   const shot = (name: string) => page.screenshot({ path: path.join(artifacts, `explain-${name}.png`), fullPage: false });
+  /** Two rendered frames: a scroll or resize has been laid out and its resize observers (and their re-renders) ran. A
+   * fixed sleep is no such promise on a loaded machine, where frames come late. */
+  const frames = () => page.evaluate(() => new Promise<void>((r) => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => r()))));
+  /** Polls the focused element's accessible name until `ok` holds (a key's effect lands in a later task than the key). */
+  const focusedLabel = async (ok: (l: string) => boolean) => {
+    const read = () => page.evaluate(() => (globalThis as unknown as { document: Doc }).document.activeElement?.getAttribute('aria-label') ?? '');
+    const t0 = Date.now();
+    for (;;) {
+      const l = await read();
+      if (ok(l) || Date.now() - t0 > 10_000) return l;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
 
   beforeAll(async () => {
     if (!haveChromium) throw new Error('SPARSERM_E2E_REQUIRED=1 but /usr/bin/chromium is missing');
@@ -95,7 +108,7 @@ describe.skipIf(!haveChromium && !required)('explanations in a browser (serve + 
     const visibleRows: Record<string, number> = {};
     for (const side of ['chosen', 'rejected']) {
       await page.locator(`[data-testid="explain-${side}"] [data-testid="latent-table"]`).evaluate((t) => (t as unknown as { scrollIntoView(o: unknown): void }).scrollIntoView({ block: 'center' }));
-      await page.waitForTimeout(100);
+      await frames();
       visibleRows[side] = await page.evaluate((sd) => {
         const d = (globalThis as unknown as { document: Doc }).document;
         const w = globalThis as unknown as Win;
@@ -143,27 +156,25 @@ describe.skipIf(!haveChromium && !required)('explanations in a browser (serve + 
       reached = await page.evaluate(() => (globalThis as unknown as { document: Doc }).document.activeElement?.getAttribute('data-testid') === 'latent-row');
     }
     expect(reached).toBe(true);
-    const label = () => page.evaluate(() => (globalThis as unknown as { document: Doc }).document.activeElement?.getAttribute('aria-label') ?? '');
-    const first = await label();
+    const first = await focusedLabel(() => true);
     await page.keyboard.press('ArrowDown');
-    const second = await label();
+    const second = await focusedLabel((l) => l !== first);
     expect(second).not.toBe(first);
     expect(second).toMatch(/^latent \d+/);
     await page.keyboard.press('Enter');
     const latent = second.match(/^latent (\d+)/)![1];
     await page.waitForSelector(`[data-testid="latent-row"][aria-selected="true"][aria-label^="latent ${latent},"]`);
     // The heatmap now shows that latent's per-token contributions, summing to its contribution.
-    const hm = page.locator('[data-testid="heatmap-chosen"]');
-    expect(await hm.textContent()).toContain(`through latent ${latent}`);
+    await page.waitForSelector(`[data-testid="heatmap-chosen"] >> text=through latent ${latent}`);
     await page.keyboard.press('ArrowUp');
-    expect(await label()).toBe(first);
+    expect(await focusedLabel((l) => l === first)).toBe(first);
     await shot('1440x900-picked');
   }, 60_000);
 
   it('stays readable at 1024×700 and 800×900 (sides stack, nothing clipped sideways)', async () => {
     for (const [w, h] of [[1024, 700], [800, 900]] as const) {
       await page.setViewportSize({ width: w, height: h });
-      await page.waitForTimeout(200);
+      await frames();
       const layout = await page.evaluate(() => {
         const d = (globalThis as unknown as { document: Doc }).document;
         const c = d.querySelector('[data-testid="explain-chosen"]')!.getBoundingClientRect();

@@ -3,6 +3,8 @@
  * active review queue with the Review keys (swap some, drop some, keep some); after N decisions (set to 12 here)
  * the app offers to retrain from the decisions and rescore in the background; the queue then re-ranks (decided
  * pairs gone, a previous run named, a new order); the Charts screen shows both model generations. 0 console errors.
+ * The queued pair shows Review's explanation. Copies of the kit's checkpoint and SAE are registered before the kit's
+ * own (the first listed, and an SAE of the same layer): the retrain must still use the model's own ones.
  *
  * Seeded through the engine (demo kit registered, 80 TruthfulQA pairs, a first model trained and scored) so the
  * browser part exercises only what issue 14 adds.
@@ -41,6 +43,10 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     }
   };
   const queueIds = () => page.evaluate(`[...document.querySelectorAll('[data-testid="queue-list"] li')].map((e) => e.dataset.pair)`) as Promise<string[]>;
+  /** The rows the first model was trained with (the kit's), and the decoys listed before them. */
+  let own = { checkpoint: '', sae: '' };
+  let decoy = { checkpoint: '', sae: '' };
+  let firstModel = '';
   const currentPair = () => page.evaluate(`document.querySelector('[data-testid="queue-pair"]')?.dataset.pair ?? null`) as Promise<string | null>;
 
   beforeAll(async () => {
@@ -51,8 +57,13 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     const kit = await ensureDemoKit();
     const store = openStore(db);
     try {
-      await registerCheckpoint(store, kit.checkpoint, { demo: true });
-      await registerSae(store, kit.sae, { demo: true, layer: kit.layer });
+      const copyCkpt = path.join(home, 'copy-checkpoint');
+      fs.cpSync(kit.checkpoint, copyCkpt, { recursive: true });
+      const copySae = path.join(home, 'copy-sae', 'params.npz');
+      fs.mkdirSync(path.dirname(copySae), { recursive: true });
+      fs.copyFileSync(kit.sae, copySae);
+      decoy = { checkpoint: (await registerCheckpoint(store, copyCkpt, { demo: true })).id, sae: (await registerSae(store, copySae, { demo: true, layer: kit.layer })).id };
+      own = { checkpoint: (await registerCheckpoint(store, kit.checkpoint, { demo: true })).id, sae: (await registerSae(store, kit.sae, { demo: true, layer: kit.layer })).id };
       const ds = store.datasets.create('queue-e2e');
       const lines = fs.readFileSync(path.join(repoRoot, 'resources', 'demo', 'truthfulqa', 'pairs.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 80);
       store.transaction(() =>
@@ -62,7 +73,11 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
         }),
       );
       const t = await trainOnDataset({ store, dataset: ds.id, checkpoint: kit.checkpoint, layer: kit.layer, sae: kit.sae, k: 8, maxEpochs: 4, ep: 'cpu' });
-      await scoreDatasetIntoStore({ store, dataset: ds.id, modelDir: t.modelDir, ep: 'cpu' });
+      const scored = await scoreDatasetIntoStore({ store, dataset: ds.id, modelDir: t.modelDir, ep: 'cpu' });
+      // The paper rule, as the Train screen applies after every scoring: pairs show their model (and explanation).
+      store.runs.applyFilter({ datasetId: ds.id, runId: scored.runId, rule: 'paper' });
+      firstModel = t.manifest.id;
+      expect(store.models.rewardModel(firstModel)).toMatchObject({ backboneId: own.checkpoint, saeId: own.sae });
     } finally {
       store.close();
     }
@@ -89,6 +104,14 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     before = await queueIds();
     expect(before).toHaveLength(80);
     expect(await currentPair()).toBe(before[0]);
+    // Review's explanation of the queued pair: the one-line why and the margin by latent (explainPair on demand)
+    // (the first one opens the backbone and SAE sessions: up to 90 s on a shared CI machine)
+    await page.waitForSelector('[data-testid="queue-pair"] [data-testid="explanation"] [data-testid="why"]', { timeout: 90_000 }).catch(async (err) => {
+      await shot('00-explanation-missing');
+      throw new Error(`${err}\nqueue pair: ${await page.textContent('[data-testid="queue-pair"]')}\nerrors: ${errors.join(' | ')}`);
+    });
+    await page.waitForSelector('[data-testid="queue-pair"] [data-testid="margin-decomposition"]');
+    await page.waitForSelector('[data-testid="queue-pair"] [data-testid="explain-chosen"]');
     await page.fill('[data-testid="queue-every"]', '12');
     await page.press('[data-testid="queue-every"]', 'Tab');
     await page.evaluate(`document.activeElement?.blur()`);
@@ -98,6 +121,8 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     await until(`document.querySelector('[data-testid="queue-pair"]')?.dataset.pair === ${JSON.stringify(before[1])}`);
     await page.keyboard.press('k');
     await until(`document.querySelector('[data-testid="queue-pair"]')?.dataset.pair === ${JSON.stringify(before[0])}`);
+    // the next pair's explanation replaces the previous one
+    await page.waitForSelector('[data-testid="queue-pair"] [data-testid="why"]');
     for (const key of ['s', 's', 's', 's', 'd', 'd', 'd', 'a', 'a', 'a', 'a', 'a']) {
       const id = (await currentPair())!;
       await page.keyboard.press(key);
@@ -106,7 +131,7 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     }
     expect(decided).toEqual(before.slice(0, 12));
     expect(await queueIds()).toEqual(before.slice(12));
-  }, 120_000);
+  }, 240_000);
 
   it('after N decisions offers to retrain from the decisions and rescore; the queue re-ranks', async () => {
     await page.waitForSelector('[data-testid="queue-offer"]');
@@ -120,6 +145,17 @@ describe.skipIf(!haveChromium && !required)('review queue and learning from deci
     expect(after).not.toEqual(before.slice(12)); // ranked under the new model
     expect(await page.textContent('[data-testid="queue-summary"]')).toMatch(/68 undecided pairs, least certain first · run \d+\s+vs run \d+/);
     await shot('03-reranked');
+    // the retrain used the checkpoint and SAE the first model was trained with, not the first listed ones
+    const store = openStore(db, { readonly: true });
+    try {
+      const models = store.models.rewardModels();
+      expect(models).toHaveLength(2);
+      const retrained = models.find((m) => m.id !== firstModel)!;
+      expect([retrained.backboneId, retrained.saeId]).toEqual([own.checkpoint, own.sae]);
+      expect([own.checkpoint, own.sae]).not.toEqual([decoy.checkpoint, decoy.sae]);
+    } finally {
+      store.close();
+    }
   }, 300_000);
 
   it('the Charts screen shows both model generations against the curators', async () => {

@@ -12,6 +12,11 @@ export const ModelInfo = z.object({
   name: z.string(),
   path: z.string(),
   isDemo: z.boolean(),
+  /**
+   * Reward models also say what they were trained with (engine-ops/reward-model-views.ts trainedWith): checkpointId /
+   * saeId (the registered rows holding the manifest's checkpoint / SAE, null when none is registered any more),
+   * checkpointPath, saePath, layer, k, loss, precision, maxTokens, saeEncoding.
+   */
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
   /** Reward models: held-out accuracy with n and 95 % interval (the same numbers listRuns gives). */
   heldOut: z.lazy(() => AccuracyView).nullable().optional(),

@@ -18,7 +18,7 @@ const BuildParams = z.object({ checkpointId: z.string(), layer: z.number().int()
 export function createModelOps(ctx: EngineContext, views: RewardModelViews): Pick<EngineOps, 'doctor' | 'listModels' | 'addCheckpoint' | 'addSae' | 'checkCompatibility' | 'startBuild'> {
   const { store, runner } = ctx;
   const { requireBackbone, requireSae } = modelRows(store);
-  const { manifestOf, trainView } = views;
+  const { trainView, trainedWith } = views;
   runner.define(
     'build',
     async (params: z.infer<typeof BuildParams>, job) => {
@@ -69,7 +69,7 @@ export function createModelOps(ctx: EngineContext, views: RewardModelViews): Pic
       const rms = store.models.rewardModels().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       // Held-out numbers from the same view as listRuns (the manifest, or the app's stored evaluation), whichever
       // front end trained the model.
-      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map((r) => { const info = rewardModelInfo(r); return { ...info, details: { ...info.details, precision: manifestOf(r)?.backbone.precision ?? 'f32' }, heldOut: trainView(r)?.heldOut ?? null }; })];
+      return [...dedupeByPath(store.models.backbones()).map(backboneInfo), ...dedupeByPath(store.models.saes()).map(saeInfo), ...rms.map((r) => { const info = rewardModelInfo(r); return { ...info, details: { ...info.details, ...trainedWith(r) }, heldOut: trainView(r)?.heldOut ?? null }; })];
     },
     async addCheckpoint(p) {
       return backboneInfo(await registerCheckpoint(store, p));

@@ -4,7 +4,7 @@
  * decisions and rescore in the background (the existing train + score jobs), then the queue re-ranks.
  */
 import { defineStore } from 'pinia';
-import type { Decision, OpOutput, PairDetail } from '@api/contract';
+import type { Decision, ModelInfo, OpInput, OpOutput, PairDetail } from '@api/contract';
 import { useAppStore } from './app';
 import { useReviewStore } from './review';
 
@@ -17,6 +17,44 @@ function storedEvery(): number {
   } catch {
     return 20;
   }
+}
+
+/**
+ * The train input that retrains with exactly what the queue's reward model was trained with (its listModels details:
+ * registered checkpoint / SAE ids, layer, K, loss, precision, max tokens, SAE encoding), from the curators' decisions;
+ * or, when that is not possible, a message naming what is missing. Never picks another checkpoint or SAE.
+ */
+export function retrainInput(datasetId: string, rewardModelId: string | null | undefined, model: ModelInfo | undefined): { input: OpInput<'train'> } | { refused: string } {
+  if (!rewardModelId) return { refused: 'Retrain needs a scored dataset: score it first (Train screen).' };
+  const d = model?.details ?? {};
+  const str = (v: unknown) => (typeof v === 'string' && v ? v : null);
+  const num = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) ? v : null);
+  const layer = num(d.layer);
+  const k = num(d.k);
+  const loss = d.loss === 'margin' || d.loss === 'bt' ? d.loss : null;
+  if (!model || layer === null || k === null || !loss) return { refused: `Retrain refused: what reward model ${rewardModelId} was trained with is unknown (its folder is missing or unreadable).` };
+  const missing = [
+    ...(str(d.checkpointId) ? [] : [`the checkpoint it was trained with (${str(d.checkpointPath) ?? 'unknown path'})`]),
+    ...(str(d.saeId) ? [] : [`the SAE it was trained with (${str(d.saePath) ?? 'unknown path'})`]),
+  ];
+  if (missing.length) return { refused: `Retrain refused: ${missing.join(' and ')} of reward model ${rewardModelId} ${missing.length > 1 ? 'are' : 'is'} not registered any more. Register ${missing.length > 1 ? 'them' : 'it'} on the Models screen.` };
+  const precision = d.precision === 'f32' || d.precision === 'f16' || d.precision === 'int8' || d.precision === 'int4' ? d.precision : undefined;
+  const maxTokens = num(d.maxTokens);
+  const saeEncoding = d.saeEncoding === 'saelens' || d.saeEncoding === 'authors' ? d.saeEncoding : undefined;
+  return {
+    input: {
+      datasetId,
+      checkpointId: str(d.checkpointId)!,
+      saeId: str(d.saeId)!,
+      layer,
+      k,
+      loss,
+      fromDecisions: true,
+      ...(precision ? { precision } : {}),
+      ...(maxTokens !== null ? { maxTokens } : {}),
+      ...(saeEncoding ? { saeEncoding } : {}),
+    },
+  };
 }
 
 export const useQueueStore = defineStore('reviewQueue', {
@@ -107,24 +145,26 @@ export const useQueueStore = defineStore('reviewQueue', {
       this.offer = false;
       this.sinceRetrain = 0;
     },
-    /** Retrain from the decisions with the current model's settings, rescore, re-rank: in the background. */
+    /** Retrain from the decisions with what the queue's model was trained with, rescore, re-rank: in the background. */
     async retrain() {
       const app = useAppStore();
       this.offer = false;
       if (!app.datasetId || this.retrainStatus) return;
       const datasetId = app.datasetId;
-      const runs = await app.guard(() => app.api.listRuns({ datasetId }));
-      const last = runs?.runs[0];
-      const sae = app.saes.find((s) => s.details.layer === last?.layer) ?? app.saes[0];
-      const ckpt = app.checkpoints[0];
-      if (!ckpt || !sae) {
-        app.notify('Retrain needs a backbone and an SAE (Models screen).', 'error');
-        return;
-      }
-      this.sinceRetrain = 0;
       try {
+        // The queue's model, as listed now (a checkpoint or SAE may have been registered or moved since); the status
+        // is set first so a second click meanwhile starts nothing.
+        this.retrainStatus = 'checking what the model was trained with…';
+        const rewardModelId = this.queue?.rewardModelId;
+        if (!(await app.guard(async () => (await app.refreshModels(), true)))) return;
+        const plan = retrainInput(datasetId, rewardModelId, app.rewardModels.find((m) => m.id === rewardModelId));
+        if ('refused' in plan) {
+          app.notify(plan.refused, 'error');
+          return;
+        }
+        this.sinceRetrain = 0;
         this.retrainStatus = 'retraining from your decisions…';
-        const t = await app.guard(() => app.api.train({ datasetId, checkpointId: ckpt.id, saeId: sae.id, layer: last?.layer ?? Number(sae.details.layer ?? 0), k: last?.k ?? 128, loss: last?.loss ?? 'margin', fromDecisions: true }));
+        const t = await app.guard(() => app.api.train(plan.input));
         if (!t) return;
         const trained = await app.follow(t.jobId);
         const rm = (trained.result as { rewardModelId?: string } | null)?.rewardModelId;

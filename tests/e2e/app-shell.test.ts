@@ -259,11 +259,19 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
         // Every checked element, not just the first: parts of a screen come from their own requests (Export's counts
         // after its button, Review's pair after its list), and a fixed sleep does not promise they are in.
         for (const sel of sels) await page.waitForSelector(sel, { timeout: 60_000 });
-        if (screen === 'review') await page.waitForSelector('[data-testid="pair-list"][aria-busy="false"]', { timeout: 30_000 });
+        if (screen === 'review') {
+          await page.waitForSelector('[data-testid="pair-list"][aria-busy="false"]', { timeout: 30_000 });
+          // The pair's explanation replaces the stored summary's (longer) latent table once computed, seconds later on
+          // a loaded machine: measure the settled pair view, not whichever of the two is up.
+          await page.waitForSelector('[data-testid="heatmap-chosen"] [data-testid="heat-token"]', { timeout: 90_000 });
+        }
         // Two frames: the layout (and what resize observers re-render) is settled before it is measured.
         await page.evaluate(() => new Promise<void>((r) => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => r()))));
         const problems = await layoutProblems(sels);
-        if (problems.length) console.error(`${screen} at ${w}×${h}:`, problems);
+        if (problems.length) {
+          console.error(`${screen} at ${w}×${h}:`, problems);
+          await shot(`failure-${w}x${h}-${screen}`);
+        }
         expect(problems, `${screen} at ${w}×${h}`).toEqual([]);
         // The pair view keeps a usable width (it was 258 px at 800).
         if (screen === 'review') expect(await page.$eval('[data-testid="pair-view"]', (e) => (e as unknown as El).getBoundingClientRect().width)).toBeGreaterThan(w * 0.7);
@@ -271,7 +279,7 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
       }
     }
     await page.setViewportSize({ width: 1440, height: 900 });
-  }, 120_000);
+  }, 300_000);
 
   it('after a server restart says "not connected", and opening the new URL reconnects without a reload (item 6)', async () => {
     await served.stop();
@@ -295,7 +303,8 @@ describe.skipIf(!haveChromium && !required)('app shell in a browser (serve + CLI
     // 401s from the stale token are expected console noise of the browser; anything else is a failure.
     // The refusals this file provokes (relative path 400, existing file 409, empty export 400, stale token 401) log
     // a failed resource in the browser's console; anything else is a failure.
-    const unexpected = consoleErrors.filter((e) => !/the server responded with a status of (400 \(Bad Request\)|401 \(Unauthorized\)|409 \(Conflict\))/.test(e));
+    // Stopping the server resets a request still in flight, and one sent before the new server listens is refused.
+    const unexpected = consoleErrors.filter((e) => !/the server responded with a status of (400 \(Bad Request\)|401 \(Unauthorized\)|409 \(Conflict\))|net::ERR_CONNECTION_(RESET|REFUSED)/.test(e));
     if (unexpected.length) console.error(unexpected);
     expect(unexpected).toEqual([]);
   }, 60_000);

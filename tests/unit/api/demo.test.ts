@@ -6,24 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
-import type { Job } from '../../../main/api/contract';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { DEMO_DATASET } from '../../../main/engine/demo/demo-store';
 import { runDemo } from '../../../main/engine/demo/run-demo';
 import { loadSae } from '../../../main/engine/sae';
 import { tempDir } from '../../helpers/paths';
+import { followJob } from '../../helpers/jobs';
 
 const home = tempDir('sparserm-api-demo-');
 process.env.SPARSERM_HOME = home;
 const env = { ...process.env, SPARSERM_HOME: home };
 
-async function follow(h: Handlers, jobId: string): Promise<Job> {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 describe('the demo through the API and the CLI share one dataset and one row per model', () => {
   let kit: DemoKit;

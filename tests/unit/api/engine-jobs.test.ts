@@ -6,23 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
-import { TrainResult, type Job } from '../../../main/api/contract';
+import { TrainResult } from '../../../main/api/contract';
 import { backboneRunCounter } from '../../../main/engine/backbone';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { wilsonInterval } from '../../../main/engine/sparserm/metrics';
 import { tempDir } from '../../helpers/paths';
 import { truthfulQa } from './seed';
+import { followJob } from '../../helpers/jobs';
 
 const home = tempDir('sparserm-api-jobs-');
 process.env.SPARSERM_HOME = home; // graphs, feature cache and reward-model folders stay in this test's folder
 
-async function follow(h: Handlers, jobId: string): Promise<Job> {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 function writeJsonl(file: string, rows: object[]): string {
   fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');

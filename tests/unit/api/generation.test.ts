@@ -8,12 +8,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
-import { contract, type Job, type OpInput } from '../../../main/api/contract';
+import { contract, type OpInput } from '../../../main/api/contract';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { registerRewardModel } from '../../../main/engine/sparserm/registry';
 import { trainRewardModel } from '../../../main/engine/sparserm/service';
 import { readPairsJsonl } from '../../../main/engine/sparserm/pairs-file';
 import { tempDir } from '../../helpers/paths';
+import { followJob } from '../../helpers/jobs';
 
 const home = tempDir('sparserm-api-gen-');
 process.env.SPARSERM_HOME = home;
@@ -21,14 +22,7 @@ process.env.SPARSERM_HOME = home;
 /** As the transports do: the contract's schema parses (and defaults) the input first. */
 const start = (h: Handlers, input: OpInput<'startGeneration'>) => h.startGeneration(contract.startGeneration.input.parse(input));
 
-async function follow(h: Handlers, jobId: string, seen?: string[]): Promise<Job> {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    seen?.push(j.message);
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const follow = followJob;
 
 describe('generation API', () => {
   let kit: DemoKit;

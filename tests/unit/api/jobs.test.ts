@@ -5,14 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
 import { ImportReport } from '../../../main/api/contract';
 import { dataDir, tempDir } from '../../helpers/paths';
+import { followJob } from '../../helpers/jobs';
 
-async function follow(h: Handlers, jobId: string) {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 describe('long jobs through the API (real engine: import, export)', () => {
   const open: Handlers[] = [];

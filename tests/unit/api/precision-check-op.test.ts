@@ -7,21 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
-import type { Job } from '../../../main/api/contract';
 import { ensureDemoKit } from '../../../main/engine/demo/kit';
 import { tempDir } from '../../helpers/paths';
 import { truthfulQa } from './seed';
+import { followJob } from '../../helpers/jobs';
 
 const home = tempDir('sparserm-api-precision-');
 process.env.SPARSERM_HOME = home;
 
-async function follow(h: Handlers, jobId: string): Promise<Job> {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 describe('precisionCheck op (demo kit)', () => {
   let h: Handlers;

@@ -9,21 +9,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers, type Handlers } from '../../../main/api/handlers';
-import type { Job, ModelInfo } from '../../../main/api/contract';
+import type { ModelInfo } from '../../../main/api/contract';
 import { ensureDemoKit, type DemoKit } from '../../../main/engine/demo/kit';
 import { tempDir } from '../../helpers/paths';
 import { truthfulQa } from './seed';
+import { followJob } from '../../helpers/jobs';
 
 const home = tempDir('sparserm-api-trained-with-');
 process.env.SPARSERM_HOME = home;
 
-async function follow(h: Handlers, jobId: string): Promise<Job> {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 describe('listModels: what a reward model was trained with', () => {
   let h: Handlers;

@@ -12,14 +12,9 @@ import { ApiCallError } from '../../../main/api/contract';
 import { startServer } from '../../../main/server';
 import { httpClient } from '../../../renderer/src/api/http-client';
 import { dataDir, tempDir } from '../../helpers/paths';
+import { followJob } from '../../helpers/jobs';
 
-async function follow(h: Handlers, jobId: string) {
-  for (;;) {
-    const j = await h.getJob({ jobId });
-    if (j.state !== 'running' && j.state !== 'queued') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = followJob;
 
 describe('exportDataset through the API', () => {
   const open: Handlers[] = [];

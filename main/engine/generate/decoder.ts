@@ -195,6 +195,23 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
     return res!;
   }
 
+  /** One prompt, no padding: its cache and the logits of its last position. */
+  async function prefillOne(promptIds: number[], signal?: AbortSignal) {
+    const mask = [Uint8Array.from(promptIds, () => 1)];
+    return { mask, res: await prefill([promptIds], mask, signal) };
+  }
+
+  /** Feeds `tokens` one cached step at a time after a prefilled prompt; `onLogits(row, t)` sees the logits that predict tokens[t]. */
+  async function teacherForce(pre: { mask: Uint8Array[]; res: Record<string, TensorValue> }, tokens: number[], onLogits: (logits: Float32Array, t: number) => void, signal?: AbortSignal) {
+    let { mask, res } = pre;
+    for (let t = 0; t < tokens.length; t++) {
+      onLogits(res[KV_OUTPUT_LOGITS].data as Float32Array, t);
+      if (t === tokens.length - 1) break;
+      mask = grow(mask, [1]);
+      res = await run([[tokens[t]]], mask, res, signal);
+    }
+  }
+
   return {
     info,
     tokenizer,
@@ -277,18 +294,10 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
       checkIds(promptIds, 'promptIds');
       continuations.forEach((cont, i) => checkIds(cont, `continuations[${i}]`));
       const out: number[] = [];
-      const base = [Uint8Array.from(promptIds, () => 1)];
-      const pre = await prefill([promptIds], base, signal); // the prompt once, shared by every continuation
+      const pre = await prefillOne(promptIds, signal); // the prompt once, shared by every continuation
       for (const cont of continuations) {
-        let mask = base;
-        let res = pre;
         let lp = 0;
-        for (let t = 0; t < cont.length; t++) {
-          lp += logProbOf(res[KV_OUTPUT_LOGITS].data as Float32Array, cont[t]);
-          if (t === cont.length - 1) break;
-          mask = grow(mask, [1]);
-          res = await run([[cont[t]]], mask, res, signal);
-        }
+        await teacherForce(pre, cont, (logits, t) => (lp += logProbOf(logits, cont[t])), signal);
         out.push(lp);
       }
       return out;
@@ -298,16 +307,11 @@ function makeDecoder(ckpt: Checkpoint, ort: OrtSession, info: DecoderInfo, token
       checkIds(promptIds, 'promptIds');
       if (tokens.length === 0) return [];
       checkIds(tokens, 'tokens');
-      let mask = [Uint8Array.from(promptIds, () => 1)];
-      let res = await prefill([promptIds], mask, signal);
       const out: TokenLogprob[] = [];
-      for (let t = 0; t < tokens.length; t++) {
-        const lp = logSoftmax(res[KV_OUTPUT_LOGITS].data as Float32Array);
+      await teacherForce(await prefillOne(promptIds, signal), tokens, (logits, t) => {
+        const lp = logSoftmax(logits);
         out.push({ logprob: lp[tokens[t]]!, top: topK(lp, k) });
-        if (t === tokens.length - 1) break;
-        mask = grow(mask, [1]);
-        res = await run([[tokens[t]]], mask, res, signal);
-      }
+      }, signal);
       return out;
     },
     async close() {
